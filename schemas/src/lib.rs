@@ -1,0 +1,11 @@
+//! CineData's shared wire types: what the HTTP API returns and what travels on Kafka.
+//!
+//! - [`catalogue`]: movies, ratings, tags, links and analytics as the data API serves them
+//!   (field names are the public contract: `movieId`, `userId`, ...).
+//! - [`error`]: the JSON error body every endpoint uses.
+
+pub mod catalogue;
+pub mod error;
+
+pub use catalogue::*;
+pub use error::ErrorBody;

@@ -1,0 +1,126 @@
+//! The `serving` command line. Every flag can also come from a `CINEDATA_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use movielens::Release;
+use store::{ImportOptions, Store};
+
+use crate::shutdown;
+use crate::startup::{Application, ServeSettings};
+
+/// CineData's HTTP service and catalogue tools.
+#[derive(Debug, Parser)]
+#[command(name = "serving", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load a MovieLens release folder (movies.csv, ratings.csv, tags.csv, links.csv).
+    Import(ImportArgs),
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct Database {
+    /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
+    database_url: String,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The release folder, e.g. data/ml-latest-small.
+    #[arg(long, env = "CINEDATA_DATA")]
+    data: PathBuf,
+    #[command(flatten)]
+    database: Database,
+    /// Rows per write transaction.
+    #[arg(long, env = "CINEDATA_BATCH_SIZE", default_value_t = 100_000)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    database: Database,
+    /// Address to listen on.
+    #[arg(long, env = "CINEDATA_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Require this key in the `x-api-key` header on write endpoints.
+    #[arg(long, env = "CINEDATA_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Seconds `/analytics` figures are reused before being recomputed.
+    #[arg(long, env = "CINEDATA_ANALYTICS_TTL", default_value_t = 5.0)]
+    analytics_ttl: f64,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs one subcommand to completion.
+///
+/// # Errors
+/// Whatever the subcommand fails with, with context.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Import(args) => import(args).await,
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let release = Release::new(&args.data);
+    if !release.exists() {
+        anyhow::bail!(
+            "{} has no movies.csv and ratings.csv; see data/README.md for how to download a MovieLens release",
+            args.data.display()
+        );
+    }
+    let store = Store::connect(&args.database.database_url)
+        .await
+        .with_context(|| format!("connecting to {}", args.database.database_url))?;
+    let options = ImportOptions { batch_size: args.batch_size, progress: true, ..Default::default() };
+    let report = store.import(&release, &options).await.context("importing")?;
+    store.close().await;
+    eprintln!(
+        "imported {} movies, {} ratings, {} tags, {} links in {:.2} s; {} rows rejected",
+        report.movies,
+        report.ratings,
+        report.tags,
+        report.links,
+        report.elapsed.as_secs_f64(),
+        report.rejected
+    );
+    for e in &report.errors {
+        eprintln!("  rejected {e}");
+    }
+    if report.rejected as usize > report.errors.len() {
+        eprintln!("  ... and {} more", report.rejected as usize - report.errors.len());
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = ServeSettings {
+        database_url: args.database.database_url,
+        listen: args.listen,
+        api_key: args.api_key,
+        analytics_ttl: Duration::from_secs_f64(args.analytics_ttl.max(0.0)),
+    };
+    let app = Application::build(&settings).await?;
+    let addr = app.local_addr()?;
+    tracing::info!(%addr, "serving; API docs at http://{addr}/docs");
+    app.run_until_stopped(shutdown::on_signal()).await
+}

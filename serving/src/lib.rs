@@ -1,0 +1,21 @@
+//! CineData's HTTP service.
+//!
+//! Where things live:
+//! - [`cli`]: the `serving` command line (`import`, `serve`) and its settings.
+//! - [`startup`]: building the app on a listener and running it until shutdown.
+//! - [`routes`]: one module per area of the API; handlers extract, call the store, map to DTOs.
+//! - [`error`]: the one `ApiError` and how each case maps to a status and a JSON body.
+//! - [`extract`]: `Query`/`Path` extractors whose rejections become 422 JSON errors.
+//! - [`metrics`]: the Prometheus registry, the per-route middleware and `/metrics`.
+//! - [`openapi`]: the OpenAPI document behind `/openapi.json`, `/docs` and `/redoc`.
+//! - [`state`]: `AppState`, the cloneable bundle every handler receives.
+
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod shutdown;
+pub mod startup;
+pub mod state;

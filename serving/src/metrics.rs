@@ -1,0 +1,78 @@
+//! Prometheus metrics: one registry per app, a middleware that counts and times every
+//! request by route template (never by raw path, so ids cannot explode label cardinality),
+//! and the `/metrics` exposition.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// The service's metric families.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Rows per table, refreshed when analytics are computed.
+    pub store_rows: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Registers every family in a fresh registry.
+    ///
+    /// # Panics
+    /// Only if two families share a name, which is a programming error caught by any test.
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new_custom(Some("cinedata".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status."),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route template.")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let store_rows =
+            IntGaugeVec::new(Opts::new("store_rows", "Rows in each catalogue table."), &["table"]).expect("valid metric");
+        for c in [Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>, Box::new(latency.clone()), Box::new(store_rows.clone())] {
+            registry.register(c).expect("unique metric names");
+        }
+        Arc::new(Self { registry, requests, latency, store_rows })
+    }
+
+    /// The registry, for other components to add their families.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Counts and times each request under its route template; unmatched paths share one label.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let method = method.as_str();
+    metrics.latency.with_label_values(&[method, &route]).observe(started.elapsed().as_secs_f64());
+    metrics.requests.with_label_values(&[method, &route, response.status().as_str()]).inc();
+    response
+}
+
+/// `GET /metrics`.
+pub async fn exposition(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+}

@@ -1,0 +1,29 @@
+//! The OpenAPI 3 document, derived from the handlers' annotations.
+
+use utoipa::OpenApi;
+
+use crate::routes::{analytics, catalogue, health};
+
+/// CineData's API description, served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CineData", description = "MovieLens catalogue data API and live recommendations."),
+    paths(
+        health::health,
+        catalogue::list_movies,
+        catalogue::get_movie,
+        catalogue::list_ratings,
+        catalogue::get_rating,
+        catalogue::list_tags,
+        catalogue::get_tag,
+        catalogue::list_links,
+        catalogue::get_link,
+        analytics::analytics,
+    ),
+    tags(
+        (name = "health", description = "Liveness"),
+        (name = "catalogue", description = "Movies, ratings, tags and links"),
+        (name = "analytics", description = "Catalogue-wide figures"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,217 @@
+//! The catalogue data API: movies, ratings, tags, links.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use schemas::{ErrorBody, Link, Movie, MovieDetail, Rating, Tag};
+use serde::Deserialize;
+use store::{MovieQuery, Page, RatingQuery, TagQuery};
+use utoipa::IntoParams;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
+use crate::state::AppState;
+
+/// Largest `limit` a listing accepts.
+pub const MAX_LIMIT: i64 = 1000;
+const DEFAULT_LIMIT: i64 = 100;
+
+/// The catalogue routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/movies", get(list_movies))
+        .route("/movies/{movie_id}", get(get_movie))
+        .route("/ratings", get(list_ratings))
+        .route("/ratings/{user_id}/{movie_id}", get(get_rating))
+        .route("/tags", get(list_tags))
+        .route("/tags/{user_id}/{movie_id}/{tag}", get(get_tag))
+        .route("/links", get(list_links))
+        .route("/links/{movie_id}", get(get_link))
+}
+
+/// Pagination shared by every listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
+    skip: Option<i64>,
+    /// Rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+impl Paging {
+    fn page(&self) -> ApiResult<Page> {
+        let skip = self.skip.unwrap_or(0);
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if skip < 0 {
+            return Err(ApiError::Invalid(format!("skip must be >= 0, got {skip}")));
+        }
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::Invalid(format!("limit must be between 1 and {MAX_LIMIT}, got {limit}")));
+        }
+        Ok(Page { skip, limit })
+    }
+}
+
+/// An empty text filter means "no filter", as in most query UIs.
+fn text_filter(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned())
+}
+
+fn positive(name: &str, value: Option<i64>) -> ApiResult<Option<i64>> {
+    match value {
+        Some(v) if v <= 0 => Err(ApiError::Invalid(format!("{name} must be a positive integer, got {v}"))),
+        other => Ok(other),
+    }
+}
+
+/// Filters for `GET /movies`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MovieFilter {
+    /// Case-insensitive substring of the title.
+    title: Option<String>,
+    /// Case-insensitive genre name, e.g. `comedy`.
+    genre: Option<String>,
+}
+
+/// List movies ordered by movieId.
+#[utoipa::path(get, path = "/movies", tag = "catalogue", params(Paging, MovieFilter),
+    responses((status = 200, body = [Movie]), (status = 422, body = ErrorBody)))]
+pub async fn list_movies(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<MovieFilter>,
+) -> ApiResult<axum::Json<Vec<Movie>>> {
+    let query = MovieQuery { title: text_filter(filter.title), genre: text_filter(filter.genre) };
+    Ok(axum::Json(state.store.movies(&query, paging.page()?).await?))
+}
+
+/// One movie with its ratings, tags and link.
+#[utoipa::path(get, path = "/movies/{movie_id}", tag = "catalogue",
+    params(("movie_id" = i64, Path, description = "MovieLens movie id")),
+    responses((status = 200, body = MovieDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_movie(State(state): State<AppState>, Path(movie_id): Path<i64>) -> ApiResult<axum::Json<MovieDetail>> {
+    state
+        .store
+        .movie_detail(movie_id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("movie {movie_id} not found")))
+}
+
+/// Filters for `GET /ratings`; `movieId`/`userId` are accepted as aliases.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RatingFilter {
+    /// Only this movie's ratings (alias `movieId`).
+    #[serde(alias = "movieId")]
+    movie_id: Option<i64>,
+    /// Only this user's ratings (alias `userId`).
+    #[serde(alias = "userId")]
+    user_id: Option<i64>,
+    /// Only ratings at or above this value, 0 to 5.
+    #[param(minimum = 0.0, maximum = 5.0)]
+    min_rating: Option<f64>,
+}
+
+/// List ratings ordered by (userId, movieId).
+#[utoipa::path(get, path = "/ratings", tag = "catalogue", params(Paging, RatingFilter),
+    responses((status = 200, body = [Rating]), (status = 422, body = ErrorBody)))]
+pub async fn list_ratings(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<RatingFilter>,
+) -> ApiResult<axum::Json<Vec<Rating>>> {
+    if let Some(min) = filter.min_rating
+        && !(0.0..=5.0).contains(&min)
+    {
+        return Err(ApiError::Invalid(format!("min_rating must be between 0 and 5, got {min}")));
+    }
+    let query = RatingQuery {
+        movie_id: positive("movie_id", filter.movie_id)?,
+        user_id: positive("user_id", filter.user_id)?,
+        min_rating: filter.min_rating,
+    };
+    Ok(axum::Json(state.store.ratings(&query, paging.page()?).await?))
+}
+
+/// One user's rating of one movie.
+#[utoipa::path(get, path = "/ratings/{user_id}/{movie_id}", tag = "catalogue",
+    params(("user_id" = i64, Path, description = "MovieLens user id"), ("movie_id" = i64, Path, description = "MovieLens movie id")),
+    responses((status = 200, body = Rating), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_rating(
+    State(state): State<AppState>,
+    Path((user_id, movie_id)): Path<(i64, i64)>,
+) -> ApiResult<axum::Json<Rating>> {
+    state
+        .store
+        .rating(user_id, movie_id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no rating by user {user_id} for movie {movie_id}")))
+}
+
+/// Filters for `GET /tags`; `movieId`/`userId` are accepted as aliases.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TagFilter {
+    /// Only this movie's tags (alias `movieId`).
+    #[serde(alias = "movieId")]
+    movie_id: Option<i64>,
+    /// Only this user's tags (alias `userId`).
+    #[serde(alias = "userId")]
+    user_id: Option<i64>,
+}
+
+/// List tags ordered by (userId, movieId, tag).
+#[utoipa::path(get, path = "/tags", tag = "catalogue", params(Paging, TagFilter),
+    responses((status = 200, body = [Tag]), (status = 422, body = ErrorBody)))]
+pub async fn list_tags(
+    State(state): State<AppState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<TagFilter>,
+) -> ApiResult<axum::Json<Vec<Tag>>> {
+    let query =
+        TagQuery { movie_id: positive("movie_id", filter.movie_id)?, user_id: positive("user_id", filter.user_id)? };
+    Ok(axum::Json(state.store.tags(&query, paging.page()?).await?))
+}
+
+/// One tag, matched exactly (percent-encode the tag text in the path).
+#[utoipa::path(get, path = "/tags/{user_id}/{movie_id}/{tag}", tag = "catalogue",
+    params(("user_id" = i64, Path, description = "MovieLens user id"), ("movie_id" = i64, Path, description = "MovieLens movie id"),
+        ("tag" = String, Path, description = "The tag text, percent-encoded")),
+    responses((status = 200, body = Tag), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_tag(
+    State(state): State<AppState>,
+    Path((user_id, movie_id, tag)): Path<(i64, i64, String)>,
+) -> ApiResult<axum::Json<Tag>> {
+    state
+        .store
+        .tag(user_id, movie_id, &tag)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no tag {tag:?} by user {user_id} on movie {movie_id}")))
+}
+
+/// List links ordered by movieId.
+#[utoipa::path(get, path = "/links", tag = "catalogue", params(Paging),
+    responses((status = 200, body = [Link]), (status = 422, body = ErrorBody)))]
+pub async fn list_links(State(state): State<AppState>, Query(paging): Query<Paging>) -> ApiResult<axum::Json<Vec<Link>>> {
+    Ok(axum::Json(state.store.links(paging.page()?).await?))
+}
+
+/// One movie's IMDb and TMDb ids.
+#[utoipa::path(get, path = "/links/{movie_id}", tag = "catalogue",
+    params(("movie_id" = i64, Path, description = "MovieLens movie id")),
+    responses((status = 200, body = Link), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn get_link(State(state): State<AppState>, Path(movie_id): Path<i64>) -> ApiResult<axum::Json<Link>> {
+    state
+        .store
+        .link(movie_id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no link for movie {movie_id}")))
+}

@@ -1,0 +1,53 @@
+//! The HTTP surface: [`app`] merges each area's router with docs, metrics and error fallbacks.
+
+pub mod analytics;
+pub mod catalogue;
+pub mod health;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_redoc::{Redoc, Servable};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+use crate::metrics;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+
+/// The whole application router.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(health::router())
+        .merge(catalogue::router())
+        .merge(analytics::router())
+        .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(Redoc::with_url("/redoc", ApiDoc::openapi()))
+        .merge(api)
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(CatchPanicLayer::custom(|_| {
+            let body = axum::Json(schemas::ErrorBody { detail: "internal error".into() });
+            (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+        }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(schemas::ErrorBody { detail: "method not allowed".into() }))
+}

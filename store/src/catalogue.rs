@@ -1,0 +1,380 @@
+//! The read side of the catalogue: what the data API lists and looks up.
+
+use schemas::{
+    Analytics, GenreStats, Link, LinkIds, Movie, MovieDetail, MovieStats, Rating, RatingBucket,
+    Tag, YearStats,
+};
+use sqlx::AssertSqlSafe;
+
+use crate::pool::{Arg, bind_args, with_pool};
+use crate::{Backend, Store, StoreError};
+
+/// Offset pagination; validated by the caller (the API caps `limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub skip: i64,
+    /// Rows to return at most.
+    pub limit: i64,
+}
+
+/// Filters for [`Store::movies`].
+#[derive(Debug, Clone, Default)]
+pub struct MovieQuery {
+    /// Case-insensitive substring of the title.
+    pub title: Option<String>,
+    /// Case-insensitive genre name.
+    pub genre: Option<String>,
+}
+
+/// Filters for [`Store::ratings`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RatingQuery {
+    /// Only this movie's ratings.
+    pub movie_id: Option<i64>,
+    /// Only this user's ratings.
+    pub user_id: Option<i64>,
+    /// Only ratings at or above this value.
+    pub min_rating: Option<f64>,
+}
+
+/// Filters for [`Store::tags`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TagQuery {
+    /// Only this movie's tags.
+    pub movie_id: Option<i64>,
+    /// Only this user's tags.
+    pub user_id: Option<i64>,
+}
+
+/// Builds `WHERE a AND b ...` with `$N` placeholders numbered in bind order.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Filter {
+    /// Adds a clause whose single `?` becomes the next `$N`.
+    fn push(&mut self, clause: &str, arg: Arg) {
+        self.args.push(arg);
+        self.clauses.push(clause.replace('?', &format!("${}", self.args.len())));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
+    }
+
+    /// Appends `LIMIT/OFFSET` as the last two placeholders.
+    fn paged(mut self, head: &str, order: &str, page: Page) -> (String, Vec<Arg>) {
+        let n = self.args.len();
+        let sql = format!("{head}{} ORDER BY {order} LIMIT ${} OFFSET ${}", self.sql(), n + 1, n + 2);
+        self.args.push(Arg::Int(page.limit));
+        self.args.push(Arg::Int(page.skip));
+        (sql, self.args)
+    }
+}
+
+/// Escapes LIKE wildcards so user text matches literally.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+type RatingTuple = (i64, i64, f64, i64);
+type TagTuple = (i64, i64, String, i64);
+
+fn rating((user_id, movie_id, rating, timestamp): RatingTuple) -> Rating {
+    Rating { user_id, movie_id, rating, timestamp }
+}
+
+fn tag((user_id, movie_id, tag, timestamp): TagTuple) -> Tag {
+    Tag { user_id, movie_id, tag, timestamp }
+}
+
+fn link((movie_id, imdb_id, tmdb_id): (i64, String, Option<i64>)) -> Link {
+    Link { movie_id, imdb_id, tmdb_id }
+}
+
+impl Store {
+    /// Movies by id, optionally filtered by title substring and genre.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn movies(&self, query: &MovieQuery, page: Page) -> Result<Vec<Movie>, StoreError> {
+        let mut filter = Filter::default();
+        if let Some(title) = &query.title {
+            filter.push("lower(m.title) LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(title)));
+        }
+        if let Some(genre) = &query.genre {
+            filter.push(
+                "m.movie_id IN (SELECT g.movie_id FROM movie_genres g WHERE lower(g.genre) = ?)",
+                Arg::Text(genre.to_lowercase()),
+            );
+        }
+        let (sql, args) = filter.paged("SELECT m.movie_id, m.title, m.genres FROM movies m", "m.movie_id", page);
+        let rows: Vec<(i64, String, String)> = with_pool!(self, |pool| {
+            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(|(movie_id, title, genres)| Movie { movie_id, title, genres }).collect())
+    }
+
+    /// One movie without its ratings and tags.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn movie(&self, movie_id: i64) -> Result<Option<Movie>, StoreError> {
+        let row: Option<(i64, String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT movie_id, title, genres FROM movies WHERE movie_id = $1")
+                .bind(movie_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|(movie_id, title, genres)| Movie { movie_id, title, genres }))
+    }
+
+    /// One movie with all its ratings, tags and link.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn movie_detail(&self, movie_id: i64) -> Result<Option<MovieDetail>, StoreError> {
+        let Some(movie) = self.movie(movie_id).await? else { return Ok(None) };
+        let ratings = self
+            .ratings(&RatingQuery { movie_id: Some(movie_id), ..Default::default() }, Page { skip: 0, limit: i64::MAX })
+            .await?;
+        let tags =
+            self.tags(&TagQuery { movie_id: Some(movie_id), ..Default::default() }, Page { skip: 0, limit: i64::MAX }).await?;
+        let link = self.link(movie_id).await?.map(|l| LinkIds { imdb_id: l.imdb_id, tmdb_id: l.tmdb_id });
+        Ok(Some(MovieDetail { movie_id, title: movie.title, genres: movie.genres, ratings, tags, link }))
+    }
+
+    /// Ratings ordered by (userId, movieId).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn ratings(&self, query: &RatingQuery, page: Page) -> Result<Vec<Rating>, StoreError> {
+        let mut filter = Filter::default();
+        if let Some(user_id) = query.user_id {
+            filter.push("user_id = ?", Arg::Int(user_id));
+        }
+        if let Some(movie_id) = query.movie_id {
+            filter.push("movie_id = ?", Arg::Int(movie_id));
+        }
+        if let Some(min) = query.min_rating {
+            filter.push("rating >= ?", Arg::Real(min));
+        }
+        let (sql, args) =
+            filter.paged("SELECT user_id, movie_id, rating, timestamp FROM ratings", "user_id, movie_id", page);
+        let rows: Vec<RatingTuple> = with_pool!(self, |pool| {
+            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(rating).collect())
+    }
+
+    /// One rating.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn rating(&self, user_id: i64, movie_id: i64) -> Result<Option<Rating>, StoreError> {
+        let row: Option<RatingTuple> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT user_id, movie_id, rating, timestamp FROM ratings WHERE user_id = $1 AND movie_id = $2")
+                .bind(user_id)
+                .bind(movie_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(rating))
+    }
+
+    /// Tags ordered by (userId, movieId, tag).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn tags(&self, query: &TagQuery, page: Page) -> Result<Vec<Tag>, StoreError> {
+        let mut filter = Filter::default();
+        if let Some(user_id) = query.user_id {
+            filter.push("user_id = ?", Arg::Int(user_id));
+        }
+        if let Some(movie_id) = query.movie_id {
+            filter.push("movie_id = ?", Arg::Int(movie_id));
+        }
+        let (sql, args) =
+            filter.paged("SELECT user_id, movie_id, tag, timestamp FROM tags", "user_id, movie_id, tag", page);
+        let rows: Vec<TagTuple> = with_pool!(self, |pool| {
+            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(tag).collect())
+    }
+
+    /// One tag, matched exactly.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn tag(&self, user_id: i64, movie_id: i64, text: &str) -> Result<Option<Tag>, StoreError> {
+        let row: Option<TagTuple> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, movie_id, tag, timestamp FROM tags WHERE user_id = $1 AND movie_id = $2 AND tag = $3",
+            )
+            .bind(user_id)
+            .bind(movie_id)
+            .bind(text)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.map(tag))
+    }
+
+    /// Links ordered by movieId.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn links(&self, page: Page) -> Result<Vec<Link>, StoreError> {
+        let (sql, args) = Filter::default().paged("SELECT movie_id, imdb_id, tmdb_id FROM links", "movie_id", page);
+        let rows: Vec<(i64, String, Option<i64>)> = with_pool!(self, |pool| {
+            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(link).collect())
+    }
+
+    /// One movie's link.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn link(&self, movie_id: i64) -> Result<Option<Link>, StoreError> {
+        let row: Option<(i64, String, Option<i64>)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT movie_id, imdb_id, tmdb_id FROM links WHERE movie_id = $1")
+                .bind(movie_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(link))
+    }
+
+    /// Row counts of the four tables: (movies, ratings, tags, links).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn counts(&self) -> Result<(i64, i64, i64, i64), StoreError> {
+        let row: (i64, i64, i64, i64) = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM movies), (SELECT COUNT(*) FROM ratings), \
+                 (SELECT COUNT(*) FROM tags), (SELECT COUNT(*) FROM links)",
+            )
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(row)
+    }
+
+    /// Catalogue-wide figures: counts, rating distribution, ratings per year, genre popularity
+    /// and mean rating, the `top` most-rated movies and the `top` best-rated among those with
+    /// at least `min_ratings` ratings. Scans every rating: callers cache it.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn analytics(&self, top: i64, min_ratings: i64, now: i64) -> Result<Analytics, StoreError> {
+        let (movie_count, rating_count, tag_count, link_count) = self.counts().await?;
+        let year = match self.backend() {
+            Backend::Sqlite => "CAST(strftime('%Y', timestamp, 'unixepoch') AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(YEAR FROM to_timestamp(timestamp)) AS BIGINT)",
+        };
+        let per_year_sql = format!(
+            "SELECT {year} AS y, COUNT(*), AVG(rating) FROM ratings GROUP BY y ORDER BY y"
+        );
+        let movie_stats_sql = |order: &str, having: &str| {
+            format!(
+                "SELECT m.movie_id, m.title, s.n, s.mean FROM \
+                 (SELECT movie_id, COUNT(*) AS n, AVG(rating) AS mean FROM ratings GROUP BY movie_id {having}) s \
+                 JOIN movies m ON m.movie_id = s.movie_id ORDER BY {order} LIMIT $1"
+            )
+        };
+        let most_sql = movie_stats_sql("s.n DESC, m.movie_id", "");
+        let best_sql = movie_stats_sql("s.mean DESC, s.n DESC, m.movie_id", "HAVING COUNT(*) >= $2");
+
+        let (totals, distribution, per_year, genres, most, best) = with_pool!(self, |pool| {
+            let totals: (i64, i64, Option<f64>) = sqlx::query_as(
+                "SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT movie_id), AVG(rating) FROM ratings",
+            )
+            .fetch_one(pool)
+            .await?;
+            let distribution: Vec<(f64, i64)> =
+                sqlx::query_as("SELECT rating, COUNT(*) FROM ratings GROUP BY rating ORDER BY rating")
+                    .fetch_all(pool)
+                    .await?;
+            let per_year: Vec<(i64, i64, f64)> =
+                sqlx::query_as(AssertSqlSafe(per_year_sql)).fetch_all(pool).await?;
+            let genres: Vec<(String, i64, i64, Option<f64>)> = sqlx::query_as(
+                "SELECT g.genre, COUNT(DISTINCT g.movie_id), COUNT(r.rating), AVG(r.rating) \
+                 FROM movie_genres g LEFT JOIN ratings r ON r.movie_id = g.movie_id \
+                 GROUP BY g.genre ORDER BY COUNT(r.rating) DESC, g.genre",
+            )
+            .fetch_all(pool)
+            .await?;
+            let most: Vec<(i64, String, i64, f64)> =
+                sqlx::query_as(AssertSqlSafe(most_sql)).bind(top).fetch_all(pool).await?;
+            let best: Vec<(i64, String, i64, f64)> =
+                sqlx::query_as(AssertSqlSafe(best_sql)).bind(top).bind(min_ratings).fetch_all(pool).await?;
+            Ok::<_, sqlx::Error>((totals, distribution, per_year, genres, most, best))
+        })?;
+        let stats = |rows: Vec<(i64, String, i64, f64)>| {
+            rows.into_iter()
+                .map(|(movie_id, title, rating_count, mean_rating)| MovieStats { movie_id, title, rating_count, mean_rating })
+                .collect()
+        };
+        Ok(Analytics {
+            movie_count,
+            rating_count,
+            tag_count,
+            link_count,
+            user_count: totals.0,
+            rated_movie_count: totals.1,
+            mean_rating: totals.2,
+            rating_distribution: distribution.into_iter().map(|(rating, count)| RatingBucket { rating, count }).collect(),
+            ratings_per_year: per_year
+                .into_iter()
+                .map(|(year, count, mean_rating)| YearStats { year, count, mean_rating })
+                .collect(),
+            genres: genres
+                .into_iter()
+                .map(|(genre, movie_count, rating_count, mean_rating)| GenreStats {
+                    genre,
+                    movie_count,
+                    rating_count,
+                    mean_rating,
+                })
+                .collect(),
+            most_rated: stats(most),
+            best_rated: stats(best),
+            min_ratings,
+            computed_at: now,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_in_user_text_match_literally() {
+        assert_eq!(like_pattern("100%_A\\b"), "%100\\%\\_a\\\\b%");
+    }
+
+    #[test]
+    fn filter_numbers_placeholders_in_bind_order() {
+        let mut f = Filter::default();
+        f.push("a = ?", Arg::Int(1));
+        f.push("b >= ?", Arg::Real(2.0));
+        let (sql, args) = f.paged("SELECT x FROM t", "x", Page { skip: 5, limit: 10 });
+        assert_eq!(sql, "SELECT x FROM t WHERE a = $1 AND b >= $2 ORDER BY x LIMIT $3 OFFSET $4");
+        assert_eq!(args.len(), 4);
+    }
+}

@@ -1,0 +1,22 @@
+//! CineData's relational store: the MovieLens catalogue in SQLite (default) or PostgreSQL.
+//!
+//! - [`Store`]: one cloneable handle over either backend; the URL scheme picks it
+//!   (`sqlite://file.db` or `postgres://...`). Migrations run on connect.
+//! - [`catalogue`]: the read side the data API serves (listings, details, analytics).
+//! - [`write`]: idempotent bulk upserts (a re-rating replaces the older one; newer timestamp wins).
+//! - [`import`]: loads a MovieLens release folder, reporting bad rows and carrying on.
+//!
+//! SQL text is shared between backends where it is portable (`$N` placeholders work in both);
+//! the bulk write paths differ so each backend uses its fastest form.
+
+pub mod catalogue;
+pub mod error;
+pub mod import;
+pub mod write;
+
+mod pool;
+
+pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
+pub use error::StoreError;
+pub use import::{ImportOptions, ImportReport};
+pub use pool::{Backend, Store};
