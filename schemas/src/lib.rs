@@ -3,9 +3,12 @@
 //! - [`catalogue`]: movies, ratings, tags, links and analytics as the data API serves them
 //!   (field names are the public contract: `movieId`, `userId`, ...).
 //! - [`error`]: the JSON error body every endpoint uses.
+//! - [`events`]: the versioned Kafka events (`RatingSubmitted`, `TagAdded`) and the one
+//!   [`decode`](events::decode) function every consumer uses.
 
 pub mod catalogue;
 pub mod error;
+pub mod events;
 
 pub use catalogue::*;
 pub use error::ErrorBody;

@@ -31,7 +31,11 @@ enum Command {
 #[derive(Debug, Args)]
 struct Database {
     /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
+    #[arg(
+        long,
+        env = "CINEDATA_DATABASE_URL",
+        default_value = "sqlite://cinedata.db"
+    )]
     database_url: String,
 }
 
@@ -60,13 +64,19 @@ struct ServeArgs {
     /// Seconds `/analytics` figures are reused before being recomputed.
     #[arg(long, env = "CINEDATA_ANALYTICS_TTL", default_value_t = 5.0)]
     analytics_ttl: f64,
+    /// Seconds a catalogue answer is reused for the same URL (0 disables the cache).
+    #[arg(long, env = "CINEDATA_CACHE_TTL", default_value_t = 1.0)]
+    cache_ttl: f64,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs one subcommand to completion.
@@ -91,8 +101,15 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database.database_url)
         .await
         .with_context(|| format!("connecting to {}", args.database.database_url))?;
-    let options = ImportOptions { batch_size: args.batch_size, progress: true, ..Default::default() };
-    let report = store.import(&release, &options).await.context("importing")?;
+    let options = ImportOptions {
+        batch_size: args.batch_size,
+        progress: true,
+        ..Default::default()
+    };
+    let report = store
+        .import(&release, &options)
+        .await
+        .context("importing")?;
     store.close().await;
     eprintln!(
         "imported {} movies, {} ratings, {} tags, {} links in {:.2} s; {} rows rejected",
@@ -107,7 +124,10 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         eprintln!("  rejected {e}");
     }
     if report.rejected as usize > report.errors.len() {
-        eprintln!("  ... and {} more", report.rejected as usize - report.errors.len());
+        eprintln!(
+            "  ... and {} more",
+            report.rejected as usize - report.errors.len()
+        );
     }
     Ok(())
 }
@@ -118,6 +138,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         api_key: args.api_key,
         analytics_ttl: Duration::from_secs_f64(args.analytics_ttl.max(0.0)),
+        cache_ttl: Duration::from_secs_f64(args.cache_ttl.max(0.0)),
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;

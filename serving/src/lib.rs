@@ -1,6 +1,7 @@
 //! CineData's HTTP service.
 //!
 //! Where things live:
+//! - [`cache`]: the short-lived response cache in front of catalogue reads.
 //! - [`cli`]: the `serving` command line (`import`, `serve`) and its settings.
 //! - [`startup`]: building the app on a listener and running it until shutdown.
 //! - [`routes`]: one module per area of the API; handlers extract, call the store, map to DTOs.
@@ -10,6 +11,7 @@
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json`, `/docs` and `/redoc`.
 //! - [`state`]: `AppState`, the cloneable bundle every handler receives.
 
+pub mod cache;
 pub mod cli;
 pub mod error;
 pub mod extract;

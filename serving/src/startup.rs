@@ -10,6 +10,7 @@ use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::{AppState, Cached};
@@ -25,6 +26,8 @@ pub struct ServeSettings {
     pub api_key: Option<String>,
     /// How long `/analytics` figures are reused.
     pub analytics_ttl: Duration,
+    /// How long catalogue answers are reused (zero disables the response cache).
+    pub cache_ttl: Duration,
 }
 
 /// A built, bound, not yet running service.
@@ -43,16 +46,27 @@ impl Application {
         let store = Store::connect(&settings.database_url)
             .await
             .with_context(|| format!("connecting to {}", settings.database_url))?;
-        let listener =
-            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let metrics = Metrics::new();
         let state = AppState {
             store,
-            metrics: Metrics::new(),
+            responses: ResponseCache::new(
+                settings.cache_ttl,
+                100_000,
+                metrics.cache_lookups.clone(),
+            ),
+            metrics,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),
             api_key: settings.api_key.as_deref().map(Arc::from),
         };
         let router = routes::app(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     /// The bound address (the real port when 0 was asked for).

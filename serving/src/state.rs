@@ -1,12 +1,14 @@
 //! The state every handler receives: cheap to clone, all `Arc`s inside.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use schemas::Analytics;
 use store::Store;
 use tokio::sync::Mutex;
 
+use crate::cache::ResponseCache;
 use crate::metrics::Metrics;
 
 /// Shared handles for handlers.
@@ -18,39 +20,76 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Analytics scan every rating, so they are computed at most once per TTL.
     pub analytics: Arc<Cached<Analytics>>,
+    /// Recent answers of catalogue reads.
+    pub responses: Arc<ResponseCache>,
     /// Write endpoints require this key in `x-api-key` when set.
     pub api_key: Option<Arc<str>>,
 }
 
-/// A value recomputed at most once per `ttl`; concurrent callers of a stale value wait for
-/// one recomputation instead of each running it.
+/// A value recomputed at most once per `ttl`. Once a value exists, callers never wait: a
+/// stale value is served while one background task recomputes it (stale-while-revalidate).
+/// Only the very first computation is awaited, by one caller at a time.
 pub struct Cached<T> {
     ttl: Duration,
-    slot: Mutex<Option<(Instant, Arc<T>)>>,
+    value: RwLock<Option<(Instant, Arc<T>)>>,
+    refreshing: AtomicBool,
+    first: Mutex<()>,
 }
 
-impl<T> Cached<T> {
+impl<T: Send + Sync + 'static> Cached<T> {
     /// An empty cache.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, slot: Mutex::new(None) }
+        Self {
+            ttl,
+            value: RwLock::new(None),
+            refreshing: AtomicBool::new(false),
+            first: Mutex::new(()),
+        }
     }
 
-    /// The cached value, or a fresh one from `compute` when missing or older than the TTL.
+    fn current(&self) -> Option<(Instant, Arc<T>)> {
+        self.value
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, value: Arc<T>) {
+        *self.value.write().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), value));
+    }
+
+    /// The cached value; when it is older than the TTL a background refresh is started.
     ///
     /// # Errors
-    /// Whatever `compute` fails with; the stale value is kept then.
-    pub async fn get_or_refresh<E, F>(&self, compute: F) -> Result<Arc<T>, E>
+    /// Whatever the first `compute` fails with (later failures keep the stale value and are
+    /// logged).
+    pub async fn get<E, F, Fut>(self: &Arc<Self>, compute: F) -> Result<Arc<T>, E>
     where
-        F: AsyncFnOnce() -> Result<T, E>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
-        let mut slot = self.slot.lock().await;
-        if let Some((at, value)) = slot.as_ref()
-            && at.elapsed() < self.ttl
-        {
-            return Ok(value.clone());
+        if let Some((at, value)) = self.current() {
+            if at.elapsed() >= self.ttl && !self.refreshing.swap(true, Ordering::AcqRel) {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    match compute().await {
+                        Ok(fresh) => this.set(Arc::new(fresh)),
+                        Err(error) => {
+                            tracing::warn!(%error, "background refresh failed; serving the stale value")
+                        }
+                    }
+                    this.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(value);
+        }
+        let _only_one = self.first.lock().await;
+        if let Some((_, value)) = self.current() {
+            return Ok(value);
         }
         let value = Arc::new(compute().await?);
-        *slot = Some((Instant::now(), value.clone()));
+        self.set(value.clone());
         Ok(value)
     }
 }

@@ -29,7 +29,11 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { batch_size: 100_000, progress: false, max_reported: 100 }
+        Self {
+            batch_size: 100_000,
+            progress: false,
+            max_reported: 100,
+        }
     }
 }
 
@@ -86,14 +90,19 @@ fn parse_in_background<T: Send + 'static>(
                     Ok(()) => {
                         batch.push(row);
                         if batch.len() == batch_size {
-                            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                            let full =
+                                std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                             if tx.blocking_send(Batch::Rows(full)).is_err() {
                                 return;
                             }
                         }
                         continue;
                     }
-                    Err(reason) => RowError::Invalid { file: file.clone(), line: index as u64 + 2, reason },
+                    Err(reason) => RowError::Invalid {
+                        file: file.clone(),
+                        line: index as u64 + 2,
+                        reason,
+                    },
                 },
                 Err(e) => e,
             };
@@ -114,8 +123,10 @@ fn bar(show: bool, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix:>8} {human_pos:>12} rows  {per_sec:>14}  {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(
+            "{spinner} {prefix:>8} {human_pos:>12} rows  {per_sec:>14}  {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_prefix(what.to_owned());
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -129,7 +140,11 @@ impl Store {
     /// # Errors
     /// A missing `movies.csv`/`ratings.csv` or a database error. Bad rows are not errors:
     /// they are counted in the report.
-    pub async fn import(&self, release: &Release, options: &ImportOptions) -> Result<ImportReport, StoreError> {
+    pub async fn import(
+        &self,
+        release: &Release,
+        options: &ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
         let started = Instant::now();
         let mut report = ImportReport::default();
         let max = options.max_reported;
@@ -151,13 +166,19 @@ impl Store {
         let known = Arc::new(self.movie_ids().await?);
         let known_movie = |known: Arc<HashSet<i64>>| {
             move |movie_id: i64| {
-                if known.contains(&movie_id) { Ok(()) } else { Err(format!("movieId {movie_id} is not in movies.csv")) }
+                if known.contains(&movie_id) {
+                    Ok(())
+                } else {
+                    Err(format!("movieId {movie_id} is not in movies.csv"))
+                }
             }
         };
 
         let check = known_movie(known.clone());
         let links_bar = bar(options.progress, "links");
-        let mut rx = parse_in_background(release.links()?, options.batch_size, move |l| check(l.movie_id));
+        let mut rx = parse_in_background(release.links()?, options.batch_size, move |l| {
+            check(l.movie_id)
+        });
         while let Some(batch) = rx.recv().await {
             match batch {
                 Batch::Rows(rows) => {
@@ -171,7 +192,9 @@ impl Store {
 
         let check = known_movie(known.clone());
         let ratings_bar = bar(options.progress, "ratings");
-        let mut rx = parse_in_background(release.ratings()?, options.batch_size, move |r| check(r.movie_id));
+        let mut rx = parse_in_background(release.ratings()?, options.batch_size, move |r| {
+            check(r.movie_id)
+        });
         while let Some(batch) = rx.recv().await {
             match batch {
                 Batch::Rows(rows) => {
@@ -185,7 +208,9 @@ impl Store {
 
         let check = known_movie(known);
         let tags_bar = bar(options.progress, "tags");
-        let mut rx = parse_in_background(release.tags()?, options.batch_size, move |t| check(t.movie_id));
+        let mut rx = parse_in_background(release.tags()?, options.batch_size, move |t| {
+            check(t.movie_id)
+        });
         while let Some(batch) = rx.recv().await {
             match batch {
                 Batch::Rows(rows) => {

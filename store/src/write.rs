@@ -55,14 +55,30 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
 
 /// The statement text for a full chunk is built once and reused, so SQLite's statement
 /// cache prepares it once per connection.
-fn cached_sql(cell: &'static OnceLock<String>, head: &str, cols: usize, rows: usize, tail: &str) -> String {
-    cell.get_or_init(|| values_sql(head, cols, rows, tail)).clone()
+fn cached_sql(
+    cell: &'static OnceLock<String>,
+    head: &str,
+    cols: usize,
+    rows: usize,
+    tail: &str,
+) -> String {
+    cell.get_or_init(|| values_sql(head, cols, rows, tail))
+        .clone()
 }
 
 /// Keeps one row per key: the newest by timestamp, the later one on ties.
-fn dedup_newest<T: Copy, K: Ord>(rows: &[T], key: impl Fn(&T) -> K, ts: impl Fn(&T) -> i64) -> Vec<T> {
+fn dedup_newest<T: Copy, K: Ord>(
+    rows: &[T],
+    key: impl Fn(&T) -> K,
+    ts: impl Fn(&T) -> i64,
+) -> Vec<T> {
     let mut sorted: Vec<(usize, T)> = rows.iter().copied().enumerate().collect();
-    sorted.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)).then(ts(&a.1).cmp(&ts(&b.1))).then(a.0.cmp(&b.0)));
+    sorted.sort_by(|a, b| {
+        key(&a.1)
+            .cmp(&key(&b.1))
+            .then(ts(&a.1).cmp(&ts(&b.1)))
+            .then(a.0.cmp(&b.0))
+    });
     let mut out: Vec<T> = Vec::with_capacity(sorted.len());
     for (_, row) in sorted {
         match out.last_mut() {
@@ -74,7 +90,11 @@ fn dedup_newest<T: Copy, K: Ord>(rows: &[T], key: impl Fn(&T) -> K, ts: impl Fn(
 }
 
 fn genre_string(genres: &[String]) -> String {
-    if genres.is_empty() { NO_GENRES.to_owned() } else { genres.join("|") }
+    if genres.is_empty() {
+        NO_GENRES.to_owned()
+    } else {
+        genres.join("|")
+    }
 }
 
 impl Store {
@@ -101,16 +121,30 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                for chunk in (0..rows.len()).collect::<Vec<_>>().chunks(SQLITE_MAX_PARAMS / 3) {
-                    let sql = values_sql("INSERT INTO movies (movie_id, title, genres)", 3, chunk.len(), MOVIE_CONFLICT);
+                for chunk in (0..rows.len())
+                    .collect::<Vec<_>>()
+                    .chunks(SQLITE_MAX_PARAMS / 3)
+                {
+                    let sql = values_sql(
+                        "INSERT INTO movies (movie_id, title, genres)",
+                        3,
+                        chunk.len(),
+                        MOVIE_CONFLICT,
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for &i in chunk {
-                        q = q.bind(ids[i]).bind(titles[i].clone()).bind(genres[i].clone());
+                        q = q
+                            .bind(ids[i])
+                            .bind(titles[i].clone())
+                            .bind(genres[i].clone());
                     }
                     q.execute(&mut *tx).await?;
                 }
                 for chunk in ids.chunks(SQLITE_MAX_PARAMS) {
-                    let sql = format!("DELETE FROM movie_genres WHERE movie_id IN ({})", vec!["?"; chunk.len()].join(","));
+                    let sql = format!(
+                        "DELETE FROM movie_genres WHERE movie_id IN ({})",
+                        vec!["?"; chunk.len()].join(",")
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for id in chunk {
                         q = q.bind(*id);
@@ -118,7 +152,12 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
                 for chunk in pairs.chunks(SQLITE_MAX_PARAMS / 2) {
-                    let sql = values_sql("INSERT INTO movie_genres (movie_id, genre)", 2, chunk.len(), "");
+                    let sql = values_sql(
+                        "INSERT INTO movie_genres (movie_id, genre)",
+                        2,
+                        chunk.len(),
+                        "",
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for (id, g) in chunk {
                         q = q.bind(*id).bind(g.clone());
@@ -138,7 +177,10 @@ impl Store {
                 .bind(&genres)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM movie_genres WHERE movie_id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM movie_genres WHERE movie_id = ANY($1)")
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
                 let (gid, gname): (Vec<i64>, Vec<String>) = pairs.into_iter().unzip();
                 sqlx::query("INSERT INTO movie_genres (movie_id, genre) SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[])")
                     .bind(&gid)
@@ -199,8 +241,11 @@ impl Store {
     /// A database error; nothing of the batch is written then.
     pub async fn upsert_tags(&self, rows: &[TagRow]) -> Result<u64, StoreError> {
         let mut seen = HashSet::new();
-        let rows: Vec<&TagRow> =
-            rows.iter().rev().filter(|t| seen.insert((t.user_id, t.movie_id, t.tag.as_str()))).collect();
+        let rows: Vec<&TagRow> = rows
+            .iter()
+            .rev()
+            .filter(|t| seen.insert((t.user_id, t.movie_id, t.tag.as_str())))
+            .collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -208,11 +253,19 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 for chunk in rows.chunks(SQLITE_MAX_PARAMS / 4) {
-                    let sql =
-                        values_sql("INSERT INTO tags (user_id, movie_id, tag, timestamp)", 4, chunk.len(), TAG_CONFLICT);
+                    let sql = values_sql(
+                        "INSERT INTO tags (user_id, movie_id, tag, timestamp)",
+                        4,
+                        chunk.len(),
+                        TAG_CONFLICT,
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for t in chunk {
-                        q = q.bind(t.user_id).bind(t.movie_id).bind(t.tag.clone()).bind(t.timestamp);
+                        q = q
+                            .bind(t.user_id)
+                            .bind(t.movie_id)
+                            .bind(t.tag.clone())
+                            .bind(t.timestamp);
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -254,7 +307,12 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 for chunk in rows.chunks(SQLITE_MAX_PARAMS / 3) {
-                    let sql = values_sql("INSERT INTO links (movie_id, imdb_id, tmdb_id)", 3, chunk.len(), LINK_CONFLICT);
+                    let sql = values_sql(
+                        "INSERT INTO links (movie_id, imdb_id, tmdb_id)",
+                        3,
+                        chunk.len(),
+                        LINK_CONFLICT,
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for l in chunk {
                         q = q.bind(l.movie_id).bind(l.imdb_id.clone()).bind(l.tmdb_id);
@@ -288,12 +346,17 @@ impl Store {
     /// A database error.
     pub async fn movie_ids(&self) -> Result<HashSet<i64>, StoreError> {
         let ids: Vec<(i64,)> =
-            crate::pool::with_pool!(self, |pool| sqlx::query_as("SELECT movie_id FROM movies").fetch_all(pool).await)?;
+            crate::pool::with_pool!(self, |pool| sqlx::query_as("SELECT movie_id FROM movies")
+                .fetch_all(pool)
+                .await)?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 }
 
-async fn sqlite_insert_ratings(tx: &mut Transaction<'_, Sqlite>, rows: &[RatingRow]) -> Result<(), sqlx::Error> {
+async fn sqlite_insert_ratings(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[RatingRow],
+) -> Result<(), sqlx::Error> {
     static FULL: OnceLock<String> = OnceLock::new();
     const HEAD: &str = "INSERT INTO ratings (user_id, movie_id, rating, timestamp)";
     let per_stmt = SQLITE_MAX_PARAMS / 4;
@@ -305,7 +368,11 @@ async fn sqlite_insert_ratings(tx: &mut Transaction<'_, Sqlite>, rows: &[RatingR
         };
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
-            q = q.bind(r.user_id).bind(r.movie_id).bind(f64::from(r.rating)).bind(r.timestamp);
+            q = q
+                .bind(r.user_id)
+                .bind(r.movie_id)
+                .bind(f64::from(r.rating))
+                .bind(r.timestamp);
         }
         q.execute(&mut **tx).await?;
     }
@@ -317,17 +384,30 @@ mod tests {
     use super::*;
 
     fn r(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> RatingRow {
-        RatingRow { user_id, movie_id, rating, timestamp }
+        RatingRow {
+            user_id,
+            movie_id,
+            rating,
+            timestamp,
+        }
     }
 
     #[test]
     fn values_sql_numbers_every_placeholder() {
-        assert_eq!(values_sql("INSERT INTO t (a, b)", 2, 2, " X"), "INSERT INTO t (a, b) VALUES (?,?),(?,?) X");
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", 2, 2, " X"),
+            "INSERT INTO t (a, b) VALUES (?,?),(?,?) X"
+        );
     }
 
     #[test]
     fn dedup_keeps_the_newest_rating_per_user_and_movie() {
-        let rows = [r(1, 1, 2.0, 10), r(1, 1, 4.0, 20), r(1, 1, 3.0, 15), r(2, 1, 1.0, 5)];
+        let rows = [
+            r(1, 1, 2.0, 10),
+            r(1, 1, 4.0, 20),
+            r(1, 1, 3.0, 15),
+            r(2, 1, 1.0, 5),
+        ];
         let out = dedup_newest(&rows, |r| (r.user_id, r.movie_id), |r| r.timestamp);
         assert_eq!(out, vec![r(1, 1, 4.0, 20), r(2, 1, 1.0, 5)]);
     }
@@ -335,6 +415,9 @@ mod tests {
     #[test]
     fn dedup_prefers_the_later_row_on_equal_timestamps() {
         let rows = [r(1, 1, 2.0, 10), r(1, 1, 4.5, 10)];
-        assert_eq!(dedup_newest(&rows, |r| (r.user_id, r.movie_id), |r| r.timestamp), vec![r(1, 1, 4.5, 10)]);
+        assert_eq!(
+            dedup_newest(&rows, |r| (r.user_id, r.movie_id), |r| r.timestamp),
+            vec![r(1, 1, 4.5, 10)]
+        );
     }
 }

@@ -26,17 +26,22 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/analytics", tag = "analytics",
     responses((status = 200, body = Analytics), (status = 500, body = ErrorBody)))]
 pub async fn analytics(State(state): State<AppState>) -> ApiResult<Json<Arc<Analytics>>> {
+    let store = state.store.clone();
+    let metrics = state.metrics.clone();
     let value = state
         .analytics
-        .get_or_refresh(async || {
+        .get(move || async move {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            let a = state.store.analytics(TOP, MIN_RATINGS, now).await?;
-            for (table, n) in
-                [("movies", a.movie_count), ("ratings", a.rating_count), ("tags", a.tag_count), ("links", a.link_count)]
-            {
-                state.metrics.store_rows.with_label_values(&[table]).set(n);
+            let a = store.analytics(TOP, MIN_RATINGS, now).await?;
+            for (table, n) in [
+                ("movies", a.movie_count),
+                ("ratings", a.rating_count),
+                ("tags", a.tag_count),
+                ("links", a.link_count),
+            ] {
+                metrics.store_rows.with_label_values(&[table]).set(n);
             }
             Ok::<_, ApiError>(a)
         })

@@ -1,0 +1,764 @@
+//! The events that travel on Kafka, and the one function that decodes and validates them.
+//!
+//! Every event is a JSON object with camelCase fields, a `schemaVersion` and an `eventId`:
+//!
+//! ```json
+//! {"schemaVersion":1,"eventId":"5f0c2a9e8b7d4c3f9a1e2d3c4b5a6978","userId":1,"movieId":31,"rating":2.5,"timestamp":1260759144}
+//! ```
+//!
+//! - [`RatingSubmitted`] goes to the ratings topic, [`TagAdded`] to the tags topic; both are keyed
+//!   by `userId` so one user's events stay in order.
+//! - [`decode`] is the only way in: it bounds the size, parses, checks the version and the value
+//!   ranges. Producers call [`encode`], which runs the same checks, so nothing invalid is sent.
+//!   Whether the movie is in the catalogue is checked by the consumer against the store
+//!   ([`EventError::UnknownMovie`]).
+//! - `schemas/rating-event.schema.json` and `schemas/tag-event.schema.json` describe the same
+//!   contract for producers in other languages; a test keeps them in step with [`decode`].
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::{DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The version written by this code and the only one [`decode`] accepts.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Longest encoded event accepted, in bytes. A rating is about 130 bytes; the room is for tags.
+pub const MAX_EVENT_BYTES: usize = 2048;
+
+/// Longest tag text accepted, in UTF-8 bytes (MovieLens' longest is well under 300).
+pub const MAX_TAG_BYTES: usize = 1024;
+
+/// Earliest accepted timestamp: 1995-01-01T00:00:00Z, before MovieLens' first rating.
+pub const EARLIEST_TIMESTAMP: i64 = 788_918_400;
+
+/// How far in the future a timestamp may lie (clock skew between producers), in seconds.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 86_400;
+
+/// Why bytes are not a valid event. Each variant has a stable [`kind`](EventError::kind) for
+/// metrics and dead-letter headers; the `Display` text is the human reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventError {
+    /// Larger than [`MAX_EVENT_BYTES`]; not parsed at all.
+    #[error("event is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not JSON, not an object, a missing or unknown field, or a value of the wrong type.
+    #[error("malformed event: {0}")]
+    Malformed(String),
+    /// A `schemaVersion` this code does not know.
+    #[error("unsupported schemaVersion {found} (this consumer reads {SCHEMA_VERSION})")]
+    UnsupportedVersion {
+        /// The version in the event.
+        found: u64,
+    },
+    /// Well-formed, but a value is out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The JSON field name.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The movie is not in the catalogue (checked by the consumer against the store).
+    #[error("unknown movie: movieId {movie_id} is not in the catalogue")]
+    UnknownMovie {
+        /// The movie id in the event.
+        movie_id: i64,
+    },
+}
+
+impl EventError {
+    /// A short stable code: `too-large`, `malformed`, `unsupported-version`, `invalid` or
+    /// `unknown-movie`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventError::TooLarge { .. } => "too-large",
+            EventError::Malformed(_) => "malformed",
+            EventError::UnsupportedVersion { .. } => "unsupported-version",
+            EventError::Invalid { .. } => "invalid",
+            EventError::UnknownMovie { .. } => "unknown-movie",
+        }
+    }
+
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        EventError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A 128-bit event id, written as 32 lowercase hex digits. Decoding also accepts upper case and
+/// the dashed UUID form, so other producers can send `uuid4()` values.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(u128);
+
+impl EventId {
+    /// A fresh random id (from the thread-local CSPRNG).
+    pub fn random() -> Self {
+        EventId(rand::random())
+    }
+
+    /// Wraps a raw value (tests and deterministic generators).
+    pub const fn from_u128(value: u128) -> Self {
+        EventId(value)
+    }
+
+    /// The raw value.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Parses 32 hex digits, or a dashed UUID (8-4-4-4-12).
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn parse(text: &str) -> Result<Self, EventError> {
+        let bad = || {
+            EventError::invalid(
+                "eventId",
+                format!("{text:?} is not 32 hex digits or a UUID"),
+            )
+        };
+        let bytes = text.as_bytes();
+        let dashed = bytes.len() == 36 && [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-');
+        if bytes.len() != 32 && !dashed {
+            return Err(bad());
+        }
+        let mut value: u128 = 0;
+        let mut digits = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if dashed && matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            let d = (b as char).to_digit(16).ok_or_else(bad)?;
+            value = (value << 4) | u128::from(d);
+            digits += 1;
+        }
+        debug_assert_eq!(digits, 32);
+        Ok(EventId(value))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({self})")
+    }
+}
+
+impl std::str::FromStr for EventId {
+    type Err = EventError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventId::parse(s)
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl Visitor<'_> for IdVisitor {
+            type Value = EventId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string of 32 hex digits or a UUID")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventId, E> {
+                EventId::parse(v).map_err(|e| E::custom(e.to_string()))
+            }
+        }
+        deserializer.deserialize_str(IdVisitor)
+    }
+}
+
+/// A user rated a movie (or changed their rating: the newer timestamp wins in the store).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RatingSubmitted {
+    /// Always [`SCHEMA_VERSION`] when written by this code.
+    pub schema_version: u32,
+    /// Unique per event, so duplicates can be traced end to end.
+    pub event_id: EventId,
+    /// MovieLens user id, positive.
+    pub user_id: i64,
+    /// MovieLens movie id, positive and in the catalogue.
+    pub movie_id: i64,
+    /// 0.5 to 5.0 in half-star steps.
+    pub rating: f64,
+    /// Unix seconds when the user rated.
+    pub timestamp: i64,
+}
+
+/// A user put a free-text tag on a movie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagAdded {
+    /// Always [`SCHEMA_VERSION`] when written by this code.
+    pub schema_version: u32,
+    /// Unique per event.
+    pub event_id: EventId,
+    /// MovieLens user id, positive.
+    pub user_id: i64,
+    /// MovieLens movie id, positive and in the catalogue.
+    pub movie_id: i64,
+    /// The tag text: not blank, at most [`MAX_TAG_BYTES`], no control characters but tab.
+    pub tag: String,
+    /// Unix seconds when the user tagged.
+    pub timestamp: i64,
+}
+
+impl RatingSubmitted {
+    /// A new event with a fresh random id and the current schema version (not yet validated:
+    /// [`encode`] and [`validate`](Event::validate) do that).
+    pub fn new(user_id: i64, movie_id: i64, rating: f64, timestamp: i64) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event_id: EventId::random(),
+            user_id,
+            movie_id,
+            rating,
+            timestamp,
+        }
+    }
+}
+
+impl TagAdded {
+    /// A new event with a fresh random id and the current schema version.
+    pub fn new(user_id: i64, movie_id: i64, tag: impl Into<String>, timestamp: i64) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event_id: EventId::random(),
+            user_id,
+            movie_id,
+            tag: tag.into(),
+            timestamp,
+        }
+    }
+}
+
+/// A rating as a client submits it (the body of `POST /ratings`, a line of `producer send`):
+/// the server adds the event id and schema version, and `timestamp` defaults to now.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewRating {
+    /// MovieLens user id, positive.
+    pub user_id: i64,
+    /// MovieLens movie id, positive and in the catalogue.
+    pub movie_id: i64,
+    /// 0.5 to 5.0 in half-star steps.
+    pub rating: f64,
+    /// Unix seconds; now when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+impl NewRating {
+    /// The event for this rating with a fresh id, validated with `now` (Unix seconds) as the
+    /// present and as the default timestamp.
+    ///
+    /// # Errors
+    /// A value out of range, as [`EventError::Invalid`].
+    pub fn into_event(self, now: i64) -> Result<RatingSubmitted, EventError> {
+        let event = RatingSubmitted::new(
+            self.user_id,
+            self.movie_id,
+            self.rating,
+            self.timestamp.unwrap_or(now),
+        );
+        event.validate(now)?;
+        Ok(event)
+    }
+}
+
+/// What every event type shares, so [`decode`] and [`encode`] serve them all.
+pub trait Event: Serialize + DeserializeOwned {
+    /// The event's name, e.g. `RatingSubmitted`.
+    const NAME: &'static str;
+
+    /// The user, also the Kafka message key.
+    fn user_id(&self) -> i64;
+
+    /// The movie, which must be in the catalogue.
+    fn movie_id(&self) -> i64;
+
+    /// The event id.
+    fn event_id(&self) -> EventId;
+
+    /// Checks the values' ranges with `now` (Unix seconds) as the present.
+    ///
+    /// # Errors
+    /// The first value out of range.
+    fn validate(&self, now: i64) -> Result<(), EventError>;
+}
+
+fn check_common(
+    schema_version: u32,
+    user_id: i64,
+    movie_id: i64,
+    timestamp: i64,
+    now: i64,
+) -> Result<(), EventError> {
+    if schema_version != SCHEMA_VERSION {
+        return Err(EventError::UnsupportedVersion {
+            found: u64::from(schema_version),
+        });
+    }
+    if user_id <= 0 {
+        return Err(EventError::invalid(
+            "userId",
+            format!("{user_id} is not positive"),
+        ));
+    }
+    if movie_id <= 0 {
+        return Err(EventError::invalid(
+            "movieId",
+            format!("{movie_id} is not positive"),
+        ));
+    }
+    let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
+    if !(EARLIEST_TIMESTAMP..=latest).contains(&timestamp) {
+        return Err(EventError::invalid(
+            "timestamp",
+            format!(
+                "{timestamp} is outside {EARLIEST_TIMESTAMP} (1995-01-01) ..= {latest} (now + 1 day)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a rating is on MovieLens' scale: 0.5 to 5.0 in half-star steps (the same rule as
+/// `movielens::valid_rating`).
+pub fn valid_rating(rating: f64) -> bool {
+    (0.5..=5.0).contains(&rating) && (rating * 2.0).fract() == 0.0
+}
+
+impl Event for RatingSubmitted {
+    const NAME: &'static str = "RatingSubmitted";
+
+    fn user_id(&self) -> i64 {
+        self.user_id
+    }
+    fn movie_id(&self) -> i64 {
+        self.movie_id
+    }
+    fn event_id(&self) -> EventId {
+        self.event_id
+    }
+
+    fn validate(&self, now: i64) -> Result<(), EventError> {
+        check_common(
+            self.schema_version,
+            self.user_id,
+            self.movie_id,
+            self.timestamp,
+            now,
+        )?;
+        if !valid_rating(self.rating) {
+            return Err(EventError::invalid(
+                "rating",
+                format!("{} is not 0.5..=5.0 in 0.5 steps", self.rating),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Event for TagAdded {
+    const NAME: &'static str = "TagAdded";
+
+    fn user_id(&self) -> i64 {
+        self.user_id
+    }
+    fn movie_id(&self) -> i64 {
+        self.movie_id
+    }
+    fn event_id(&self) -> EventId {
+        self.event_id
+    }
+
+    fn validate(&self, now: i64) -> Result<(), EventError> {
+        check_common(
+            self.schema_version,
+            self.user_id,
+            self.movie_id,
+            self.timestamp,
+            now,
+        )?;
+        if self.tag.trim().is_empty() {
+            return Err(EventError::invalid("tag", "is blank"));
+        }
+        if self.tag.len() > MAX_TAG_BYTES {
+            return Err(EventError::invalid(
+                "tag",
+                format!("is {} bytes, more than {MAX_TAG_BYTES}", self.tag.len()),
+            ));
+        }
+        if let Some(c) = self.tag.chars().find(|&c| c.is_control() && c != '\t') {
+            return Err(EventError::invalid(
+                "tag",
+                format!("contains the control character {c:?}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Decodes and validates one event, with the current time as the present. Never panics, for
+/// any input.
+///
+/// # Errors
+/// [`EventError`] saying why the bytes are not a valid `E`.
+pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, EventError> {
+    decode_at(bytes, unix_now())
+}
+
+/// [`decode`] with an explicit present (Unix seconds), for tests and replays.
+///
+/// # Errors
+/// [`EventError`] saying why the bytes are not a valid `E`.
+pub fn decode_at<E: Event>(bytes: &[u8], now: i64) -> Result<E, EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    let event: E = match serde_json::from_slice(bytes) {
+        Ok(event) => event,
+        Err(e) => {
+            return Err(version_error(bytes).unwrap_or_else(|| EventError::Malformed(e.to_string())));
+        }
+    };
+    event.validate(now)?;
+    Ok(event)
+}
+
+/// When an event does not parse, a newer `schemaVersion` is the better explanation than the
+/// field it tripped on.
+fn version_error(bytes: &[u8]) -> Option<EventError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(rename = "schemaVersion")]
+        schema_version: u64,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    (probe.schema_version != u64::from(SCHEMA_VERSION)).then_some(EventError::UnsupportedVersion {
+        found: probe.schema_version,
+    })
+}
+
+/// Validates an event (with the current time) and encodes it as compact JSON, the bytes
+/// [`decode`] accepts.
+///
+/// # Errors
+/// The event is out of range or encodes larger than [`MAX_EVENT_BYTES`].
+pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>, EventError> {
+    encode_at(event, unix_now())
+}
+
+/// [`encode`] with an explicit present (Unix seconds).
+///
+/// # Errors
+/// The event is out of range or encodes larger than [`MAX_EVENT_BYTES`].
+pub fn encode_at<E: Event>(event: &E, now: i64) -> Result<Vec<u8>, EventError> {
+    event.validate(now)?;
+    let bytes = serde_json::to_vec(event).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge {
+            size: bytes.len(),
+            max: MAX_EVENT_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn rating_json(fields: &str) -> Vec<u8> {
+        format!(r#"{{"schemaVersion":1,"eventId":"000102030405060708090a0b0c0d0e0f",{fields}}}"#)
+            .into_bytes()
+    }
+
+    fn decode_rating(bytes: &[u8]) -> Result<RatingSubmitted, EventError> {
+        decode_at::<RatingSubmitted>(bytes, NOW)
+    }
+
+    #[test]
+    fn a_valid_rating_round_trips() {
+        let event = RatingSubmitted::new(7, 31, 2.5, 1_260_759_144);
+        let bytes = encode_at(&event, NOW).unwrap();
+        assert_eq!(decode_rating(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn a_valid_tag_round_trips() {
+        let event = TagAdded::new(7, 31, "dark comedy, \"quoted\" \u{e9}", 1_260_759_144);
+        let bytes = encode_at(&event, NOW).unwrap();
+        assert_eq!(decode_at::<TagAdded>(&bytes, NOW).unwrap(), event);
+    }
+
+    #[test]
+    fn integral_ratings_decode() {
+        let e = decode_rating(&rating_json(
+            r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703"#,
+        ))
+        .unwrap();
+        assert_eq!(e.rating, 4.0);
+        assert_eq!(
+            e.event_id.as_u128(),
+            0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f
+        );
+    }
+
+    #[test]
+    fn rating_above_five_is_rejected() {
+        let err = decode_rating(&rating_json(
+            r#""userId":1,"movieId":2,"rating":5.5,"timestamp":964982703"#,
+        ));
+        assert!(
+            matches!(
+                err,
+                Err(EventError::Invalid {
+                    field: "rating",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn rating_off_the_half_star_grid_is_rejected() {
+        for r in ["0", "0.25", "3.3", "-1", "4.75"] {
+            let json = rating_json(&format!(
+                r#""userId":1,"movieId":2,"rating":{r},"timestamp":964982703"#
+            ));
+            assert_eq!(decode_rating(&json).unwrap_err().kind(), "invalid", "{r}");
+        }
+    }
+
+    #[test]
+    fn non_positive_ids_are_rejected() {
+        let e = decode_rating(&rating_json(
+            r#""userId":0,"movieId":2,"rating":4,"timestamp":964982703"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            EventError::Invalid {
+                field: "userId",
+                reason: "0 is not positive".into()
+            }
+        );
+        let e = decode_rating(&rating_json(
+            r#""userId":1,"movieId":-2,"rating":4,"timestamp":964982703"#,
+        ))
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            EventError::Invalid {
+                field: "movieId",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn timestamps_before_1995_or_after_tomorrow_are_rejected() {
+        for ts in [0, EARLIEST_TIMESTAMP - 1, NOW + MAX_CLOCK_SKEW_SECS + 1] {
+            let json = rating_json(&format!(
+                r#""userId":1,"movieId":2,"rating":4,"timestamp":{ts}"#
+            ));
+            assert!(
+                matches!(
+                    decode_rating(&json),
+                    Err(EventError::Invalid {
+                        field: "timestamp",
+                        ..
+                    })
+                ),
+                "{ts}"
+            );
+        }
+        let json = rating_json(&format!(
+            r#""userId":1,"movieId":2,"rating":4,"timestamp":{}"#,
+            NOW + 3600
+        ));
+        assert!(decode_rating(&json).is_ok());
+    }
+
+    #[test]
+    fn wrong_types_missing_and_unknown_fields_are_malformed() {
+        for fields in [
+            r#""userId":"1","movieId":2,"rating":4,"timestamp":964982703"#,
+            r#""userId":1.5,"movieId":2,"rating":4,"timestamp":964982703"#,
+            r#""userId":1,"movieId":2,"rating":"4.0","timestamp":964982703"#,
+            r#""userId":1,"movieId":2,"timestamp":964982703"#,
+            r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703,"extra":true"#,
+            r#""userId":99999999999999999999,"movieId":2,"rating":4,"timestamp":964982703"#,
+        ] {
+            assert_eq!(
+                decode_rating(&rating_json(fields)).unwrap_err().kind(),
+                "malformed",
+                "{fields}"
+            );
+        }
+        for bytes in [
+            &b""[..],
+            b"null",
+            b"[]",
+            b"{",
+            b"\xff\xfe",
+            b"{\"userId\":1}",
+        ] {
+            assert_eq!(decode_rating(bytes).unwrap_err().kind(), "malformed");
+        }
+    }
+
+    #[test]
+    fn bad_event_ids_are_malformed() {
+        for id in [
+            "",
+            "xyz",
+            "000102030405060708090a0b0c0d0e0",
+            "000102030405060708090a0b0c0d0e0g",
+        ] {
+            let json = format!(
+                r#"{{"schemaVersion":1,"eventId":"{id}","userId":1,"movieId":2,"rating":4,"timestamp":964982703}}"#
+            );
+            assert_eq!(
+                decode_rating(json.as_bytes()).unwrap_err().kind(),
+                "malformed",
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn uuid_event_ids_are_accepted() {
+        let id = EventId::parse("00010203-0405-0607-0809-0A0B0C0D0E0F").unwrap();
+        assert_eq!(id.to_string(), "000102030405060708090a0b0c0d0e0f");
+        assert!(EventId::parse("0001020304-05-0607-0809-0a0b0c0d0e0f").is_err());
+    }
+
+    #[test]
+    fn another_schema_version_is_reported_as_such() {
+        let json = br#"{"schemaVersion":2,"eventId":"000102030405060708090a0b0c0d0e0f","userId":1,"movieId":2,"rating":4,"timestamp":964982703,"new":1}"#;
+        assert_eq!(
+            decode_rating(json).unwrap_err(),
+            EventError::UnsupportedVersion { found: 2 }
+        );
+        let json = br#"{"schemaVersion":0,"eventId":"000102030405060708090a0b0c0d0e0f","userId":1,"movieId":2,"rating":4,"timestamp":964982703}"#;
+        assert_eq!(
+            decode_rating(json).unwrap_err().kind(),
+            "unsupported-version"
+        );
+    }
+
+    #[test]
+    fn oversized_events_are_rejected_before_parsing() {
+        let big = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert_eq!(
+            decode_rating(&big).unwrap_err(),
+            EventError::TooLarge {
+                size: MAX_EVENT_BYTES + 1,
+                max: MAX_EVENT_BYTES
+            }
+        );
+        let tag = TagAdded::new(1, 2, "x".repeat(MAX_TAG_BYTES + 1), 964_982_703);
+        assert_eq!(encode_at(&tag, NOW).unwrap_err().kind(), "invalid");
+    }
+
+    #[test]
+    fn blank_and_control_character_tags_are_rejected() {
+        for text in ["", "   ", "a\u{0}b", "line\nbreak"] {
+            let tag = TagAdded::new(1, 2, text, 964_982_703);
+            assert!(
+                matches!(
+                    tag.validate(NOW),
+                    Err(EventError::Invalid { field: "tag", .. })
+                ),
+                "{text:?}"
+            );
+        }
+        assert!(
+            TagAdded::new(1, 2, "tab\tok", 964_982_703)
+                .validate(NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_tag_is_not_a_rating() {
+        let bytes = encode_at(&TagAdded::new(1, 2, "funny", 964_982_703), NOW).unwrap();
+        assert_eq!(decode_rating(&bytes).unwrap_err().kind(), "malformed");
+    }
+
+    #[test]
+    fn encode_refuses_invalid_events() {
+        let event = RatingSubmitted::new(1, 2, 6.0, 964_982_703);
+        assert_eq!(encode_at(&event, NOW).unwrap_err().kind(), "invalid");
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        assert_ne!(EventId::random(), EventId::random());
+    }
+
+    #[test]
+    fn a_new_rating_becomes_a_validated_event() {
+        let new: NewRating =
+            serde_json::from_str(r#"{"userId":3,"movieId":4,"rating":3.5}"#).unwrap();
+        let event = new.into_event(NOW).unwrap();
+        assert_eq!(
+            (event.user_id, event.movie_id, event.rating, event.timestamp),
+            (3, 4, 3.5, NOW)
+        );
+        assert_eq!(event.schema_version, SCHEMA_VERSION);
+        let bad = NewRating {
+            user_id: 3,
+            movie_id: 4,
+            rating: 7.0,
+            timestamp: None,
+        };
+        assert!(matches!(
+            bad.into_event(NOW),
+            Err(EventError::Invalid {
+                field: "rating",
+                ..
+            })
+        ));
+        assert!(
+            serde_json::from_str::<NewRating>(r#"{"userId":3,"movieId":4,"rating":3.5,"x":1}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! A short-lived response cache for catalogue reads.
+//!
+//! Catalogue answers change only when ratings or tags arrive, and hot pages (a popular
+//! movie, a genre listing) are asked for thousands of times a second. Each answer is kept for
+//! a TTL (default 1 s, 0 disables) keyed by its full URI, so the database sees one query per
+//! URI per TTL however many clients ask. Writers in this process call [`ResponseCache::clear`]
+//! so their own changes show at once; changes from other processes show within the TTL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dashmap::DashMap;
+use prometheus::IntCounterVec;
+
+/// Largest body kept; bigger answers are served but not cached.
+const MAX_BODY: usize = 4 << 20;
+
+#[derive(Clone)]
+struct Entry {
+    at: Instant,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+    /// Set while one request recomputes this stale entry; the others keep serving it.
+    refreshing: Arc<AtomicBool>,
+}
+
+enum Lookup {
+    Fresh(Entry),
+    /// Stale, and another request is already recomputing it.
+    Stale(Entry),
+    /// Missing, or stale and this request has claimed the recomputation.
+    Miss,
+}
+
+/// URI → recent 200 answer.
+pub struct ResponseCache {
+    ttl: Duration,
+    max_entries: usize,
+    entries: DashMap<String, Entry>,
+    lookups: IntCounterVec,
+}
+
+impl ResponseCache {
+    /// A cache keeping answers for `ttl` (zero disables it), at most `max_entries` of them.
+    pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
+        Arc::new(Self {
+            ttl,
+            max_entries,
+            entries: DashMap::new(),
+            lookups,
+        })
+    }
+
+    /// Forgets every answer, e.g. after this process wrote to the store.
+    pub fn clear(&self) {
+        self.entries.clear();
+    }
+
+    fn get(&self, key: &str) -> Lookup {
+        let Some(entry) = self.entries.get(key).map(|e| e.clone()) else {
+            return Lookup::Miss;
+        };
+        let age = entry.at.elapsed();
+        if age < self.ttl {
+            return Lookup::Fresh(entry);
+        }
+        // Stale: the first request to see it recomputes it; the others keep serving it, but
+        // never past two TTLs (in case the recomputation failed or was cancelled).
+        if age < 2 * self.ttl && entry.refreshing.swap(true, Ordering::AcqRel) {
+            return Lookup::Stale(entry);
+        }
+        Lookup::Miss
+    }
+
+    fn put(&self, key: String, entry: Entry) {
+        if self.entries.len() >= self.max_entries {
+            self.entries.retain(|_, e| e.at.elapsed() < self.ttl);
+            if self.entries.len() >= self.max_entries {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, entry);
+    }
+}
+
+/// Serves GETs from the cache when fresh; otherwise runs the handler and keeps a 200 answer.
+pub async fn layer(State(cache): State<Arc<ResponseCache>>, req: Request, next: Next) -> Response {
+    if cache.ttl.is_zero() || req.method() != Method::GET {
+        return next.run(req).await;
+    }
+    let key = req.uri().to_string();
+    let hit = match cache.get(&key) {
+        Lookup::Fresh(entry) => Some(("hit", entry)),
+        Lookup::Stale(entry) => Some(("stale", entry)),
+        Lookup::Miss => None,
+    };
+    if let Some((result, hit)) = hit {
+        cache.lookups.with_label_values(&[result]).inc();
+        let mut response = Body::from(hit.body).into_response();
+        if let Some(ct) = hit.content_type {
+            response.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        return response;
+    }
+    cache.lookups.with_label_values(&["miss"]).inc();
+    let response = next.run(req).await;
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    if body.size_hint().upper().is_none_or(|n| n > MAX_BODY as u64) {
+        return Response::from_parts(parts, body);
+    }
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+            cache.put(
+                key,
+                Entry {
+                    at: Instant::now(),
+                    content_type,
+                    body: bytes.clone(),
+                    refreshing: Arc::default(),
+                },
+            );
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "response too large to buffer",
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,20 @@
+//! End-to-end tests of the catalogue data API: the real server on a socket, a fresh database
+//! holding ml-latest-small, and every test run against SQLite and PostgreSQL
+//! (`area::test_name::sqlite` / `area::test_name::postgres`).
+//!
+//! - [`helpers`]: `spawn_app(backend)`, the `backend_tests!` macro and HTTP helpers.
+//! - [`movies`], [`ratings`], [`tags`], [`links`]: the listings, lookups and filters.
+//! - [`analytics`]: counts and the catalogue-wide insights.
+//! - [`errors`]: 404s, 422s and the JSON error shape.
+//! - [`docs`]: OpenAPI, Swagger UI, ReDoc, health and `/metrics`.
+//! - [`schemathesis`]: property-based fuzzing of `/openapi.json` with the schemathesis CLI.
+
+mod analytics;
+mod docs;
+mod errors;
+mod helpers;
+mod links;
+mod movies;
+mod ratings;
+mod schemathesis;
+mod tags;
