@@ -87,10 +87,7 @@ impl EventError {
     }
 
     fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        EventError::Invalid {
-            field,
-            reason: reason.into(),
-        }
+        EventError::Invalid { field, reason: reason.into() }
     }
 }
 
@@ -120,12 +117,7 @@ impl EventId {
     /// # Errors
     /// Anything else.
     pub fn parse(text: &str) -> Result<Self, EventError> {
-        let bad = || {
-            EventError::invalid(
-                "eventId",
-                format!("{text:?} is not 32 hex digits or a UUID"),
-            )
-        };
+        let bad = || EventError::invalid("eventId", format!("{text:?} is not 32 hex digits or a UUID"));
         let bytes = text.as_bytes();
         let dashed = bytes.len() == 36 && [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-');
         if bytes.len() != 32 && !dashed {
@@ -227,14 +219,7 @@ impl RatingSubmitted {
     /// A new event with a fresh random id and the current schema version (not yet validated:
     /// [`encode`] and [`validate`](Event::validate) do that).
     pub fn new(user_id: i64, movie_id: i64, rating: f64, timestamp: i64) -> Self {
-        Self {
-            schema_version: SCHEMA_VERSION,
-            event_id: EventId::random(),
-            user_id,
-            movie_id,
-            rating,
-            timestamp,
-        }
+        Self { schema_version: SCHEMA_VERSION, event_id: EventId::random(), user_id, movie_id, rating, timestamp }
     }
 }
 
@@ -275,12 +260,7 @@ impl NewRating {
     /// # Errors
     /// A value out of range, as [`EventError::Invalid`].
     pub fn into_event(self, now: i64) -> Result<RatingSubmitted, EventError> {
-        let event = RatingSubmitted::new(
-            self.user_id,
-            self.movie_id,
-            self.rating,
-            self.timestamp.unwrap_or(now),
-        );
+        let event = RatingSubmitted::new(self.user_id, self.movie_id, self.rating, self.timestamp.unwrap_or(now));
         event.validate(now)?;
         Ok(event)
     }
@@ -307,37 +287,21 @@ pub trait Event: Serialize + DeserializeOwned {
     fn validate(&self, now: i64) -> Result<(), EventError>;
 }
 
-fn check_common(
-    schema_version: u32,
-    user_id: i64,
-    movie_id: i64,
-    timestamp: i64,
-    now: i64,
-) -> Result<(), EventError> {
+fn check_common(schema_version: u32, user_id: i64, movie_id: i64, timestamp: i64, now: i64) -> Result<(), EventError> {
     if schema_version != SCHEMA_VERSION {
-        return Err(EventError::UnsupportedVersion {
-            found: u64::from(schema_version),
-        });
+        return Err(EventError::UnsupportedVersion { found: u64::from(schema_version) });
     }
     if user_id <= 0 {
-        return Err(EventError::invalid(
-            "userId",
-            format!("{user_id} is not positive"),
-        ));
+        return Err(EventError::invalid("userId", format!("{user_id} is not positive")));
     }
     if movie_id <= 0 {
-        return Err(EventError::invalid(
-            "movieId",
-            format!("{movie_id} is not positive"),
-        ));
+        return Err(EventError::invalid("movieId", format!("{movie_id} is not positive")));
     }
     let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
     if !(EARLIEST_TIMESTAMP..=latest).contains(&timestamp) {
         return Err(EventError::invalid(
             "timestamp",
-            format!(
-                "{timestamp} is outside {EARLIEST_TIMESTAMP} (1995-01-01) ..= {latest} (now + 1 day)"
-            ),
+            format!("{timestamp} is outside {EARLIEST_TIMESTAMP} (1995-01-01) ..= {latest} (now + 1 day)"),
         ));
     }
     Ok(())
@@ -363,18 +327,9 @@ impl Event for RatingSubmitted {
     }
 
     fn validate(&self, now: i64) -> Result<(), EventError> {
-        check_common(
-            self.schema_version,
-            self.user_id,
-            self.movie_id,
-            self.timestamp,
-            now,
-        )?;
+        check_common(self.schema_version, self.user_id, self.movie_id, self.timestamp, now)?;
         if !valid_rating(self.rating) {
-            return Err(EventError::invalid(
-                "rating",
-                format!("{} is not 0.5..=5.0 in 0.5 steps", self.rating),
-            ));
+            return Err(EventError::invalid("rating", format!("{} is not 0.5..=5.0 in 0.5 steps", self.rating)));
         }
         Ok(())
     }
@@ -394,27 +349,15 @@ impl Event for TagAdded {
     }
 
     fn validate(&self, now: i64) -> Result<(), EventError> {
-        check_common(
-            self.schema_version,
-            self.user_id,
-            self.movie_id,
-            self.timestamp,
-            now,
-        )?;
+        check_common(self.schema_version, self.user_id, self.movie_id, self.timestamp, now)?;
         if self.tag.trim().is_empty() {
             return Err(EventError::invalid("tag", "is blank"));
         }
         if self.tag.len() > MAX_TAG_BYTES {
-            return Err(EventError::invalid(
-                "tag",
-                format!("is {} bytes, more than {MAX_TAG_BYTES}", self.tag.len()),
-            ));
+            return Err(EventError::invalid("tag", format!("is {} bytes, more than {MAX_TAG_BYTES}", self.tag.len())));
         }
         if let Some(c) = self.tag.chars().find(|&c| c.is_control() && c != '\t') {
-            return Err(EventError::invalid(
-                "tag",
-                format!("contains the control character {c:?}"),
-            ));
+            return Err(EventError::invalid("tag", format!("contains the control character {c:?}")));
         }
         Ok(())
     }
@@ -422,9 +365,7 @@ impl Event for TagAdded {
 
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Decodes and validates one event, with the current time as the present. Never panics, for
@@ -442,10 +383,7 @@ pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, EventError> {
 /// [`EventError`] saying why the bytes are not a valid `E`.
 pub fn decode_at<E: Event>(bytes: &[u8], now: i64) -> Result<E, EventError> {
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(EventError::TooLarge {
-            size: bytes.len(),
-            max: MAX_EVENT_BYTES,
-        });
+        return Err(EventError::TooLarge { size: bytes.len(), max: MAX_EVENT_BYTES });
     }
     let event: E = match serde_json::from_slice(bytes) {
         Ok(event) => event,
@@ -466,9 +404,8 @@ fn version_error(bytes: &[u8]) -> Option<EventError> {
         schema_version: u64,
     }
     let probe: Probe = serde_json::from_slice(bytes).ok()?;
-    (probe.schema_version != u64::from(SCHEMA_VERSION)).then_some(EventError::UnsupportedVersion {
-        found: probe.schema_version,
-    })
+    (probe.schema_version != u64::from(SCHEMA_VERSION))
+        .then_some(EventError::UnsupportedVersion { found: probe.schema_version })
 }
 
 /// Validates an event (with the current time) and encodes it as compact JSON, the bytes
@@ -488,10 +425,7 @@ pub fn encode_at<E: Event>(event: &E, now: i64) -> Result<Vec<u8>, EventError> {
     event.validate(now)?;
     let bytes = serde_json::to_vec(event).map_err(|e| EventError::Malformed(e.to_string()))?;
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(EventError::TooLarge {
-            size: bytes.len(),
-            max: MAX_EVENT_BYTES,
-        });
+        return Err(EventError::TooLarge { size: bytes.len(), max: MAX_EVENT_BYTES });
     }
     Ok(bytes)
 }
@@ -503,8 +437,7 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     fn rating_json(fields: &str) -> Vec<u8> {
-        format!(r#"{{"schemaVersion":1,"eventId":"000102030405060708090a0b0c0d0e0f",{fields}}}"#)
-            .into_bytes()
+        format!(r#"{{"schemaVersion":1,"eventId":"000102030405060708090a0b0c0d0e0f",{fields}}}"#).into_bytes()
     }
 
     fn decode_rating(bytes: &[u8]) -> Result<RatingSubmitted, EventError> {
@@ -527,91 +460,40 @@ mod tests {
 
     #[test]
     fn integral_ratings_decode() {
-        let e = decode_rating(&rating_json(
-            r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703"#,
-        ))
-        .unwrap();
+        let e = decode_rating(&rating_json(r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703"#)).unwrap();
         assert_eq!(e.rating, 4.0);
-        assert_eq!(
-            e.event_id.as_u128(),
-            0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f
-        );
+        assert_eq!(e.event_id.as_u128(), 0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f);
     }
 
     #[test]
     fn rating_above_five_is_rejected() {
-        let err = decode_rating(&rating_json(
-            r#""userId":1,"movieId":2,"rating":5.5,"timestamp":964982703"#,
-        ));
-        assert!(
-            matches!(
-                err,
-                Err(EventError::Invalid {
-                    field: "rating",
-                    ..
-                })
-            ),
-            "{err:?}"
-        );
+        let err = decode_rating(&rating_json(r#""userId":1,"movieId":2,"rating":5.5,"timestamp":964982703"#));
+        assert!(matches!(err, Err(EventError::Invalid { field: "rating", .. })), "{err:?}");
     }
 
     #[test]
     fn rating_off_the_half_star_grid_is_rejected() {
         for r in ["0", "0.25", "3.3", "-1", "4.75"] {
-            let json = rating_json(&format!(
-                r#""userId":1,"movieId":2,"rating":{r},"timestamp":964982703"#
-            ));
+            let json = rating_json(&format!(r#""userId":1,"movieId":2,"rating":{r},"timestamp":964982703"#));
             assert_eq!(decode_rating(&json).unwrap_err().kind(), "invalid", "{r}");
         }
     }
 
     #[test]
     fn non_positive_ids_are_rejected() {
-        let e = decode_rating(&rating_json(
-            r#""userId":0,"movieId":2,"rating":4,"timestamp":964982703"#,
-        ))
-        .unwrap_err();
-        assert_eq!(
-            e,
-            EventError::Invalid {
-                field: "userId",
-                reason: "0 is not positive".into()
-            }
-        );
-        let e = decode_rating(&rating_json(
-            r#""userId":1,"movieId":-2,"rating":4,"timestamp":964982703"#,
-        ))
-        .unwrap_err();
-        assert!(matches!(
-            e,
-            EventError::Invalid {
-                field: "movieId",
-                ..
-            }
-        ));
+        let e = decode_rating(&rating_json(r#""userId":0,"movieId":2,"rating":4,"timestamp":964982703"#)).unwrap_err();
+        assert_eq!(e, EventError::Invalid { field: "userId", reason: "0 is not positive".into() });
+        let e = decode_rating(&rating_json(r#""userId":1,"movieId":-2,"rating":4,"timestamp":964982703"#)).unwrap_err();
+        assert!(matches!(e, EventError::Invalid { field: "movieId", .. }));
     }
 
     #[test]
     fn timestamps_before_1995_or_after_tomorrow_are_rejected() {
         for ts in [0, EARLIEST_TIMESTAMP - 1, NOW + MAX_CLOCK_SKEW_SECS + 1] {
-            let json = rating_json(&format!(
-                r#""userId":1,"movieId":2,"rating":4,"timestamp":{ts}"#
-            ));
-            assert!(
-                matches!(
-                    decode_rating(&json),
-                    Err(EventError::Invalid {
-                        field: "timestamp",
-                        ..
-                    })
-                ),
-                "{ts}"
-            );
+            let json = rating_json(&format!(r#""userId":1,"movieId":2,"rating":4,"timestamp":{ts}"#));
+            assert!(matches!(decode_rating(&json), Err(EventError::Invalid { field: "timestamp", .. })), "{ts}");
         }
-        let json = rating_json(&format!(
-            r#""userId":1,"movieId":2,"rating":4,"timestamp":{}"#,
-            NOW + 3600
-        ));
+        let json = rating_json(&format!(r#""userId":1,"movieId":2,"rating":4,"timestamp":{}"#, NOW + 3600));
         assert!(decode_rating(&json).is_ok());
     }
 
@@ -625,40 +507,20 @@ mod tests {
             r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703,"extra":true"#,
             r#""userId":99999999999999999999,"movieId":2,"rating":4,"timestamp":964982703"#,
         ] {
-            assert_eq!(
-                decode_rating(&rating_json(fields)).unwrap_err().kind(),
-                "malformed",
-                "{fields}"
-            );
+            assert_eq!(decode_rating(&rating_json(fields)).unwrap_err().kind(), "malformed", "{fields}");
         }
-        for bytes in [
-            &b""[..],
-            b"null",
-            b"[]",
-            b"{",
-            b"\xff\xfe",
-            b"{\"userId\":1}",
-        ] {
+        for bytes in [&b""[..], b"null", b"[]", b"{", b"\xff\xfe", b"{\"userId\":1}"] {
             assert_eq!(decode_rating(bytes).unwrap_err().kind(), "malformed");
         }
     }
 
     #[test]
     fn bad_event_ids_are_malformed() {
-        for id in [
-            "",
-            "xyz",
-            "000102030405060708090a0b0c0d0e0",
-            "000102030405060708090a0b0c0d0e0g",
-        ] {
+        for id in ["", "xyz", "000102030405060708090a0b0c0d0e0", "000102030405060708090a0b0c0d0e0g"] {
             let json = format!(
                 r#"{{"schemaVersion":1,"eventId":"{id}","userId":1,"movieId":2,"rating":4,"timestamp":964982703}}"#
             );
-            assert_eq!(
-                decode_rating(json.as_bytes()).unwrap_err().kind(),
-                "malformed",
-                "{id}"
-            );
+            assert_eq!(decode_rating(json.as_bytes()).unwrap_err().kind(), "malformed", "{id}");
         }
     }
 
@@ -672,15 +534,9 @@ mod tests {
     #[test]
     fn another_schema_version_is_reported_as_such() {
         let json = br#"{"schemaVersion":2,"eventId":"000102030405060708090a0b0c0d0e0f","userId":1,"movieId":2,"rating":4,"timestamp":964982703,"new":1}"#;
-        assert_eq!(
-            decode_rating(json).unwrap_err(),
-            EventError::UnsupportedVersion { found: 2 }
-        );
+        assert_eq!(decode_rating(json).unwrap_err(), EventError::UnsupportedVersion { found: 2 });
         let json = br#"{"schemaVersion":0,"eventId":"000102030405060708090a0b0c0d0e0f","userId":1,"movieId":2,"rating":4,"timestamp":964982703}"#;
-        assert_eq!(
-            decode_rating(json).unwrap_err().kind(),
-            "unsupported-version"
-        );
+        assert_eq!(decode_rating(json).unwrap_err().kind(), "unsupported-version");
     }
 
     #[test]
@@ -688,10 +544,7 @@ mod tests {
         let big = vec![b' '; MAX_EVENT_BYTES + 1];
         assert_eq!(
             decode_rating(&big).unwrap_err(),
-            EventError::TooLarge {
-                size: MAX_EVENT_BYTES + 1,
-                max: MAX_EVENT_BYTES
-            }
+            EventError::TooLarge { size: MAX_EVENT_BYTES + 1, max: MAX_EVENT_BYTES }
         );
         let tag = TagAdded::new(1, 2, "x".repeat(MAX_TAG_BYTES + 1), 964_982_703);
         assert_eq!(encode_at(&tag, NOW).unwrap_err().kind(), "invalid");
@@ -701,19 +554,9 @@ mod tests {
     fn blank_and_control_character_tags_are_rejected() {
         for text in ["", "   ", "a\u{0}b", "line\nbreak"] {
             let tag = TagAdded::new(1, 2, text, 964_982_703);
-            assert!(
-                matches!(
-                    tag.validate(NOW),
-                    Err(EventError::Invalid { field: "tag", .. })
-                ),
-                "{text:?}"
-            );
+            assert!(matches!(tag.validate(NOW), Err(EventError::Invalid { field: "tag", .. })), "{text:?}");
         }
-        assert!(
-            TagAdded::new(1, 2, "tab\tok", 964_982_703)
-                .validate(NOW)
-                .is_ok()
-        );
+        assert!(TagAdded::new(1, 2, "tab\tok", 964_982_703).validate(NOW).is_ok());
     }
 
     #[test]
@@ -735,30 +578,12 @@ mod tests {
 
     #[test]
     fn a_new_rating_becomes_a_validated_event() {
-        let new: NewRating =
-            serde_json::from_str(r#"{"userId":3,"movieId":4,"rating":3.5}"#).unwrap();
+        let new: NewRating = serde_json::from_str(r#"{"userId":3,"movieId":4,"rating":3.5}"#).unwrap();
         let event = new.into_event(NOW).unwrap();
-        assert_eq!(
-            (event.user_id, event.movie_id, event.rating, event.timestamp),
-            (3, 4, 3.5, NOW)
-        );
+        assert_eq!((event.user_id, event.movie_id, event.rating, event.timestamp), (3, 4, 3.5, NOW));
         assert_eq!(event.schema_version, SCHEMA_VERSION);
-        let bad = NewRating {
-            user_id: 3,
-            movie_id: 4,
-            rating: 7.0,
-            timestamp: None,
-        };
-        assert!(matches!(
-            bad.into_event(NOW),
-            Err(EventError::Invalid {
-                field: "rating",
-                ..
-            })
-        ));
-        assert!(
-            serde_json::from_str::<NewRating>(r#"{"userId":3,"movieId":4,"rating":3.5,"x":1}"#)
-                .is_err()
-        );
+        let bad = NewRating { user_id: 3, movie_id: 4, rating: 7.0, timestamp: None };
+        assert!(matches!(bad.into_event(NOW), Err(EventError::Invalid { field: "rating", .. })));
+        assert!(serde_json::from_str::<NewRating>(r#"{"userId":3,"movieId":4,"rating":3.5,"x":1}"#).is_err());
     }
 }

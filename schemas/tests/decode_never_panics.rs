@@ -93,10 +93,7 @@ fn decoding_never_panics_on_random_or_mutated_input() {
         }
     }
     // The mutations stay close enough to valid events that some still decode.
-    assert!(
-        accepted > 0,
-        "no mutated event decoded: the generator is broken"
-    );
+    assert!(accepted > 0, "no mutated event decoded: the generator is broken");
 }
 
 #[test]
@@ -105,10 +102,5 @@ fn huge_inputs_are_refused_without_parsing() {
     let err = decode_at::<RatingSubmitted>(deep.as_bytes(), NOW).unwrap_err();
     assert_eq!(err.kind(), "too-large");
     let deep = "[".repeat(MAX_EVENT_BYTES);
-    assert_eq!(
-        decode_at::<RatingSubmitted>(deep.as_bytes(), NOW)
-            .unwrap_err()
-            .kind(),
-        "malformed"
-    );
+    assert_eq!(decode_at::<RatingSubmitted>(deep.as_bytes(), NOW).unwrap_err().kind(), "malformed");
 }

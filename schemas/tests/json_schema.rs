@@ -23,8 +23,7 @@ fn validator(file: &str) -> jsonschema::Validator {
     let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-    jsonschema::validator_for(&schema)
-        .unwrap_or_else(|e| panic!("{path} is not a valid JSON Schema: {e}"))
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{path} is not a valid JSON Schema: {e}"))
 }
 
 fn rating(fields: &str) -> String {
@@ -32,21 +31,14 @@ fn rating(fields: &str) -> String {
 }
 
 fn tag(fields: &str) -> String {
-    format!(
-        r#"{{"schemaVersion":1,"eventId":"{ID}","userId":1,"movieId":2,"timestamp":964982703,{fields}}}"#
-    )
+    format!(r#"{{"schemaVersion":1,"eventId":"{ID}","userId":1,"movieId":2,"timestamp":964982703,{fields}}}"#)
 }
 
-fn check(
-    schema_file: &str,
-    examples: &[(String, Expect)],
-    decoder: impl Fn(&[u8]) -> Result<(), String>,
-) {
+fn check(schema_file: &str, examples: &[(String, Expect)], decoder: impl Fn(&[u8]) -> Result<(), String>) {
     let validator = validator(schema_file);
     let mut failures = Vec::new();
     for (json, expect) in examples {
-        let value: Value = serde_json::from_str(json)
-            .unwrap_or_else(|e| panic!("example {json} is not JSON: {e}"));
+        let value: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("example {json} is not JSON: {e}"));
         let schema_ok = validator.is_valid(&value);
         let decoded = decoder(json.as_bytes());
         let (want_schema, want_decoder) = match expect {
@@ -55,24 +47,15 @@ fn check(
             DecoderOnly => (true, false),
         };
         if schema_ok != want_schema || decoded.is_ok() != want_decoder {
-            failures.push(format!(
-                "{json}\n  expected {expect:?}; schema accepts: {schema_ok}; decoder: {decoded:?}"
-            ));
+            failures.push(format!("{json}\n  expected {expect:?}; schema accepts: {schema_ok}; decoder: {decoded:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{schema_file} and decode disagree:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{schema_file} and decode disagree:\n{}", failures.join("\n"));
 }
 
 #[test]
 fn rating_schema_and_decoder_agree() {
-    let big = format!(
-        "{:<3000}",
-        rating(r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703"#)
-    );
+    let big = format!("{:<3000}", rating(r#""userId":1,"movieId":2,"rating":4,"timestamp":964982703"#));
     let examples = vec![
         (rating(r#""userId":1,"movieId":31,"rating":2.5,"timestamp":1260759144"#), Valid),
         (rating(r#""userId":1,"movieId":31,"rating":4,"timestamp":1260759144"#), Valid),
@@ -110,9 +93,7 @@ fn rating_schema_and_decoder_agree() {
         (rating(r#""userId":1.0,"movieId":31,"rating":4,"timestamp":1260759144"#), DecoderOnly),
     ];
     check("rating-event.schema.json", &examples, |b| {
-        decode_at::<RatingSubmitted>(b, NOW)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        decode_at::<RatingSubmitted>(b, NOW).map(|_| ()).map_err(|e| e.to_string())
     });
 }
 
@@ -131,21 +112,11 @@ fn tag_schema_and_decoder_agree() {
         (tag(r#""tag":42"#), Invalid),
         (tag(&format!(r#""tag":"{}""#, "x".repeat(1025))), Invalid),
         (tag(r#""tag":"funny","rating":4"#), Invalid),
-        (
-            rating(r#""userId":1,"movieId":31,"rating":4,"timestamp":1260759144"#),
-            Invalid,
-        ),
+        (rating(r#""userId":1,"movieId":31,"rating":4,"timestamp":1260759144"#), Invalid),
         // 1024 characters but more than 1024 bytes: the schema counts characters.
-        (
-            tag(&format!(r#""tag":"{}""#, "\u{e9}".repeat(1000))),
-            DecoderOnly,
-        ),
+        (tag(&format!(r#""tag":"{}""#, "\u{e9}".repeat(1000))), DecoderOnly),
     ];
-    check("tag-event.schema.json", &examples, |b| {
-        decode_at::<TagAdded>(b, NOW)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
+    check("tag-event.schema.json", &examples, |b| decode_at::<TagAdded>(b, NOW).map(|_| ()).map_err(|e| e.to_string()));
 }
 
 #[test]
@@ -153,12 +124,7 @@ fn events_written_by_this_code_match_the_schemas() {
     let ratings = validator("rating-event.schema.json");
     let tags = validator("tag-event.schema.json");
     for i in 1..=200_i64 {
-        let r = RatingSubmitted::new(
-            i,
-            i * 7,
-            f64::from((i % 10 + 1) as u8) / 2.0,
-            964_982_703 + i,
-        );
+        let r = RatingSubmitted::new(i, i * 7, f64::from((i % 10 + 1) as u8) / 2.0, 964_982_703 + i);
         let value = serde_json::to_value(r).unwrap();
         assert!(ratings.is_valid(&value), "{value}");
         let t = TagAdded::new(i, i * 7, format!("tag {i}"), 964_982_703 + i);

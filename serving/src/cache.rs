@@ -49,12 +49,7 @@ pub struct ResponseCache {
 impl ResponseCache {
     /// A cache keeping answers for `ttl` (zero disables it), at most `max_entries` of them.
     pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
-        Arc::new(Self {
-            ttl,
-            max_entries,
-            entries: DashMap::new(),
-            lookups,
-        })
+        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), lookups })
     }
 
     /// Forgets every answer, e.g. after this process wrote to the store.
@@ -120,21 +115,9 @@ pub async fn layer(State(cache): State<Arc<ResponseCache>>, req: Request, next: 
     match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(bytes) => {
             let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
-            cache.put(
-                key,
-                Entry {
-                    at: Instant::now(),
-                    content_type,
-                    body: bytes.clone(),
-                    refreshing: Arc::default(),
-                },
-            );
+            cache.put(key, Entry { at: Instant::now(), content_type, body: bytes.clone(), refreshing: Arc::default() });
             Response::from_parts(parts, Body::from(bytes))
         }
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "response too large to buffer",
-        )
-            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "response too large to buffer").into_response(),
     }
 }

@@ -31,11 +31,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct Database {
     /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(
-        long,
-        env = "CINEDATA_DATABASE_URL",
-        default_value = "sqlite://cinedata.db"
-    )]
+    #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
     database_url: String,
 }
 
@@ -73,10 +69,7 @@ struct ServeArgs {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs one subcommand to completion.
@@ -101,15 +94,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database.database_url)
         .await
         .with_context(|| format!("connecting to {}", args.database.database_url))?;
-    let options = ImportOptions {
-        batch_size: args.batch_size,
-        progress: true,
-        ..Default::default()
-    };
-    let report = store
-        .import(&release, &options)
-        .await
-        .context("importing")?;
+    let options = ImportOptions { batch_size: args.batch_size, progress: true, ..Default::default() };
+    let report = store.import(&release, &options).await.context("importing")?;
     store.close().await;
     eprintln!(
         "imported {} movies, {} ratings, {} tags, {} links in {:.2} s; {} rows rejected",
@@ -124,10 +110,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         eprintln!("  rejected {e}");
     }
     if report.rejected as usize > report.errors.len() {
-        eprintln!(
-            "  ... and {} more",
-            report.rejected as usize - report.errors.len()
-        );
+        eprintln!("  ... and {} more", report.rejected as usize - report.errors.len());
     }
     Ok(())
 }

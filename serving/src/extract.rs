@@ -42,9 +42,6 @@ pub struct Json<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
-            .await
-            .map(|j| Json(j.0))
-            .map_err(|e| ApiError::Invalid(e.body_text()))
+        axum::Json::<T>::from_request(req, state).await.map(|j| Json(j.0)).map_err(|e| ApiError::Invalid(e.body_text()))
     }
 }

@@ -9,9 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// The service's metric families.
 #[derive(Clone)]
@@ -33,32 +31,25 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let registry = Registry::new_custom(Some("cinedata".into()), None).expect("valid prefix");
         let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests answered, by method, route template and status.",
-            ),
+            Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status."),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by method and route template.",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5,
-            ]),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route template.")
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
             &["method", "route"],
         )
         .expect("valid metric");
-        let store_rows = IntGaugeVec::new(
-            Opts::new("store_rows", "Rows in each catalogue table."),
-            &["table"],
-        )
-        .expect("valid metric");
+        let store_rows = IntGaugeVec::new(Opts::new("store_rows", "Rows in each catalogue table."), &["table"])
+            .expect("valid metric");
         let cache_lookups = IntCounterVec::new(
-            Opts::new("http_cache_lookups_total", "Response cache lookups by result: hit, stale (served while one request refreshes), miss."),
+            Opts::new(
+                "http_cache_lookups_total",
+                "Response cache lookups by result: hit, stale (served while one request refreshes), miss.",
+            ),
             &["result"],
         )
         .expect("valid metric");
@@ -71,13 +62,7 @@ impl Metrics {
         for family in families {
             registry.register(family).expect("unique metric names");
         }
-        Arc::new(Self {
-            registry,
-            requests,
-            latency,
-            store_rows,
-            cache_lookups,
-        })
+        Arc::new(Self { registry, requests, latency, store_rows, cache_lookups })
     }
 
     /// The registry, for other components to add their families.
@@ -96,29 +81,16 @@ impl Metrics {
 /// Counts and times each request under its route template; unmatched paths share one label.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let method = req.method().clone();
     let response = next.run(req).await;
     let method = method.as_str();
-    metrics
-        .latency
-        .with_label_values(&[method, &route])
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .with_label_values(&[method, &route, response.status().as_str()])
-        .inc();
+    metrics.latency.with_label_values(&[method, &route]).observe(started.elapsed().as_secs_f64());
+    metrics.requests.with_label_values(&[method, &route, response.status().as_str()]).inc();
     response
 }
 
 /// `GET /metrics`.
 pub async fn exposition(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
 }

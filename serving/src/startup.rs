@@ -46,27 +46,18 @@ impl Application {
         let store = Store::connect(&settings.database_url)
             .await
             .with_context(|| format!("connecting to {}", settings.database_url))?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
+        let listener =
+            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let metrics = Metrics::new();
         let state = AppState {
             store,
-            responses: ResponseCache::new(
-                settings.cache_ttl,
-                100_000,
-                metrics.cache_lookups.clone(),
-            ),
+            responses: ResponseCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
             metrics,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),
             api_key: settings.api_key.as_deref().map(Arc::from),
         };
         let router = routes::app(state.clone());
-        Ok(Self {
-            listener,
-            router,
-            state,
-        })
+        Ok(Self { listener, router, state })
     }
 
     /// The bound address (the real port when 0 was asked for).

@@ -39,19 +39,11 @@ pub struct Cached<T> {
 impl<T: Send + Sync + 'static> Cached<T> {
     /// An empty cache.
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            value: RwLock::new(None),
-            refreshing: AtomicBool::new(false),
-            first: Mutex::new(()),
-        }
+        Self { ttl, value: RwLock::new(None), refreshing: AtomicBool::new(false), first: Mutex::new(()) }
     }
 
     fn current(&self) -> Option<(Instant, Arc<T>)> {
-        self.value
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.value.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn set(&self, value: Arc<T>) {

@@ -1,8 +1,7 @@
 //! The read side of the catalogue: what the data API lists and looks up.
 
 use schemas::{
-    Analytics, GenreStats, Link, LinkIds, Movie, MovieDetail, MovieStats, Rating, RatingBucket,
-    Tag, YearStats,
+    Analytics, GenreStats, Link, LinkIds, Movie, MovieDetail, MovieStats, Rating, RatingBucket, Tag, YearStats,
 };
 use sqlx::AssertSqlSafe;
 
@@ -58,27 +57,17 @@ impl Filter {
     /// Adds a clause whose single `?` becomes the next `$N`.
     fn push(&mut self, clause: &str, arg: Arg) {
         self.args.push(arg);
-        self.clauses
-            .push(clause.replace('?', &format!("${}", self.args.len())));
+        self.clauses.push(clause.replace('?', &format!("${}", self.args.len())));
     }
 
     fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", self.clauses.join(" AND "))
-        }
+        if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
     }
 
     /// Appends `LIMIT/OFFSET` as the last two placeholders.
     fn paged(mut self, head: &str, order: &str, page: Page) -> (String, Vec<Arg>) {
         let n = self.args.len();
-        let sql = format!(
-            "{head}{} ORDER BY {order} LIMIT ${} OFFSET ${}",
-            self.sql(),
-            n + 1,
-            n + 2
-        );
+        let sql = format!("{head}{} ORDER BY {order} LIMIT ${} OFFSET ${}", self.sql(), n + 1, n + 2);
         self.args.push(Arg::Int(page.limit));
         self.args.push(Arg::Int(page.skip));
         (sql, self.args)
@@ -103,29 +92,15 @@ type RatingTuple = (i64, i64, f64, i64);
 type TagTuple = (i64, i64, String, i64);
 
 fn rating((user_id, movie_id, rating, timestamp): RatingTuple) -> Rating {
-    Rating {
-        user_id,
-        movie_id,
-        rating,
-        timestamp,
-    }
+    Rating { user_id, movie_id, rating, timestamp }
 }
 
 fn tag((user_id, movie_id, tag, timestamp): TagTuple) -> Tag {
-    Tag {
-        user_id,
-        movie_id,
-        tag,
-        timestamp,
-    }
+    Tag { user_id, movie_id, tag, timestamp }
 }
 
 fn link((movie_id, imdb_id, tmdb_id): (i64, String, Option<i64>)) -> Link {
-    Link {
-        movie_id,
-        imdb_id,
-        tmdb_id,
-    }
+    Link { movie_id, imdb_id, tmdb_id }
 }
 
 impl Store {
@@ -136,10 +111,7 @@ impl Store {
     pub async fn movies(&self, query: &MovieQuery, page: Page) -> Result<Vec<Movie>, StoreError> {
         let mut filter = Filter::default();
         if let Some(title) = &query.title {
-            filter.push(
-                "lower(m.title) LIKE ? ESCAPE '\\'",
-                Arg::Text(like_pattern(title)),
-            );
+            filter.push("lower(m.title) LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(title)));
         }
         if let Some(genre) = &query.genre {
             filter.push(
@@ -147,24 +119,10 @@ impl Store {
                 Arg::Text(genre.to_lowercase()),
             );
         }
-        let (sql, args) = filter.paged(
-            "SELECT m.movie_id, m.title, m.genres FROM movies m",
-            "m.movie_id",
-            page,
-        );
-        let rows: Vec<(i64, String, String)> = with_pool!(self, |pool| {
-            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args)
-                .fetch_all(pool)
-                .await
-        })?;
-        Ok(rows
-            .into_iter()
-            .map(|(movie_id, title, genres)| Movie {
-                movie_id,
-                title,
-                genres,
-            })
-            .collect())
+        let (sql, args) = filter.paged("SELECT m.movie_id, m.title, m.genres FROM movies m", "m.movie_id", page);
+        let rows: Vec<(i64, String, String)> =
+            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
+        Ok(rows.into_iter().map(|(movie_id, title, genres)| Movie { movie_id, title, genres }).collect())
     }
 
     /// One movie without its ratings and tags.
@@ -178,11 +136,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await
         })?;
-        Ok(row.map(|(movie_id, title, genres)| Movie {
-            movie_id,
-            title,
-            genres,
-        }))
+        Ok(row.map(|(movie_id, title, genres)| Movie { movie_id, title, genres }))
     }
 
     /// One movie with all its ratings, tags and link. The movie and its link come in one
@@ -204,40 +158,19 @@ impl Store {
         let Some((title, genres, imdb_id, tmdb_id)) = head else {
             return Ok(None);
         };
-        let all = Page {
-            skip: 0,
-            limit: i64::MAX,
-        };
-        let rating_query = RatingQuery {
-            movie_id: Some(movie_id),
-            ..Default::default()
-        };
-        let tag_query = TagQuery {
-            movie_id: Some(movie_id),
-            ..Default::default()
-        };
-        let (ratings, tags) =
-            tokio::try_join!(self.ratings(&rating_query, all), self.tags(&tag_query, all))?;
+        let all = Page { skip: 0, limit: i64::MAX };
+        let rating_query = RatingQuery { movie_id: Some(movie_id), ..Default::default() };
+        let tag_query = TagQuery { movie_id: Some(movie_id), ..Default::default() };
+        let (ratings, tags) = tokio::try_join!(self.ratings(&rating_query, all), self.tags(&tag_query, all))?;
         let link = imdb_id.map(|imdb_id| LinkIds { imdb_id, tmdb_id });
-        Ok(Some(MovieDetail {
-            movie_id,
-            title,
-            genres,
-            ratings,
-            tags,
-            link,
-        }))
+        Ok(Some(MovieDetail { movie_id, title, genres, ratings, tags, link }))
     }
 
     /// Ratings ordered by (userId, movieId).
     ///
     /// # Errors
     /// A database error.
-    pub async fn ratings(
-        &self,
-        query: &RatingQuery,
-        page: Page,
-    ) -> Result<Vec<Rating>, StoreError> {
+    pub async fn ratings(&self, query: &RatingQuery, page: Page) -> Result<Vec<Rating>, StoreError> {
         let mut filter = Filter::default();
         if let Some(user_id) = query.user_id {
             filter.push("user_id = ?", Arg::Int(user_id));
@@ -248,16 +181,10 @@ impl Store {
         if let Some(min) = query.min_rating {
             filter.push("rating >= ?", Arg::Real(min));
         }
-        let (sql, args) = filter.paged(
-            "SELECT user_id, movie_id, rating, timestamp FROM ratings",
-            "user_id, movie_id",
-            page,
-        );
-        let rows: Vec<RatingTuple> = with_pool!(self, |pool| {
-            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args)
-                .fetch_all(pool)
-                .await
-        })?;
+        let (sql, args) =
+            filter.paged("SELECT user_id, movie_id, rating, timestamp FROM ratings", "user_id, movie_id", page);
+        let rows: Vec<RatingTuple> =
+            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
         Ok(rows.into_iter().map(rating).collect())
     }
 
@@ -267,11 +194,13 @@ impl Store {
     /// A database error.
     pub async fn rating(&self, user_id: i64, movie_id: i64) -> Result<Option<Rating>, StoreError> {
         let row: Option<RatingTuple> = with_pool!(self, |pool| {
-            sqlx::query_as("SELECT user_id, movie_id, rating, timestamp FROM ratings WHERE user_id = $1 AND movie_id = $2")
-                .bind(user_id)
-                .bind(movie_id)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT user_id, movie_id, rating, timestamp FROM ratings WHERE user_id = $1 AND movie_id = $2",
+            )
+            .bind(user_id)
+            .bind(movie_id)
+            .fetch_optional(pool)
+            .await
         })?;
         Ok(row.map(rating))
     }
@@ -288,16 +217,10 @@ impl Store {
         if let Some(movie_id) = query.movie_id {
             filter.push("movie_id = ?", Arg::Int(movie_id));
         }
-        let (sql, args) = filter.paged(
-            "SELECT user_id, movie_id, tag, timestamp FROM tags",
-            "user_id, movie_id, tag",
-            page,
-        );
-        let rows: Vec<TagTuple> = with_pool!(self, |pool| {
-            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args)
-                .fetch_all(pool)
-                .await
-        })?;
+        let (sql, args) =
+            filter.paged("SELECT user_id, movie_id, tag, timestamp FROM tags", "user_id, movie_id, tag", page);
+        let rows: Vec<TagTuple> =
+            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
         Ok(rows.into_iter().map(tag).collect())
     }
 
@@ -305,12 +228,7 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub async fn tag(
-        &self,
-        user_id: i64,
-        movie_id: i64,
-        text: &str,
-    ) -> Result<Option<Tag>, StoreError> {
+    pub async fn tag(&self, user_id: i64, movie_id: i64, text: &str) -> Result<Option<Tag>, StoreError> {
         let row: Option<TagTuple> = with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT user_id, movie_id, tag, timestamp FROM tags WHERE user_id = $1 AND movie_id = $2 AND tag = $3",
@@ -329,16 +247,9 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn links(&self, page: Page) -> Result<Vec<Link>, StoreError> {
-        let (sql, args) = Filter::default().paged(
-            "SELECT movie_id, imdb_id, tmdb_id FROM links",
-            "movie_id",
-            page,
-        );
-        let rows: Vec<(i64, String, Option<i64>)> = with_pool!(self, |pool| {
-            bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args)
-                .fetch_all(pool)
-                .await
-        })?;
+        let (sql, args) = Filter::default().paged("SELECT movie_id, imdb_id, tmdb_id FROM links", "movie_id", page);
+        let rows: Vec<(i64, String, Option<i64>)> =
+            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
         Ok(rows.into_iter().map(link).collect())
     }
 
@@ -378,19 +289,13 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub async fn analytics(
-        &self,
-        top: i64,
-        min_ratings: i64,
-        now: i64,
-    ) -> Result<Analytics, StoreError> {
+    pub async fn analytics(&self, top: i64, min_ratings: i64, now: i64) -> Result<Analytics, StoreError> {
         let (movie_count, rating_count, tag_count, link_count) = self.counts().await?;
         let year = match self.backend() {
             Backend::Sqlite => "CAST(strftime('%Y', timestamp, 'unixepoch') AS INTEGER)",
             Backend::Postgres => "CAST(EXTRACT(YEAR FROM to_timestamp(timestamp)) AS BIGINT)",
         };
-        let per_year_sql =
-            format!("SELECT {year} AS y, COUNT(*), AVG(rating) FROM ratings GROUP BY y ORDER BY y");
+        let per_year_sql = format!("SELECT {year} AS y, COUNT(*), AVG(rating) FROM ratings GROUP BY y ORDER BY y");
         let movie_stats_sql = |order: &str, having: &str| {
             format!(
                 "SELECT m.movie_id, m.title, s.n, s.mean FROM \
@@ -399,23 +304,18 @@ impl Store {
             )
         };
         let most_sql = movie_stats_sql("s.n DESC, m.movie_id", "");
-        let best_sql =
-            movie_stats_sql("s.mean DESC, s.n DESC, m.movie_id", "HAVING COUNT(*) >= $2");
+        let best_sql = movie_stats_sql("s.mean DESC, s.n DESC, m.movie_id", "HAVING COUNT(*) >= $2");
 
         let (totals, distribution, per_year, genres, most, best) = with_pool!(self, |pool| {
-            let totals: (i64, i64, Option<f64>) = sqlx::query_as(
-                "SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT movie_id), AVG(rating) FROM ratings",
-            )
-            .fetch_one(pool)
-            .await?;
-            let distribution: Vec<(f64, i64)> = sqlx::query_as(
-                "SELECT rating, COUNT(*) FROM ratings GROUP BY rating ORDER BY rating",
-            )
-            .fetch_all(pool)
-            .await?;
-            let per_year: Vec<(i64, i64, f64)> = sqlx::query_as(AssertSqlSafe(per_year_sql))
-                .fetch_all(pool)
-                .await?;
+            let totals: (i64, i64, Option<f64>) =
+                sqlx::query_as("SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT movie_id), AVG(rating) FROM ratings")
+                    .fetch_one(pool)
+                    .await?;
+            let distribution: Vec<(f64, i64)> =
+                sqlx::query_as("SELECT rating, COUNT(*) FROM ratings GROUP BY rating ORDER BY rating")
+                    .fetch_all(pool)
+                    .await?;
+            let per_year: Vec<(i64, i64, f64)> = sqlx::query_as(AssertSqlSafe(per_year_sql)).fetch_all(pool).await?;
             let genres: Vec<(String, i64, i64, Option<f64>)> = sqlx::query_as(
                 "SELECT g.genre, COUNT(DISTINCT g.movie_id), COUNT(r.rating), AVG(r.rating) \
                  FROM movie_genres g LEFT JOIN ratings r ON r.movie_id = g.movie_id \
@@ -423,15 +323,10 @@ impl Store {
             )
             .fetch_all(pool)
             .await?;
-            let most: Vec<(i64, String, i64, f64)> = sqlx::query_as(AssertSqlSafe(most_sql))
-                .bind(top)
-                .fetch_all(pool)
-                .await?;
-            let best: Vec<(i64, String, i64, f64)> = sqlx::query_as(AssertSqlSafe(best_sql))
-                .bind(top)
-                .bind(min_ratings)
-                .fetch_all(pool)
-                .await?;
+            let most: Vec<(i64, String, i64, f64)> =
+                sqlx::query_as(AssertSqlSafe(most_sql)).bind(top).fetch_all(pool).await?;
+            let best: Vec<(i64, String, i64, f64)> =
+                sqlx::query_as(AssertSqlSafe(best_sql)).bind(top).bind(min_ratings).fetch_all(pool).await?;
             Ok::<_, sqlx::Error>((totals, distribution, per_year, genres, most, best))
         })?;
         let stats = |rows: Vec<(i64, String, i64, f64)>| {
@@ -458,22 +353,16 @@ impl Store {
                 .collect(),
             ratings_per_year: per_year
                 .into_iter()
-                .map(|(year, count, mean_rating)| YearStats {
-                    year,
-                    count,
-                    mean_rating,
-                })
+                .map(|(year, count, mean_rating)| YearStats { year, count, mean_rating })
                 .collect(),
             genres: genres
                 .into_iter()
-                .map(
-                    |(genre, movie_count, rating_count, mean_rating)| GenreStats {
-                        genre,
-                        movie_count,
-                        rating_count,
-                        mean_rating,
-                    },
-                )
+                .map(|(genre, movie_count, rating_count, mean_rating)| GenreStats {
+                    genre,
+                    movie_count,
+                    rating_count,
+                    mean_rating,
+                })
                 .collect(),
             most_rated: stats(most),
             best_rated: stats(best),
@@ -498,10 +387,7 @@ mod tests {
         f.push("a = ?", Arg::Int(1));
         f.push("b >= ?", Arg::Real(2.0));
         let (sql, args) = f.paged("SELECT x FROM t", "x", Page { skip: 5, limit: 10 });
-        assert_eq!(
-            sql,
-            "SELECT x FROM t WHERE a = $1 AND b >= $2 ORDER BY x LIMIT $3 OFFSET $4"
-        );
+        assert_eq!(sql, "SELECT x FROM t WHERE a = $1 AND b >= $2 ORDER BY x LIMIT $3 OFFSET $4");
         assert_eq!(args.len(), 4);
     }
 }

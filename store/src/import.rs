@@ -29,11 +29,7 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self {
-            batch_size: 100_000,
-            progress: false,
-            max_reported: 100,
-        }
+        Self { batch_size: 100_000, progress: false, max_reported: 100 }
     }
 }
 
@@ -90,19 +86,14 @@ fn parse_in_background<T: Send + 'static>(
                     Ok(()) => {
                         batch.push(row);
                         if batch.len() == batch_size {
-                            let full =
-                                std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                             if tx.blocking_send(Batch::Rows(full)).is_err() {
                                 return;
                             }
                         }
                         continue;
                     }
-                    Err(reason) => RowError::Invalid {
-                        file: file.clone(),
-                        line: index as u64 + 2,
-                        reason,
-                    },
+                    Err(reason) => RowError::Invalid { file: file.clone(), line: index as u64 + 2, reason },
                 },
                 Err(e) => e,
             };
@@ -123,10 +114,8 @@ fn bar(show: bool, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {prefix:>8} {human_pos:>12} rows  {per_sec:>14}  {elapsed}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {prefix:>8} {human_pos:>12} rows  {per_sec:>14}  {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_prefix(what.to_owned());
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -140,11 +129,7 @@ impl Store {
     /// # Errors
     /// A missing `movies.csv`/`ratings.csv` or a database error. Bad rows are not errors:
     /// they are counted in the report.
-    pub async fn import(
-        &self,
-        release: &Release,
-        options: &ImportOptions,
-    ) -> Result<ImportReport, StoreError> {
+    pub async fn import(&self, release: &Release, options: &ImportOptions) -> Result<ImportReport, StoreError> {
         let started = Instant::now();
         let mut report = ImportReport::default();
         let max = options.max_reported;
@@ -166,19 +151,13 @@ impl Store {
         let known = Arc::new(self.movie_ids().await?);
         let known_movie = |known: Arc<HashSet<i64>>| {
             move |movie_id: i64| {
-                if known.contains(&movie_id) {
-                    Ok(())
-                } else {
-                    Err(format!("movieId {movie_id} is not in movies.csv"))
-                }
+                if known.contains(&movie_id) { Ok(()) } else { Err(format!("movieId {movie_id} is not in movies.csv")) }
             }
         };
 
         let check = known_movie(known.clone());
         let links_bar = bar(options.progress, "links");
-        let mut rx = parse_in_background(release.links()?, options.batch_size, move |l| {
-            check(l.movie_id)
-        });
+        let mut rx = parse_in_background(release.links()?, options.batch_size, move |l| check(l.movie_id));
         while let Some(batch) = rx.recv().await {
             match batch {
                 Batch::Rows(rows) => {
@@ -192,25 +171,23 @@ impl Store {
 
         let check = known_movie(known.clone());
         let ratings_bar = bar(options.progress, "ratings");
-        let mut rx = parse_in_background(release.ratings()?, options.batch_size, move |r| {
-            check(r.movie_id)
-        });
+        let mut rx = parse_in_background(release.ratings()?, options.batch_size, move |r| check(r.movie_id));
+        let mut loader = self.ratings_loader().await?;
         while let Some(batch) = rx.recv().await {
             match batch {
                 Batch::Rows(rows) => {
-                    report.ratings += self.upsert_ratings(&rows).await?;
+                    report.ratings += loader.load(&rows).await?;
                     ratings_bar.inc(rows.len() as u64);
                 }
                 Batch::Rejected(e) => report.reject(&e, max),
             }
         }
+        loader.finish().await?;
         ratings_bar.finish();
 
         let check = known_movie(known);
         let tags_bar = bar(options.progress, "tags");
-        let mut rx = parse_in_background(release.tags()?, options.batch_size, move |t| {
-            check(t.movie_id)
-        });
+        let mut rx = parse_in_background(release.tags()?, options.batch_size, move |t| check(t.movie_id));
         while let Some(batch) = rx.recv().await {
             match batch {
                 Batch::Rows(rows) => {

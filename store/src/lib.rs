@@ -20,3 +20,4 @@ pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
 pub use error::StoreError;
 pub use import::{ImportOptions, ImportReport};
 pub use pool::{Backend, Store};
+pub use write::RatingsLoader;

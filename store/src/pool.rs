@@ -100,15 +100,10 @@ impl Store {
                 .pragma("temp_store", "memory")
                 .pragma("mmap_size", "268435456")
                 .disable_statement_logging();
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .min_connections(1)
-                .connect_with(options)
-                .await?;
+            let pool = SqlitePoolOptions::new().max_connections(8).min_connections(1).connect_with(options).await?;
             sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            Store {
-                pool: Pool::Sqlite(pool),
-            }
+            sqlx::query(crate::write::RATINGS_BY_MOVIE).execute(&pool).await?;
+            Store { pool: Pool::Sqlite(pool) }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
             let pool = PgPoolOptions::new()
@@ -117,9 +112,9 @@ impl Store {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("migrations/postgres").run(&pool).await?;
-            Store {
-                pool: Pool::Postgres(pool),
-            }
+            sqlx::query(crate::write::RATINGS_BY_MOVIE).execute(&pool).await?;
+            sqlx::query(crate::write::PG_RATINGS_FK).execute(&pool).await?;
+            Store { pool: Pool::Postgres(pool) }
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
@@ -139,10 +134,7 @@ impl Store {
     /// # Errors
     /// The database is unreachable.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

@@ -28,15 +28,11 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("a temp dir");
                 let url = format!("sqlite://{}", dir.path().join("store.db").display());
                 let store = Store::connect(&url).await.expect("SQLite connects");
-                Self {
-                    store,
-                    _dir: Some(dir),
-                    pg_database: None,
-                }
+                Self { store, _dir: Some(dir), pg_database: None }
             }
             Backend::Postgres => {
-                let server = std::env::var("CINEDATA_TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let server =
+                    std::env::var("CINEDATA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
                 let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
                     panic!(
                         "PostgreSQL is unreachable at {server} ({e}). These tests run against PostgreSQL as \
@@ -49,14 +45,8 @@ impl TestDb {
                     .await
                     .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
                 let _ = conn.close().await;
-                let store = Store::connect(&with_database(&server, &name))
-                    .await
-                    .expect("PostgreSQL connects");
-                Self {
-                    store,
-                    _dir: None,
-                    pg_database: Some((server, name)),
-                }
+                let store = Store::connect(&with_database(&server, &name)).await.expect("PostgreSQL connects");
+                Self { store, _dir: None, pg_database: Some((server, name)) }
             }
         }
     }
@@ -69,18 +59,13 @@ impl Drop for TestDb {
         };
         // Best effort, on its own runtime because `Drop` cannot await.
         let dropper = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect(&server).await {
                     let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
                     let _ = conn.close().await;
                 }
             });
@@ -93,22 +78,13 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 fn unique_suffix() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Replaces the database name of a PostgreSQL URL, keeping any query string.
 fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
     let server = match base[authority_start..].find('/') {
         Some(slash) => &base[..authority_start + slash],
@@ -140,6 +116,7 @@ macro_rules! backend_tests {
 backend_tests!(
     importing_ml_latest_small_twice_leaves_the_same_tables,
     synthetic_release_imports_good_rows_and_reports_bad_ones_by_file_and_line,
+    synthetic_release_with_lf_endings_reports_the_same_lines,
     reimporting_a_release_with_bad_rows_is_idempotent,
     rerating_keeps_the_newer_timestamp,
     an_older_rerating_in_the_same_batch_loses,
@@ -147,72 +124,34 @@ backend_tests!(
 
 fn ml_small() -> PathBuf {
     std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/data/movielens/ml-latest-small")
-        },
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
         PathBuf::from,
     )
 }
 
 async fn import(db: &TestDb, dir: &Path) -> ImportReport {
     // A small batch size so even the synthetic release spans several write batches.
-    let options = ImportOptions {
-        batch_size: 3,
-        ..ImportOptions::default()
-    };
-    db.store
-        .import(&Release::new(dir), &options)
-        .await
-        .expect("the import runs")
+    let options = ImportOptions { batch_size: 3, ..ImportOptions::default() };
+    db.store.import(&Release::new(dir), &options).await.expect("the import runs")
 }
 
 async fn importing_ml_latest_small_twice_leaves_the_same_tables(db: &TestDb) {
     let release = Release::new(ml_small());
-    assert!(
-        release.exists(),
-        "ml-latest-small not found at {} (set CINEDATA_ML_SMALL)",
-        release.dir().display()
-    );
+    assert!(release.exists(), "ml-latest-small not found at {} (set CINEDATA_ML_SMALL)", release.dir().display());
     let expected = (9742, 100836, 3683, 9742);
 
-    let first = db
-        .store
-        .import(&release, &ImportOptions::default())
-        .await
-        .expect("first import");
-    assert_eq!(
-        (first.movies, first.ratings, first.tags, first.links),
-        (9742, 100836, 3683, 9742)
-    );
+    let first = db.store.import(&release, &ImportOptions::default()).await.expect("first import");
+    assert_eq!((first.movies, first.ratings, first.tags, first.links), (9742, 100836, 3683, 9742));
     assert_eq!(first.rejected, 0, "{:?}", first.errors);
     assert_eq!(db.store.counts().await.expect("counts"), expected);
 
-    let second = db
-        .store
-        .import(&release, &ImportOptions::default())
-        .await
-        .expect("second import");
+    let second = db.store.import(&release, &ImportOptions::default()).await.expect("second import");
     assert_eq!(second.rejected, 0);
-    assert_eq!(
-        db.store.counts().await.expect("counts"),
-        expected,
-        "a re-import adds no duplicates"
-    );
+    assert_eq!(db.store.counts().await.expect("counts"), expected, "a re-import adds no duplicates");
 
-    let rating = db
-        .store
-        .rating(1, 1)
-        .await
-        .expect("a query")
-        .expect("user 1 rated movie 1");
+    let rating = db.store.rating(1, 1).await.expect("a query").expect("user 1 rated movie 1");
     assert_eq!((rating.rating, rating.timestamp), (4.0, 964982703));
-    let link = db
-        .store
-        .link(791)
-        .await
-        .expect("a query")
-        .expect("movie 791 has a link");
+    let link = db.store.link(791).await.expect("a query").expect("movie 791 has a link");
     assert_eq!(link.tmdb_id, None);
     let movie = db.store.movie(1).await.expect("a query").expect("movie 1");
     assert_eq!(movie.genres, "Adventure|Animation|Children|Comedy|Fantasy");
@@ -221,7 +160,7 @@ async fn importing_ml_latest_small_twice_leaves_the_same_tables(db: &TestDb) {
 /// A MovieLens-shaped release with CRLF line endings, quoted titles holding commas and
 /// quotes, an empty tmdbId and one bad row of each kind. The comments give each bad row's
 /// line number (the header is line 1).
-fn write_synthetic_release(dir: &Path) {
+fn write_synthetic_release_with(dir: &Path, eol: &str) {
     let files: [(&str, &[&str]); 4] = [
         (
             "movies.csv",
@@ -274,10 +213,15 @@ fn write_synthetic_release(dir: &Path) {
         ),
     ];
     for (name, lines) in files {
-        let mut text = lines.join("\r\n");
-        text.push_str("\r\n");
+        let mut text = lines.join(eol);
+        text.push_str(eol);
         std::fs::write(dir.join(name), text).expect("writing the synthetic release");
     }
+}
+
+/// The synthetic release with CRLF line endings, as MovieLens ships them.
+fn write_synthetic_release(dir: &Path) {
+    write_synthetic_release_with(dir, "\r\n");
 }
 
 /// Where each bad row of the synthetic release is reported, in import order (movies, links,
@@ -295,40 +239,34 @@ const EXPECTED_REJECTS: [&str; 10] = [
     "tags.csv:6:",
 ];
 
+/// Each rejection's `file:line:` (reported as `/dir/file:line: reason`), in import order.
+fn rejected_locations(report: &ImportReport) -> Vec<String> {
+    let location = |error: &str| {
+        let path_and_line = error.split(": ").next().unwrap_or(error);
+        let file_and_line = path_and_line.rsplit(std::path::MAIN_SEPARATOR).next().unwrap_or(path_and_line);
+        format!("{file_and_line}:")
+    };
+    report.errors.iter().map(|e| location(e)).collect()
+}
+
+async fn synthetic_release_with_lf_endings_reports_the_same_lines(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_synthetic_release_with(dir.path(), "\n");
+    let report = import(db, dir.path()).await;
+    assert_eq!(rejected_locations(&report), EXPECTED_REJECTS, "{:#?}", report.errors);
+    assert_eq!(db.store.counts().await.expect("counts"), (4, 4, 3, 4));
+}
+
 async fn synthetic_release_imports_good_rows_and_reports_bad_ones_by_file_and_line(db: &TestDb) {
     let dir = tempfile::tempdir().expect("a temp dir");
     write_synthetic_release(dir.path());
     let report = import(db, dir.path()).await;
+    assert_eq!(rejected_locations(&report), EXPECTED_REJECTS, "{:#?}", report.errors);
+    assert_eq!(report.rejected, EXPECTED_REJECTS.len() as u64);
+    assert!(report.errors[3].contains("rating 7"), "the reason names the bad rating: {}", report.errors[3]);
+    assert!(report.errors[4].contains("movieId 99"), "the reason names the unknown movie: {}", report.errors[4]);
 
-    assert_eq!(
-        report.rejected,
-        EXPECTED_REJECTS.len() as u64,
-        "rejected rows: {:#?}",
-        report.errors
-    );
-    assert_eq!(report.errors.len(), EXPECTED_REJECTS.len());
-    for (error, location) in report.errors.iter().zip(EXPECTED_REJECTS) {
-        assert!(
-            error.contains(location),
-            "expected a rejection at {location}, got {error:?} in {:#?}",
-            report.errors
-        );
-    }
-    assert!(
-        report.errors[3].contains("rating 7"),
-        "the reason names the bad rating: {}",
-        report.errors[3]
-    );
-    assert!(
-        report.errors[4].contains("movieId 99"),
-        "the reason names the unknown movie: {}",
-        report.errors[4]
-    );
-
-    assert_eq!(
-        (report.movies, report.ratings, report.tags, report.links),
-        (4, 4, 3, 4)
-    );
+    assert_eq!((report.movies, report.ratings, report.tags, report.links), (4, 4, 3, 4));
     assert_eq!(db.store.counts().await.expect("counts"), (4, 4, 3, 4));
 
     let titled = db.store.movie(2).await.expect("a query").expect("movie 2");
@@ -336,65 +274,26 @@ async fn synthetic_release_imports_good_rows_and_reports_bad_ones_by_file_and_li
     let quoted = db.store.movie(4).await.expect("a query").expect("movie 4");
     assert_eq!(quoted.title, "Quote \"Inside\", Comma (2001)");
     assert_eq!(quoted.genres, "(no genres listed)");
-    let heat = db
-        .store
-        .movie(6)
-        .await
-        .expect("a query")
-        .expect("movie 6 (after the bad rows)");
-    assert_eq!(
-        heat.genres, "Action|Crime|Thriller",
-        "no carriage return left on the last field"
-    );
+    let heat = db.store.movie(6).await.expect("a query").expect("movie 6 (after the bad rows)");
+    assert_eq!(heat.genres, "Action|Crime|Thriller", "no carriage return left on the last field");
     assert!(db.store.movie(3).await.expect("a query").is_none());
     assert!(db.store.movie(5).await.expect("a query").is_none());
 
-    let link = db
-        .store
-        .link(2)
-        .await
-        .expect("a query")
-        .expect("movie 2's link");
+    let link = db.store.link(2).await.expect("a query").expect("movie 2's link");
     assert_eq!((link.imdb_id.as_str(), link.tmdb_id), ("0112346", None));
-    let link = db
-        .store
-        .link(4)
-        .await
-        .expect("a query")
-        .expect("movie 4's link");
-    assert_eq!(
-        (link.imdb_id.as_str(), link.tmdb_id),
-        ("0000001", Some(42)),
-        "leading zeros kept"
-    );
+    let link = db.store.link(4).await.expect("a query").expect("movie 4's link");
+    assert_eq!((link.imdb_id.as_str(), link.tmdb_id), ("0000001", Some(42)), "leading zeros kept");
     assert!(db.store.link(99).await.expect("a query").is_none());
 
-    let tag = db
-        .store
-        .tag(1, 2, "politics, satire")
-        .await
-        .expect("a query");
+    let tag = db.store.tag(1, 2, "politics, satire").await.expect("a query");
     assert!(tag.is_some(), "a quoted tag keeps its comma");
-    let tag = db
-        .store
-        .tag(2, 6, "Highly quotable")
-        .await
-        .expect("a query")
-        .expect("a tag with spaces");
+    let tag = db.store.tag(2, 6, "Highly quotable").await.expect("a query").expect("a tag with spaces");
     assert_eq!(tag.timestamp, 1139045767);
 
-    let rating = db
-        .store
-        .rating(2, 6)
-        .await
-        .expect("a query")
-        .expect("a rating after bad rows");
+    let rating = db.store.rating(2, 6).await.expect("a query").expect("a rating after bad rows");
     assert_eq!((rating.rating, rating.timestamp), (4.5, 964982709));
     assert!(db.store.rating(2, 99).await.expect("a query").is_none());
-    assert!(
-        db.store.rating(1, 4).await.expect("a query").is_none(),
-        "rating 7.0 was rejected"
-    );
+    assert!(db.store.rating(1, 4).await.expect("a query").is_none(), "rating 7.0 was rejected");
 }
 
 async fn reimporting_a_release_with_bad_rows_is_idempotent(db: &TestDb) {
@@ -403,25 +302,13 @@ async fn reimporting_a_release_with_bad_rows_is_idempotent(db: &TestDb) {
     let first = import(db, dir.path()).await;
     let counts = db.store.counts().await.expect("counts");
     let second = import(db, dir.path()).await;
-    assert_eq!(
-        db.store.counts().await.expect("counts"),
-        counts,
-        "no duplicates"
-    );
+    assert_eq!(db.store.counts().await.expect("counts"), counts, "no duplicates");
     assert_eq!(second.rejected, first.rejected);
-    assert_eq!(
-        second.errors, first.errors,
-        "the same rows are reported the same way"
-    );
+    assert_eq!(second.errors, first.errors, "the same rows are reported the same way");
 }
 
 fn rating(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> RatingRow {
-    RatingRow {
-        user_id,
-        movie_id,
-        rating,
-        timestamp,
-    }
+    RatingRow { user_id, movie_id, rating, timestamp }
 }
 
 async fn rerating_keeps_the_newer_timestamp(db: &TestDb) {
@@ -431,81 +318,38 @@ async fn rerating_keeps_the_newer_timestamp(db: &TestDb) {
     let stored = |db: &TestDb| {
         let store = db.store.clone();
         async move {
-            let r = store
-                .rating(1, 1)
-                .await
-                .expect("a query")
-                .expect("user 1 rated movie 1");
+            let r = store.rating(1, 1).await.expect("a query").expect("user 1 rated movie 1");
             (r.rating, r.timestamp)
         }
     };
     assert_eq!(stored(db).await, (4.0, 964982703));
 
-    db.store
-        .upsert_ratings(&[rating(1, 1, 2.5, 964982800)])
-        .await
-        .expect("a newer re-rating");
-    assert_eq!(
-        stored(db).await,
-        (2.5, 964982800),
-        "the newer rating replaces the stored one"
-    );
+    db.store.upsert_ratings(&[rating(1, 1, 2.5, 964982800)]).await.expect("a newer re-rating");
+    assert_eq!(stored(db).await, (2.5, 964982800), "the newer rating replaces the stored one");
 
-    db.store
-        .upsert_ratings(&[rating(1, 1, 5.0, 964982700)])
-        .await
-        .expect("an older re-rating");
-    assert_eq!(
-        stored(db).await,
-        (2.5, 964982800),
-        "an older rating changes nothing"
-    );
+    db.store.upsert_ratings(&[rating(1, 1, 5.0, 964982700)]).await.expect("an older re-rating");
+    assert_eq!(stored(db).await, (2.5, 964982800), "an older rating changes nothing");
 
-    db.store
-        .upsert_ratings(&[rating(1, 1, 3.0, 964982800)])
-        .await
-        .expect("a replay at the same time");
+    db.store.upsert_ratings(&[rating(1, 1, 3.0, 964982800)]).await.expect("a replay at the same time");
     assert_eq!(stored(db).await.1, 964982800);
 
-    assert_eq!(
-        db.store.counts().await.expect("counts").1,
-        4,
-        "re-ratings add no rows"
-    );
+    assert_eq!(db.store.counts().await.expect("counts").1, 4, "re-ratings add no rows");
 }
 
 async fn an_older_rerating_in_the_same_batch_loses(db: &TestDb) {
     let dir = tempfile::tempdir().expect("a temp dir");
     write_synthetic_release(dir.path());
     import(db, dir.path()).await;
-    let batch = [
-        rating(7, 6, 1.0, 2_000_000_000),
-        rating(7, 6, 4.0, 1_000_000_000),
-        rating(7, 2, 3.0, 5),
-    ];
-    db.store
-        .upsert_ratings(&batch)
-        .await
-        .expect("a batch with a duplicate key");
-    let r = db
-        .store
-        .rating(7, 6)
-        .await
-        .expect("a query")
-        .expect("user 7 rated movie 6");
+    let batch = [rating(7, 6, 1.0, 2_000_000_000), rating(7, 6, 4.0, 1_000_000_000), rating(7, 2, 3.0, 5)];
+    db.store.upsert_ratings(&batch).await.expect("a batch with a duplicate key");
+    let r = db.store.rating(7, 6).await.expect("a query").expect("user 7 rated movie 6");
     assert_eq!((r.rating, r.timestamp), (1.0, 2_000_000_000));
     assert_eq!(db.store.counts().await.expect("counts").1, 6);
 }
 
 #[test]
 fn with_database_replaces_only_the_database_name() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/test", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h/test?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
+    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

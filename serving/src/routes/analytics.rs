@@ -31,16 +31,12 @@ pub async fn analytics(State(state): State<AppState>) -> ApiResult<Json<Arc<Anal
     let value = state
         .analytics
         .get(move || async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let a = store.analytics(TOP, MIN_RATINGS, now).await?;
-            for (table, n) in [
-                ("movies", a.movie_count),
-                ("ratings", a.rating_count),
-                ("tags", a.tag_count),
-                ("links", a.link_count),
-            ] {
+            for (table, n) in
+                [("movies", a.movie_count), ("ratings", a.rating_count), ("tags", a.tag_count), ("links", a.link_count)]
+            {
                 metrics.store_rows.with_label_values(&[table]).set(n);
             }
             Ok::<_, ApiError>(a)

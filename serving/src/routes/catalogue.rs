@@ -49,9 +49,7 @@ impl Paging {
             return Err(ApiError::Invalid(format!("skip must be >= 0, got {skip}")));
         }
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::Invalid(format!(
-                "limit must be between 1 and {MAX_LIMIT}, got {limit}"
-            )));
+            return Err(ApiError::Invalid(format!("limit must be between 1 and {MAX_LIMIT}, got {limit}")));
         }
         Ok(Page { skip, limit })
     }
@@ -59,16 +57,12 @@ impl Paging {
 
 /// An empty text filter means "no filter", as in most query UIs.
 fn text_filter(value: Option<String>) -> Option<String> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| v.trim().to_owned())
+    value.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned())
 }
 
 fn positive(name: &str, value: Option<i64>) -> ApiResult<Option<i64>> {
     match value {
-        Some(v) if v <= 0 => Err(ApiError::Invalid(format!(
-            "{name} must be a positive integer, got {v}"
-        ))),
+        Some(v) if v <= 0 => Err(ApiError::Invalid(format!("{name} must be a positive integer, got {v}"))),
         other => Ok(other),
     }
 }
@@ -91,23 +85,15 @@ pub async fn list_movies(
     Query(paging): Query<Paging>,
     Query(filter): Query<MovieFilter>,
 ) -> ApiResult<axum::Json<Vec<Movie>>> {
-    let query = MovieQuery {
-        title: text_filter(filter.title),
-        genre: text_filter(filter.genre),
-    };
-    Ok(axum::Json(
-        state.store.movies(&query, paging.page()?).await?,
-    ))
+    let query = MovieQuery { title: text_filter(filter.title), genre: text_filter(filter.genre) };
+    Ok(axum::Json(state.store.movies(&query, paging.page()?).await?))
 }
 
 /// One movie with its ratings, tags and link.
 #[utoipa::path(get, path = "/movies/{movie_id}", tag = "catalogue",
     params(("movie_id" = i64, Path, description = "MovieLens movie id")),
     responses((status = 200, body = MovieDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get_movie(
-    State(state): State<AppState>,
-    Path(movie_id): Path<i64>,
-) -> ApiResult<axum::Json<MovieDetail>> {
+pub async fn get_movie(State(state): State<AppState>, Path(movie_id): Path<i64>) -> ApiResult<axum::Json<MovieDetail>> {
     state
         .store
         .movie_detail(movie_id)
@@ -142,18 +128,14 @@ pub async fn list_ratings(
     if let Some(min) = filter.min_rating
         && !(0.0..=5.0).contains(&min)
     {
-        return Err(ApiError::Invalid(format!(
-            "min_rating must be between 0 and 5, got {min}"
-        )));
+        return Err(ApiError::Invalid(format!("min_rating must be between 0 and 5, got {min}")));
     }
     let query = RatingQuery {
         movie_id: positive("movie_id", filter.movie_id)?,
         user_id: positive("user_id", filter.user_id)?,
         min_rating: filter.min_rating,
     };
-    Ok(axum::Json(
-        state.store.ratings(&query, paging.page()?).await?,
-    ))
+    Ok(axum::Json(state.store.ratings(&query, paging.page()?).await?))
 }
 
 /// One user's rating of one movie.
@@ -169,9 +151,7 @@ pub async fn get_rating(
         .rating(user_id, movie_id)
         .await?
         .map(axum::Json)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no rating by user {user_id} for movie {movie_id}"))
-        })
+        .ok_or_else(|| ApiError::NotFound(format!("no rating by user {user_id} for movie {movie_id}")))
 }
 
 /// Filters for `GET /tags`; `movieId`/`userId` are accepted as aliases.
@@ -194,10 +174,8 @@ pub async fn list_tags(
     Query(paging): Query<Paging>,
     Query(filter): Query<TagFilter>,
 ) -> ApiResult<axum::Json<Vec<Tag>>> {
-    let query = TagQuery {
-        movie_id: positive("movie_id", filter.movie_id)?,
-        user_id: positive("user_id", filter.user_id)?,
-    };
+    let query =
+        TagQuery { movie_id: positive("movie_id", filter.movie_id)?, user_id: positive("user_id", filter.user_id)? };
     Ok(axum::Json(state.store.tags(&query, paging.page()?).await?))
 }
 
@@ -215,11 +193,7 @@ pub async fn get_tag(
         .tag(user_id, movie_id, &tag)
         .await?
         .map(axum::Json)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no tag {tag:?} by user {user_id} on movie {movie_id}"
-            ))
-        })
+        .ok_or_else(|| ApiError::NotFound(format!("no tag {tag:?} by user {user_id} on movie {movie_id}")))
 }
 
 /// List links ordered by movieId.
@@ -236,10 +210,7 @@ pub async fn list_links(
 #[utoipa::path(get, path = "/links/{movie_id}", tag = "catalogue",
     params(("movie_id" = i64, Path, description = "MovieLens movie id")),
     responses((status = 200, body = Link), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn get_link(
-    State(state): State<AppState>,
-    Path(movie_id): Path<i64>,
-) -> ApiResult<axum::Json<Link>> {
+pub async fn get_link(State(state): State<AppState>, Path(movie_id): Path<i64>) -> ApiResult<axum::Json<Link>> {
     state
         .store
         .link(movie_id)

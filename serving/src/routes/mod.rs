@@ -28,17 +28,11 @@ pub fn app(state: AppState) -> Router {
     let cached = Router::new()
         .merge(catalogue::router())
         .merge(analytics::router())
-        .route_layer(middleware::from_fn_with_state(
-            state.responses.clone(),
-            cache::layer,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.responses.clone(), cache::layer));
     let api = Router::new()
         .merge(health::router())
         .merge(cached)
-        .route(
-            "/metrics",
-            get(metrics::exposition).with_state(state.metrics.clone()),
-        )
+        .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
@@ -46,18 +40,10 @@ pub fn app(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(Redoc::with_url("/redoc", ApiDoc::openapi()))
         .merge(api)
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            metrics::track,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(CatchPanicLayer::custom(|_| {
-            let body = axum::Json(schemas::ErrorBody {
-                detail: "internal error".into(),
-            });
+            let body = axum::Json(schemas::ErrorBody { detail: "internal error".into() });
             (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
         }))
 }
@@ -67,10 +53,5 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        axum::Json(schemas::ErrorBody {
-            detail: "method not allowed".into(),
-        }),
-    )
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(schemas::ErrorBody { detail: "method not allowed".into() }))
 }

@@ -38,14 +38,9 @@ async fn openapi_3_document_lists_every_path(app: &TestApp) {
     assert!(version.starts_with("3."), "OpenAPI 3, got {version}");
     let paths = doc["paths"].as_object().expect("a `paths` object");
     for path in PATHS {
-        let get = &paths
-            .get(path)
-            .unwrap_or_else(|| panic!("{path} is documented"))["get"];
+        let get = &paths.get(path).unwrap_or_else(|| panic!("{path} is documented"))["get"];
         assert!(get.is_object(), "GET {path} is documented");
-        assert!(
-            get["responses"]["200"].is_object(),
-            "GET {path} documents its 200 response"
-        );
+        assert!(get["responses"]["200"].is_object(), "GET {path} documents its 200 response");
     }
     let movie_params: Vec<&str> = paths["/movies"]["get"]["parameters"]
         .as_array()
@@ -54,27 +49,11 @@ async fn openapi_3_document_lists_every_path(app: &TestApp) {
         .filter_map(|p| p["name"].as_str())
         .collect();
     for name in ["skip", "limit", "title", "genre"] {
-        assert!(
-            movie_params.contains(&name),
-            "/movies documents `{name}`: {movie_params:?}"
-        );
+        assert!(movie_params.contains(&name), "/movies documents `{name}`: {movie_params:?}");
     }
-    let schemas = doc["components"]["schemas"]
-        .as_object()
-        .expect("component schemas");
-    for schema in [
-        "Movie",
-        "MovieDetail",
-        "Rating",
-        "Tag",
-        "Link",
-        "Analytics",
-        "ErrorBody",
-    ] {
-        assert!(
-            schemas.contains_key(schema),
-            "schema {schema} is documented"
-        );
+    let schemas = doc["components"]["schemas"].as_object().expect("component schemas");
+    for schema in ["Movie", "MovieDetail", "Rating", "Tag", "Link", "Analytics", "ErrorBody"] {
+        assert!(schemas.contains_key(schema), "schema {schema} is documented");
     }
     let movie = &schemas["Movie"]["properties"];
     for field in ["movieId", "title", "genres"] {
@@ -86,39 +65,20 @@ async fn swagger_ui_and_redoc_serve_html(app: &TestApp) {
     for path in ["/docs", "/docs/", "/redoc"] {
         let response = app.get(path).await;
         assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
-            .to_str()
-            .expect("ASCII")
-            .to_owned();
-        assert!(
-            content_type.starts_with("text/html"),
-            "GET {path}: {content_type}"
-        );
+        let content_type = response.headers()[reqwest::header::CONTENT_TYPE].to_str().expect("ASCII").to_owned();
+        assert!(content_type.starts_with("text/html"), "GET {path}: {content_type}");
         let body = response.text().await.expect("a body");
-        assert!(
-            body.to_lowercase().contains("<html"),
-            "GET {path} is an HTML page"
-        );
+        assert!(body.to_lowercase().contains("<html"), "GET {path} is an HTML page");
     }
 }
 
 /// The value of the sample whose line starts with `prefix` (name and labels), if any.
 fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    metrics.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
 }
 
 async fn metrics_count_requests_per_route_template(app: &TestApp) {
-    for path in [
-        "/movies/1",
-        "/movies/2",
-        "/movies/999999",
-        "/ratings/1/1",
-        "/nope",
-    ] {
+    for path in ["/movies/1", "/movies/2", "/movies/999999", "/ratings/1/1", "/nope"] {
         let _ = app.get(path).await;
     }
     let response = app.get("/metrics").await;
@@ -127,47 +87,21 @@ async fn metrics_count_requests_per_route_template(app: &TestApp) {
 
     let requests = "cinedata_http_requests_total";
     assert_eq!(
-        sample(
-            &text,
-            &format!(r#"{requests}{{method="GET",route="/movies/{{movie_id}}",status="200"}}"#)
-        ),
+        sample(&text, &format!(r#"{requests}{{method="GET",route="/movies/{{movie_id}}",status="200"}}"#)),
         Some(2.0),
         "{text}"
     );
     assert_eq!(
-        sample(
-            &text,
-            &format!(r#"{requests}{{method="GET",route="/movies/{{movie_id}}",status="404"}}"#)
-        ),
+        sample(&text, &format!(r#"{requests}{{method="GET",route="/movies/{{movie_id}}",status="404"}}"#)),
         Some(1.0)
     );
     assert_eq!(
-        sample(
-            &text,
-            &format!(
-                r#"{requests}{{method="GET",route="/ratings/{{user_id}}/{{movie_id}}",status="200"}}"#
-            )
-        ),
+        sample(&text, &format!(r#"{requests}{{method="GET",route="/ratings/{{user_id}}/{{movie_id}}",status="200"}}"#)),
         Some(1.0)
     );
     let latency = "cinedata_http_request_duration_seconds_count";
-    assert_eq!(
-        sample(
-            &text,
-            &format!(r#"{latency}{{method="GET",route="/movies/{{movie_id}}"}}"#)
-        ),
-        Some(3.0)
-    );
-    assert!(
-        text.contains("cinedata_http_request_duration_seconds_bucket{"),
-        "latency histogram buckets"
-    );
-    assert!(
-        !text.contains(r#"route="/movies/1""#),
-        "raw paths never become labels"
-    );
-    assert!(
-        !text.contains(r#"route="/nope""#),
-        "unknown paths never become labels"
-    );
+    assert_eq!(sample(&text, &format!(r#"{latency}{{method="GET",route="/movies/{{movie_id}}"}}"#)), Some(3.0));
+    assert!(text.contains("cinedata_http_request_duration_seconds_bucket{"), "latency histogram buckets");
+    assert!(!text.contains(r#"route="/movies/1""#), "raw paths never become labels");
+    assert!(!text.contains(r#"route="/nope""#), "unknown paths never become labels");
 }

@@ -1,10 +1,17 @@
-//! Spawning the service on a fresh, imported database, and a small HTTP client around it.
+//! Spawning the service on a fresh database holding ml-latest-small, and a small HTTP client.
 //!
-//! Every test gets its own database (a temp SQLite file, or a `cinedata_test_*` database on the
-//! PostgreSQL server named by `CINEDATA_TEST_POSTGRES_URL`) holding ml-latest-small, and its
-//! own server on `127.0.0.1:0`. Tests run one per process under cargo-nextest, so nothing is
-//! shared and nothing needs cleaning up between them.
+//! Every test gets its own database and its own server on `127.0.0.1:0`; tests run one per
+//! process under cargo-nextest, so nothing is shared between them.
+//!
+//! - SQLite: a temp file, into which ml-latest-small is imported (about half a second).
+//! - PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`): a `cinedata_test_<unique>` database, dropped
+//!   when the [`TestApp`] drops. Creating and filling a PostgreSQL database costs seconds, so
+//!   the first test process of a build imports ml-latest-small once into a template database
+//!   named after this test binary (so any rebuild makes a new one), and every test copies it
+//!   with `CREATE DATABASE ... TEMPLATE`. The importer itself is tested in `store/tests/`.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,6 +28,10 @@ use tokio_util::sync::CancellationToken;
 
 /// The PostgreSQL server the postgres variants use (any database on it; ours are created beside).
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Advisory lock serialising template creation and copies across test processes.
+const TEMPLATE_LOCK: i64 = 0x00C1_DE7A;
+/// Template databases start with this; stale ones (from older builds) are dropped.
+const TEMPLATE_PREFIX: &str = "cinedata_tpl_";
 
 /// A running service on its own database.
 pub struct TestApp {
@@ -63,32 +74,36 @@ pub(crate) use backend_tests;
 /// The ml-latest-small folder: `CINEDATA_ML_SMALL`, else `shared/` beside the workspace.
 pub fn ml_small() -> PathBuf {
     std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/data/movielens/ml-latest-small")
-        },
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
         PathBuf::from,
     )
 }
 
+fn ml_small_release() -> Release {
+    let data = ml_small();
+    let release = Release::new(&data);
+    assert!(
+        release.exists(),
+        "ml-latest-small not found at {} (set CINEDATA_ML_SMALL to the release folder)",
+        data.display()
+    );
+    release
+}
+
+async fn import_ml_small(store: &Store) {
+    let report = store.import(&ml_small_release(), &ImportOptions::default()).await.expect("ml-latest-small imports");
+    assert_eq!(report.rejected, 0, "ml-latest-small has no bad rows: {:?}", report.errors);
+}
+
 fn unique_suffix() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Replaces the database name (the path) of a PostgreSQL URL, keeping any query string.
 fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
     let server = match base[authority_start..].find('/') {
         Some(slash) => &base[..authority_start + slash],
@@ -100,46 +115,83 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-/// Creates an empty database `cinedata_test_<unique>` on the test server and returns
-/// (server URL, database name, URL of the new database).
+/// The template's name: a hash of this test binary (so a rebuild of the store, the importer
+/// or the migrations never reuses an old template) and of the data files.
+fn template_name() -> String {
+    let mut hasher = DefaultHasher::new();
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let meta = std::fs::metadata(&exe).expect("the test binary's metadata");
+    (exe, meta.len(), meta.modified().ok()).hash(&mut hasher);
+    let data = ml_small();
+    for file in ["movies.csv", "ratings.csv", "tags.csv", "links.csv"] {
+        std::fs::metadata(data.join(file)).map(|m| m.len()).ok().hash(&mut hasher);
+    }
+    format!("{TEMPLATE_PREFIX}{:016x}", hasher.finish())
+}
+
+async fn execute(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
+}
+
+/// Creates `cinedata_test_<unique>` holding ml-latest-small, building the template first if
+/// this build has none yet. Returns (server URL, database name, URL of the new database).
 ///
 /// # Panics
-/// When PostgreSQL cannot be reached: the postgres variants must not pass silently.
-pub async fn create_postgres_database() -> (String, String, String) {
-    let server = std::env::var("CINEDATA_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-    let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+/// When PostgreSQL cannot be reached: the postgres variants must fail, not pass silently.
+async fn create_postgres_database() -> (String, String, String) {
+    let server = std::env::var("CINEDATA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
         panic!(
             "PostgreSQL is unreachable at {server} ({e}). The suite runs against PostgreSQL as well as \
              SQLite: start it (scripts/test.sh does) or point CINEDATA_TEST_POSTGRES_URL at a server."
         )
     });
-    let name = format!("cinedata_test_{}", unique_suffix());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
+    // Session-level: released by the unlock below, or by the server if this process dies.
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK).execute(&mut admin).await.expect("advisory lock");
+
+    let template = template_name();
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&template)
+        .fetch_one(&mut admin)
         .await
-        .unwrap_or_else(|e| panic!("creating database {name} on {server}: {e}"));
-    let _ = conn.close().await;
+        .expect("looking up the template");
+    if !exists {
+        let stale: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(format!("{TEMPLATE_PREFIX}%"))
+            .fetch_all(&mut admin)
+            .await
+            .expect("listing old templates");
+        for name in stale {
+            let _ = execute(&mut admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+        // Filled under another name and renamed when complete, so a crash mid-import never
+        // leaves a half-filled template behind.
+        let building = format!("{template}_building");
+        execute(&mut admin, format!("CREATE DATABASE {building}")).await.expect("creating the template");
+        let store = Store::connect(&with_database(&server, &building)).await.expect("connecting to the template");
+        import_ml_small(&store).await;
+        store.close().await;
+        execute(&mut admin, format!("ALTER DATABASE {building} RENAME TO {template}")).await.expect("renaming");
+    }
+
+    let name = format!("cinedata_test_{}", unique_suffix());
+    execute(&mut admin, format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .await
+        .unwrap_or_else(|e| panic!("creating database {name} from {template} on {server}: {e}"));
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK).execute(&mut admin).await;
+    let _ = admin.close().await;
     let url = with_database(&server, &name);
     (server, name, url)
 }
 
 /// Drops a test database, ending the connections still open on it. Best effort: runs on its
 /// own thread and runtime because it is called from `Drop`.
-pub fn drop_postgres_database(server: String, name: String) {
+fn drop_postgres_database(server: String, name: String) {
     let dropper = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         rt.block_on(async move {
             if let Ok(mut conn) = PgConnection::connect(&server).await {
-                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                    .execute(&mut conn)
-                    .await;
+                let _ = execute(&mut conn, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                 let _ = conn.close().await;
             }
         });
@@ -153,14 +205,6 @@ pub fn drop_postgres_database(server: String, name: String) {
 /// When the data set is missing, PostgreSQL is unreachable (postgres variant) or the app
 /// fails to start: a test cannot go on then.
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    let data = ml_small();
-    let release = Release::new(&data);
-    assert!(
-        release.exists(),
-        "ml-latest-small not found at {} (set CINEDATA_ML_SMALL to the release folder)",
-        data.display()
-    );
-
     let (database_url, dir, pg_database) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temp dir");
@@ -174,42 +218,26 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     };
 
     let settings = ServeSettings {
-        database_url: database_url.clone(),
+        database_url,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         api_key: None,
         analytics_ttl: Duration::ZERO,
+        // The CLI's default: tests read what production serves, cache included.
+        cache_ttl: Duration::from_secs(1),
     };
     let app = Application::build(&settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let store = app.state().store.clone();
     assert_eq!(store.backend(), backend);
-
-    let report = store
-        .import(&release, &ImportOptions::default())
-        .await
-        .expect("ml-latest-small imports");
-    assert_eq!(
-        report.rejected, 0,
-        "ml-latest-small has no bad rows: {:?}",
-        report.errors
-    );
+    if backend == Backend::Sqlite {
+        import_ml_small(&store).await;
+    }
 
     let token = CancellationToken::new();
     tokio::spawn(app.run_until_stopped(token.clone()));
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("an HTTP client");
-    TestApp {
-        address,
-        store,
-        token,
-        backend,
-        client,
-        _dir: dir,
-        pg_database,
-    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client");
+    TestApp { address, store, token, backend, client, _dir: dir, pg_database }
 }
 
 impl Drop for TestApp {
@@ -231,17 +259,17 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("GET {path} failed: {e}"))
     }
 
-    /// `GET path`, asserting 200, decoded as `T`.
-    pub async fn get_ok<T: DeserializeOwned>(&self, path: &str) -> T {
+    /// `GET path` as its status and body text.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
         let response = self.get(path).await;
         let status = response.status();
-        let body = response.text().await.expect("a body");
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "GET {path} ({}): {body}",
-            self.backend.name()
-        );
+        (status, response.text().await.expect("a body"))
+    }
+
+    /// `GET path`, asserting 200, decoded as `T`.
+    pub async fn get_ok<T: DeserializeOwned>(&self, path: &str) -> T {
+        let (status, body) = self.get_text(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path} ({}): {body}", self.backend.name());
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e} in {body}"))
     }
 
@@ -257,15 +285,9 @@ impl TestApp {
             .to_owned();
         let body = response.text().await.expect("a body");
         assert_eq!(got, status, "GET {path} ({}): {body}", self.backend.name());
-        assert!(
-            content_type.starts_with("application/json"),
-            "GET {path}: content type {content_type:?}"
-        );
-        let json: Value =
-            serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e} in {body}"));
-        let detail = json["detail"]
-            .as_str()
-            .unwrap_or_else(|| panic!("GET {path}: no string `detail` in {body}"));
+        assert!(content_type.starts_with("application/json"), "GET {path}: content type {content_type:?}");
+        let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e} in {body}"));
+        let detail = json["detail"].as_str().unwrap_or_else(|| panic!("GET {path}: no string `detail` in {body}"));
         assert!(!detail.is_empty(), "GET {path}: empty detail");
         detail.to_owned()
     }
@@ -273,13 +295,7 @@ impl TestApp {
 
 #[test]
 fn with_database_replaces_only_the_database_name() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/test", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h/test?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
+    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

@@ -28,39 +28,24 @@ fn strictly_increasing<T: PartialOrd>(items: &[T]) -> bool {
 
 async fn user_one_rated_toy_story_four_stars(app: &TestApp) {
     let rating: Value = app.get_ok("/ratings/1/1").await;
-    assert_eq!(
-        rating,
-        json!({"userId": 1, "movieId": 1, "rating": 4.0, "timestamp": 964982703})
-    );
+    assert_eq!(rating, json!({"userId": 1, "movieId": 1, "rating": 4.0, "timestamp": 964982703}));
 }
 
 async fn ratings_are_ordered_by_user_then_movie(app: &TestApp) {
     let page: Vec<Value> = app.get_ok("/ratings").await;
     assert_eq!(page.len(), 100, "default limit");
-    assert_eq!(
-        page[0],
-        json!({"userId": 1, "movieId": 1, "rating": 4.0, "timestamp": 964982703})
-    );
+    assert_eq!(page[0], json!({"userId": 1, "movieId": 1, "rating": 4.0, "timestamp": 964982703}));
     let big: Vec<Rating> = app.get_ok("/ratings?limit=1000").await;
     assert_eq!(big.len(), 1000);
-    assert!(
-        strictly_increasing(&keys(&big)),
-        "ordered by (userId, movieId)"
-    );
-    assert_eq!(
-        big[232].user_id, 2,
-        "user 1 has 232 ratings, then user 2 follows"
-    );
+    assert!(strictly_increasing(&keys(&big)), "ordered by (userId, movieId)");
+    assert_eq!(big[232].user_id, 2, "user 1 has 232 ratings, then user 2 follows");
 }
 
 async fn rating_pages_line_up_across_users(app: &TestApp) {
     let all: Vec<Rating> = app.get_ok("/ratings?skip=200&limit=80").await;
     let first: Vec<Rating> = app.get_ok("/ratings?skip=200&limit=32").await;
     let second: Vec<Rating> = app.get_ok("/ratings?skip=232&limit=48").await;
-    assert_eq!(
-        first.iter().chain(&second).copied().collect::<Vec<_>>(),
-        all
-    );
+    assert_eq!(first.iter().chain(&second).copied().collect::<Vec<_>>(), all);
     assert!(first.iter().all(|r| r.user_id == 1));
     assert!(second.iter().all(|r| r.user_id == 2 || r.user_id == 3));
     assert_eq!(second[0].user_id, 2);
@@ -77,15 +62,7 @@ async fn user_filter_and_its_alias_agree(app: &TestApp) {
     assert_eq!(snake, camel);
     assert!(snake.iter().all(|r| r.user_id == 1));
     assert!(strictly_increasing(&keys(&snake)));
-    assert_eq!(
-        snake[0],
-        Rating {
-            user_id: 1,
-            movie_id: 1,
-            rating: 4.0,
-            timestamp: 964982703
-        }
-    );
+    assert_eq!(snake[0], Rating { user_id: 1, movie_id: 1, rating: 4.0, timestamp: 964982703 });
 }
 
 async fn movie_filter_and_its_alias_agree(app: &TestApp) {
@@ -101,9 +78,7 @@ async fn movie_filter_and_its_alias_agree(app: &TestApp) {
 }
 
 async fn min_rating_filter_keeps_ratings_at_or_above_it(app: &TestApp) {
-    let high: Vec<Rating> = app
-        .get_ok("/ratings?movie_id=1&min_rating=4.5&limit=1000")
-        .await;
+    let high: Vec<Rating> = app.get_ok("/ratings?movie_id=1&min_rating=4.5&limit=1000").await;
     assert_eq!(high.len(), 65);
     assert!(high.iter().all(|r| r.rating >= 4.5 && r.movie_id == 1));
 
@@ -112,30 +87,16 @@ async fn min_rating_filter_keeps_ratings_at_or_above_it(app: &TestApp) {
     assert!(page.iter().all(|r| r.rating == 5.0));
     assert!(strictly_increasing(&keys(&page)));
 
-    let everything: Vec<Rating> = app
-        .get_ok("/ratings?user_id=1&min_rating=0&limit=1000")
-        .await;
+    let everything: Vec<Rating> = app.get_ok("/ratings?user_id=1&min_rating=0&limit=1000").await;
     assert_eq!(everything.len(), 232, "min_rating=0 keeps every rating");
 }
 
 async fn filters_combine(app: &TestApp) {
     let one: Vec<Rating> = app.get_ok("/ratings?user_id=1&movieId=1").await;
-    assert_eq!(
-        one,
-        [Rating {
-            user_id: 1,
-            movie_id: 1,
-            rating: 4.0,
-            timestamp: 964982703
-        }]
-    );
-    let above: Vec<Rating> = app
-        .get_ok("/ratings?userId=1&movie_id=1&min_rating=4.5")
-        .await;
+    assert_eq!(one, [Rating { user_id: 1, movie_id: 1, rating: 4.0, timestamp: 964982703 }]);
+    let above: Vec<Rating> = app.get_ok("/ratings?userId=1&movie_id=1&min_rating=4.5").await;
     assert!(above.is_empty(), "user 1 gave Toy Story 4.0");
-    let user_high: Vec<Rating> = app
-        .get_ok("/ratings?userId=1&min_rating=5&limit=1000")
-        .await;
+    let user_high: Vec<Rating> = app.get_ok("/ratings?userId=1&min_rating=5&limit=1000").await;
     assert!(!user_high.is_empty());
     assert!(user_high.iter().all(|r| r.user_id == 1 && r.rating == 5.0));
 }
@@ -148,10 +109,7 @@ async fn unknown_user_has_no_ratings(app: &TestApp) {
 }
 
 async fn missing_rating_is_404(app: &TestApp) {
-    app.assert_error("/ratings/1/2", StatusCode::NOT_FOUND)
-        .await;
-    app.assert_error("/ratings/999999/1", StatusCode::NOT_FOUND)
-        .await;
-    app.assert_error("/ratings/1/999999", StatusCode::NOT_FOUND)
-        .await;
+    app.assert_error("/ratings/1/2", StatusCode::NOT_FOUND).await;
+    app.assert_error("/ratings/999999/1", StatusCode::NOT_FOUND).await;
+    app.assert_error("/ratings/1/999999", StatusCode::NOT_FOUND).await;
 }

@@ -17,23 +17,16 @@ backend_tests!(
 
 async fn tag_with_spaces_is_found_by_its_percent_encoded_text(app: &TestApp) {
     let tag: Value = app.get_ok("/tags/2/60756/Highly%20quotable").await;
-    assert_eq!(
-        tag,
-        json!({"userId": 2, "movieId": 60756, "tag": "Highly quotable", "timestamp": 1445714996})
-    );
+    assert_eq!(tag, json!({"userId": 2, "movieId": 60756, "tag": "Highly quotable", "timestamp": 1445714996}));
     let tag: Tag = app.get_ok("/tags/2/106782/Leonardo%20DiCaprio").await;
     assert_eq!(tag.tag, "Leonardo DiCaprio");
 }
 
 async fn tag_lookup_is_exact(app: &TestApp) {
-    app.assert_error("/tags/2/60756/highly%20quotable", StatusCode::NOT_FOUND)
-        .await;
-    app.assert_error("/tags/2/60756/Highly", StatusCode::NOT_FOUND)
-        .await;
-    app.assert_error("/tags/2/60756/Highly%20quotable%20", StatusCode::NOT_FOUND)
-        .await;
-    app.assert_error("/tags/2/60756/%25", StatusCode::NOT_FOUND)
-        .await;
+    app.assert_error("/tags/2/60756/highly%20quotable", StatusCode::NOT_FOUND).await;
+    app.assert_error("/tags/2/60756/Highly", StatusCode::NOT_FOUND).await;
+    app.assert_error("/tags/2/60756/Highly%20quotable%20", StatusCode::NOT_FOUND).await;
+    app.assert_error("/tags/2/60756/%25", StatusCode::NOT_FOUND).await;
 }
 
 async fn tags_are_ordered_by_user_then_movie(app: &TestApp) {
@@ -41,18 +34,12 @@ async fn tags_are_ordered_by_user_then_movie(app: &TestApp) {
     assert_eq!(page.len(), 100, "default limit");
     assert_eq!(page[0].user_id, 2);
     let keys: Vec<(i64, i64)> = page.iter().map(|t| (t.user_id, t.movie_id)).collect();
-    assert!(
-        keys.windows(2).all(|w| w[0] <= w[1]),
-        "ordered by (userId, movieId): {keys:?}"
-    );
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "ordered by (userId, movieId): {keys:?}");
 
     let all: Vec<Tag> = app.get_ok("/tags?limit=1000").await;
     assert_eq!(all.len(), 1000);
     let keys: Vec<(i64, i64)> = all.iter().map(|t| (t.user_id, t.movie_id)).collect();
-    assert!(
-        keys.windows(2).all(|w| w[0] <= w[1]),
-        "ordered by (userId, movieId)"
-    );
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "ordered by (userId, movieId)");
 }
 
 async fn tag_pages_line_up(app: &TestApp) {
@@ -99,8 +86,6 @@ async fn user_and_movie_filters_and_their_aliases_agree(app: &TestApp) {
 }
 
 async fn missing_tag_is_404(app: &TestApp) {
-    app.assert_error("/tags/1/1/pixar", StatusCode::NOT_FOUND)
-        .await;
-    app.assert_error("/tags/999999/1/pixar", StatusCode::NOT_FOUND)
-        .await;
+    app.assert_error("/tags/1/1/pixar", StatusCode::NOT_FOUND).await;
+    app.assert_error("/tags/999999/1/pixar", StatusCode::NOT_FOUND).await;
 }
