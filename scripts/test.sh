@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On a fresh machine it first sets up what the tests talk
-# to: PostgreSQL on 127.0.0.1:5432 (started if down) and the Python test tools
-# (schemathesis, in .venv-tools/). Extra arguments go to `cargo nextest run`.
+# to: PostgreSQL on 127.0.0.1:5432 (started if down), the Python test tools (schemathesis, in
+# .venv-tools/) and the tansu Kafka broker (built once with cargo install). Extra arguments go
+# to `cargo nextest run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,15 @@ if [ ! -x .venv-tools/bin/schemathesis ]; then
   .venv-tools/bin/pip install -q "schemathesis==4.32.5"
 fi
 export SCHEMATHESIS="$PWD/.venv-tools/bin/schemathesis"
+
+# tansu: the Kafka-compatible broker the pipeline tests also run against, in its own process
+# (see ../shared/KAFKA.md). A one-time build of ~15 minutes, cached in ~/.cargo/bin afterwards.
+if ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  echo "installing tansu (one-time build, ~15 min)" >&2
+  cargo install tansu --version 0.6.0 --locked --features libsql
+fi
+CINEDATA_TANSU="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
+export CINEDATA_TANSU
 
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 exec cargo nextest run --workspace --no-fail-fast "$@"

@@ -1,8 +1,12 @@
-//! The GroupLens releases we know, with their checksums, and a check of an unpacked copy.
+//! The GroupLens releases we know, with their checksums, a check of an unpacked copy, and the
+//! download.
 //!
-//! Nothing here touches the network yet (a later change adds the download). [`verify`] checks
-//! a folder someone unpacked by hand against what is known about the release: every expected
-//! file present, with the published size, MD5 or row count where we have one.
+//! [`verify`] checks an unpacked folder against what is known about the release: every expected
+//! file present, with the published size, MD5 or row count where we have one. [`fetch`]
+//! downloads a release's zip over HTTPS, checks its MD5 where one is pinned, unpacks it next to
+//! the destination, runs [`verify`] and only then renames the folder into place, so
+//! `dest_dir/<folder>` is either absent or a verified release. [`fetch_from`] does the same
+//! from another URL (a mirror, or a local server in tests).
 //!
 //! Where the numbers come from:
 //! - zip MD5s are the values GroupLens publishes next to each zip (`NAME.zip.md5`), as quoted
@@ -17,9 +21,11 @@
 //! dataset that may be regenerated, so its published `.md5` is not pinned here.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use md5::{Digest, Md5};
 
 /// Where GroupLens serves the MovieLens zips.
@@ -257,7 +263,11 @@ pub fn md5_file(path: &Path) -> Result<String, VerifyError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn check_md5(path: &Path, expected: &str) -> Result<(), VerifyError> {
@@ -315,6 +325,319 @@ fn read_checksum_list(path: &Path) -> Result<Vec<(String, String)>, VerifyError>
         entries.push((md5.to_ascii_lowercase(), name.to_owned()));
     }
     Ok(entries)
+}
+
+/// Give up connecting after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Give up when the server sends nothing for this long (headers or body); a slow but steady
+/// download of a 250 MB zip is fine.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why [`fetch`] failed. Whatever the error, the partial zip and the unpacking folder are gone
+/// and `dest_dir/<folder>` was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The request failed: no connection, TLS, timeout, or an HTTP error status.
+    #[error("GET {url}: {source}")]
+    Http {
+        /// The zip's URL.
+        url: String,
+        /// The underlying error; `ureq::Error::StatusCode(404)` for a missing file.
+        source: Box<ureq::Error>,
+    },
+    /// The connection failed while the body was being received.
+    #[error("GET {url}: reading the body: {source}")]
+    Read {
+        /// The zip's URL.
+        url: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The server closed the connection before sending the `Content-Length` it announced.
+    #[error("GET {url}: connection closed after {received} of {expected} bytes")]
+    Truncated {
+        /// The zip's URL.
+        url: String,
+        /// Announced length.
+        expected: u64,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The zip's MD5 is not the one published for the release.
+    #[error("GET {url}: zip md5 {actual}, expected {expected}")]
+    Md5 {
+        /// The zip's URL.
+        url: String,
+        /// Published MD5.
+        expected: String,
+        /// MD5 of the bytes received.
+        actual: String,
+    },
+    /// A local file or folder could not be created, written, read or renamed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The download is not a readable zip, or an entry is corrupt (bad CRC, unsupported
+    /// compression or encryption).
+    #[error("{url}: bad zip: {source}")]
+    Zip {
+        /// The zip's URL.
+        url: String,
+        /// The underlying error.
+        source: zip::result::ZipError,
+    },
+    /// An entry's name could write outside the unpacking folder (absolute, `..`, a drive or a
+    /// backslash) or is a symlink; the whole archive is rejected before anything is written.
+    #[error("{url}: zip entry {name:?} {reason}; archive rejected")]
+    UnsafeEntry {
+        /// The zip's URL.
+        url: String,
+        /// The entry's name as stored.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The zip does not hold the release folder (`ml-25m/...`).
+    #[error("{url}: the zip has no `{folder}/` folder")]
+    NoFolder {
+        /// The zip's URL.
+        url: String,
+        /// The folder the release should unpack to.
+        folder: &'static str,
+    },
+    /// The unpacked release fails [`verify`]. The path in the error is inside the unpacking
+    /// folder, which has been removed.
+    #[error("the unpacked release fails verification: {0}")]
+    Verify(#[source] VerifyError),
+    /// `dest_dir/<folder>` already exists but fails [`verify`]; it is left alone.
+    #[error("{path} exists but fails verification ({source}); move it away to download again")]
+    Exists {
+        /// The existing folder.
+        path: PathBuf,
+        /// What [`verify`] found.
+        source: VerifyError,
+    },
+}
+
+/// Downloads `release` from GroupLens into `dest_dir/<folder>` and returns that path; see
+/// [`fetch_from`].
+///
+/// # Errors
+/// As [`fetch_from`].
+pub fn fetch(release: &GroupLensRelease, dest_dir: &Path, progress: bool) -> Result<PathBuf, DownloadError> {
+    fetch_from(release.url, release, dest_dir, progress)
+}
+
+/// Downloads the zip of `release` from `url` into `dest_dir/<folder>` and returns that path.
+///
+/// `dest_dir` is created if missing. If `dest_dir/<folder>` already exists and passes [`verify`]
+/// nothing is downloaded. Otherwise the zip is streamed to a temporary file in `dest_dir` while
+/// its MD5 is computed (with a progress bar on stderr when `progress` is set and stderr is a
+/// terminal), checked against `release.zip_md5` when one is pinned, and unpacked into a
+/// temporary folder in `dest_dir`. Entry names are checked before anything is written. The
+/// unpacked `<folder>` must pass [`verify`] before it is renamed to `dest_dir/<folder>` (one
+/// `rename`, on the same file system). The temporary zip and folder are removed in every case.
+///
+/// # Errors
+/// [`DownloadError::Exists`] if `dest_dir/<folder>` is there but fails [`verify`];
+/// [`DownloadError::Http`], [`DownloadError::Read`] or [`DownloadError::Truncated`] if the
+/// download fails; [`DownloadError::Md5`] if the zip is not the published one;
+/// [`DownloadError::Zip`], [`DownloadError::UnsafeEntry`] or [`DownloadError::NoFolder`] if it
+/// cannot be unpacked safely; [`DownloadError::Verify`] if the files are not the release's;
+/// [`DownloadError::Io`] for local file-system errors.
+pub fn fetch_from(
+    url: &str,
+    release: &GroupLensRelease,
+    dest_dir: &Path,
+    progress: bool,
+) -> Result<PathBuf, DownloadError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DownloadError::Io { path, source }
+    };
+    std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
+    let target = dest_dir.join(release.folder);
+    if target.symlink_metadata().is_ok() {
+        return match verify(&target, release) {
+            Ok(()) => Ok(target),
+            Err(source) => Err(DownloadError::Exists { path: target, source }),
+        };
+    }
+
+    let zip_file = tempfile::Builder::new()
+        .prefix(&format!(".{}.", release.name))
+        .suffix(".zip.part")
+        .tempfile_in(dest_dir)
+        .map_err(io(dest_dir))?;
+    // One display for the download bar and the spinner after it. Bars dropped unfinished (on an
+    // error) clear themselves, leaving the line to the error message.
+    let display =
+        if progress { MultiProgress::new() } else { MultiProgress::with_draw_target(ProgressDrawTarget::hidden()) };
+    let md5 = download(url, zip_file.as_file(), zip_file.path(), &display, release)?;
+    if let Some(expected) = release.zip_md5
+        && !md5.eq_ignore_ascii_case(expected)
+    {
+        return Err(DownloadError::Md5 { url: url.to_owned(), expected: expected.to_ascii_lowercase(), actual: md5 });
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.", release.name))
+        .suffix(".unpack")
+        .tempdir_in(dest_dir)
+        .map_err(io(dest_dir))?;
+    let spinner = ProgressBar::new_spinner().with_message(format!("unpacking {}", release.name));
+    let spinner = display.add(spinner.with_finish(ProgressFinish::AndClear));
+    if progress {
+        spinner.enable_steady_tick(Duration::from_millis(120));
+    }
+    unpack(url, zip_file.as_file(), staging.path())?;
+    drop(zip_file);
+    let unpacked = staging.path().join(release.folder);
+    if !unpacked.is_dir() {
+        return Err(DownloadError::NoFolder { url: url.to_owned(), folder: release.folder });
+    }
+    spinner.set_message(format!("verifying {}", release.name));
+    verify(&unpacked, release).map_err(DownloadError::Verify)?;
+    spinner.finish_and_clear();
+    std::fs::rename(&unpacked, &target).map_err(io(&target))?;
+    Ok(target)
+}
+
+/// Streams the body of `url` into `out`, returning its MD5 as lowercase hex.
+fn download(
+    url: &str,
+    out: &File,
+    out_path: &Path,
+    display: &MultiProgress,
+    release: &GroupLensRelease,
+) -> Result<String, DownloadError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
+        .user_agent(concat!("cinedata-movielens/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|source| DownloadError::Http { url: url.to_owned(), source: Box::new(source) })?;
+    let expected = response.body().content_length();
+    let bar = display.add(download_bar(release.name, expected.or(release.zip_bytes)));
+    let mut body = response.body_mut().as_reader();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && expected.is_some() => {
+                let expected = expected.unwrap_or_default();
+                return Err(DownloadError::Truncated { url: url.to_owned(), expected, received });
+            }
+            Err(source) => return Err(DownloadError::Read { url: url.to_owned(), source }),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|source| DownloadError::Io { path: out_path.to_owned(), source })?;
+        received += n as u64;
+        bar.inc(n as u64);
+    }
+    out.flush().map_err(|source| DownloadError::Io { path: out_path.to_owned(), source })?;
+    // ureq already fails a short body; this also catches a server that sends too much.
+    if let Some(expected) = expected
+        && received != expected
+    {
+        return Err(DownloadError::Truncated { url: url.to_owned(), expected, received });
+    }
+    // A plain line rather than the finished bar: indicatif leaves a finished bar's line open.
+    let secs = bar.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let rate = HumanBytes((received as f64 / secs.max(1e-3)) as u64);
+    let _ = display.println(format!("{}: {} in {secs:.1} s ({rate}/s)", release.name, HumanBytes(received)));
+    Ok(hex(&hasher.finalize()))
+}
+
+/// A byte-counting bar with throughput; a counter alone when the length is unknown.
+fn download_bar(name: &'static str, len: Option<u64>) -> ProgressBar {
+    let (bar, template) = match len {
+        Some(len) => {
+            (ProgressBar::new(len), "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} ({elapsed})")
+        }
+        None => (ProgressBar::no_length(), "{spinner} {msg} {bytes} {bytes_per_sec} ({elapsed})"),
+    };
+    let style = ProgressStyle::with_template(template).expect("valid template").progress_chars("=> ");
+    bar.with_style(style).with_message(name).with_finish(ProgressFinish::AndClear)
+}
+
+/// Unpacks `zip` into `into`, which must be empty. Every entry name is checked before the
+/// first file is written.
+fn unpack(url: &str, zip: &File, into: &Path) -> Result<(), DownloadError> {
+    let bad_zip = |source| DownloadError::Zip { url: url.to_owned(), source };
+    let mut archive = zip::ZipArchive::new(zip).map_err(bad_zip)?;
+    let mut paths = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(bad_zip)?;
+        let name = entry.name().map_err(bad_zip)?.into_owned();
+        let unsafe_entry = |reason| DownloadError::UnsafeEntry { url: url.to_owned(), name: name.clone(), reason };
+        if entry.is_symlink() {
+            return Err(unsafe_entry("is a symlink"));
+        }
+        let path = entry_path(&name).map_err(unsafe_entry)?;
+        paths.push((path, entry.is_dir()));
+    }
+    for (i, (path, is_dir)) in paths.into_iter().enumerate() {
+        let path = into.join(path);
+        let io = |source| DownloadError::Io { path: path.clone(), source };
+        if is_dir {
+            std::fs::create_dir_all(&path).map_err(io)?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        // `create_new`: a name listed twice is an error, not a silent overwrite.
+        let file = File::options().write(true).create_new(true).open(&path).map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut entry = archive.by_index(i).map_err(bad_zip)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            // The entry reader checks the CRC at the end and fails on a mismatch.
+            let n = entry.read(&mut buf).map_err(|e| bad_zip(e.into()))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+    }
+    Ok(())
+}
+
+/// The relative path a zip entry may be unpacked to: plain components only (`.` is dropped),
+/// no `..`, no root, no drive, no backslash or NUL.
+fn entry_path(name: &str) -> Result<PathBuf, &'static str> {
+    if name.contains('\\') || name.contains(':') || name.contains('\0') {
+        return Err("has a backslash, colon or NUL in its name");
+    }
+    let mut path = PathBuf::new();
+    for component in Path::new(name).components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("has a `..` component"),
+            Component::RootDir | Component::Prefix(_) => return Err("is an absolute path"),
+        }
+    }
+    if path.as_os_str().is_empty() {
+        return Err("has an empty name");
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -395,6 +718,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("empty"), "").unwrap();
         assert_eq!(md5_file(&dir.path().join("empty")).unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn zip_entry_names_that_could_escape_are_rejected() {
+        for name in ["../evil", "ml/../../evil", "ml/../x", "/etc/passwd", "C:\\evil", "ml\\..\\x", "a\0b", "", "./"] {
+            assert!(entry_path(name).is_err(), "{name:?} accepted");
+        }
+        assert_eq!(entry_path("ml-25m/ratings.csv").unwrap(), Path::new("ml-25m/ratings.csv"));
+        assert_eq!(entry_path("./ml-25m/").unwrap(), Path::new("ml-25m"));
     }
 
     #[test]

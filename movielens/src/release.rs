@@ -238,10 +238,13 @@ struct RawLink {
     tmdb_id: Option<i64>,
 }
 
+/// Rows with their line numbers, boxed so every file type shares one iterator type.
+type NumberedRows<T> = Box<dyn Iterator<Item = Result<(u64, T), RowError>> + Send>;
+
 /// A streaming iterator over one file's rows; each item is a row or the reason it was rejected.
 pub struct Rows<T> {
     file: PathBuf,
-    inner: Option<Box<dyn Iterator<Item = Result<T, RowError>> + Send>>,
+    inner: Option<NumberedRows<T>>,
 }
 
 impl<T: 'static> Rows<T> {
@@ -253,6 +256,9 @@ impl<T: 'static> Rows<T> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
+            // Split on `\n` only and let trimming drop the `\r` of CRLF files: the csv crate
+            // miscounts line positions for CRLF terminators (BurntSushi/rust-csv#395).
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(BufReader::with_capacity(1 << 20, handle));
         let headers = reader
             .byte_headers()
@@ -264,7 +270,7 @@ impl<T: 'static> Rows<T> {
             let record = record.map_err(|e| invalid(e.position().map_or(0, |p| p.line()), e.to_string()))?;
             let line = record.position().map_or(0, |p| p.line());
             let raw: R = record.deserialize(Some(&headers)).map_err(|e| invalid(line, e.to_string()))?;
-            convert(raw).map_err(|reason| invalid(line, reason))
+            convert(raw).map(|row| (line, row)).map_err(|reason| invalid(line, reason))
         });
         Ok(Self { file, inner: Some(Box::new(iter)) })
     }
@@ -277,11 +283,17 @@ impl<T: 'static> Rows<T> {
     pub fn file(&self) -> &Path {
         &self.file
     }
+
+    /// The same rows, each with its 1-based line number in the file (the header is line 1),
+    /// so a caller that rejects a row for its own reasons can say where it was.
+    pub fn numbered(self) -> impl Iterator<Item = Result<(u64, T), RowError>> + Send {
+        self.inner.into_iter().flatten()
+    }
 }
 
 impl<T> Iterator for Rows<T> {
     type Item = Result<T, RowError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.as_mut()?.next()
+        self.inner.as_mut()?.next().map(|row| row.map(|(_, row)| row))
     }
 }

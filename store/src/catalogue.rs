@@ -111,7 +111,7 @@ impl Store {
     pub async fn movies(&self, query: &MovieQuery, page: Page) -> Result<Vec<Movie>, StoreError> {
         let mut filter = Filter::default();
         if let Some(title) = &query.title {
-            filter.push("lower(m.title) LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(title)));
+            filter.push("m.title_key LIKE ? ESCAPE '\\'", Arg::Text(like_pattern(title)));
         }
         if let Some(genre) = &query.genre {
             filter.push(
@@ -293,7 +293,7 @@ impl Store {
         let (movie_count, rating_count, tag_count, link_count) = self.counts().await?;
         let year = match self.backend() {
             Backend::Sqlite => "CAST(strftime('%Y', timestamp, 'unixepoch') AS INTEGER)",
-            Backend::Postgres => "CAST(EXTRACT(YEAR FROM to_timestamp(timestamp)) AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(YEAR FROM to_timestamp(timestamp) AT TIME ZONE 'UTC') AS BIGINT)",
         };
         let per_year_sql = format!("SELECT {year} AS y, COUNT(*), AVG(rating) FROM ratings GROUP BY y ORDER BY y");
         let movie_stats_sql = |order: &str, having: &str| {

@@ -78,11 +78,9 @@ fn parse_in_background<T: Send + 'static>(
     let file = rows.file().to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(batch_size);
-        // Line numbers of accepted rows are not tracked; a rejection from `keep` counts lines
-        // from the header (line 1), which holds for files without embedded newlines.
-        for (index, row) in rows.enumerate() {
+        for row in rows.numbered() {
             let item = match row {
-                Ok(row) => match keep(&row) {
+                Ok((line, row)) => match keep(&row) {
                     Ok(()) => {
                         batch.push(row);
                         if batch.len() == batch_size {
@@ -93,7 +91,7 @@ fn parse_in_background<T: Send + 'static>(
                         }
                         continue;
                     }
-                    Err(reason) => RowError::Invalid { file: file.clone(), line: index as u64 + 2, reason },
+                    Err(reason) => RowError::Invalid { file: file.clone(), line, reason },
                 },
                 Err(e) => e,
             };

@@ -21,7 +21,7 @@ const PG_CHUNK: usize = 50_000;
 const RATING_CONFLICT: &str = " ON CONFLICT (user_id, movie_id) DO UPDATE SET rating = excluded.rating, \
      timestamp = excluded.timestamp WHERE excluded.timestamp >= ratings.timestamp";
 const TAG_CONFLICT: &str = " ON CONFLICT (user_id, movie_id, tag) DO UPDATE SET timestamp = excluded.timestamp";
-const MOVIE_CONFLICT: &str = " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, genres = excluded.genres";
+const MOVIE_CONFLICT: &str = " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, title_key = excluded.title_key, genres = excluded.genres";
 const LINK_CONFLICT: &str =
     " ON CONFLICT (movie_id) DO UPDATE SET imdb_id = excluded.imdb_id, tmdb_id = excluded.tmdb_id";
 
@@ -80,6 +80,7 @@ impl Store {
         }
         let ids: Vec<i64> = rows.iter().map(|m| m.movie_id).collect();
         let titles: Vec<String> = rows.iter().map(|m| m.title.clone()).collect();
+        let keys: Vec<String> = rows.iter().map(|m| m.title.to_lowercase()).collect();
         let genres: Vec<String> = rows.iter().map(|m| genre_string(&m.genres)).collect();
         let mut pairs: Vec<(i64, String)> = Vec::new();
         let mut seen = HashSet::new();
@@ -93,12 +94,16 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                for chunk in (0..rows.len()).collect::<Vec<_>>().chunks(SQLITE_MAX_PARAMS / 3) {
-                    let sql =
-                        values_sql("INSERT INTO movies (movie_id, title, genres)", 3, chunk.len(), MOVIE_CONFLICT);
+                for chunk in (0..rows.len()).collect::<Vec<_>>().chunks(SQLITE_MAX_PARAMS / 4) {
+                    let sql = values_sql(
+                        "INSERT INTO movies (movie_id, title, title_key, genres)",
+                        4,
+                        chunk.len(),
+                        MOVIE_CONFLICT,
+                    );
                     let mut q = sqlx::query(AssertSqlSafe(sql));
                     for &i in chunk {
-                        q = q.bind(ids[i]).bind(titles[i].clone()).bind(genres[i].clone());
+                        q = q.bind(ids[i]).bind(titles[i].clone()).bind(keys[i].clone()).bind(genres[i].clone());
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -124,11 +129,12 @@ impl Store {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO movies (movie_id, title, genres) \
-                     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[]){MOVIE_CONFLICT}"
+                    "INSERT INTO movies (movie_id, title, title_key, genres) \
+                     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]){MOVIE_CONFLICT}"
                 )))
                 .bind(&ids)
                 .bind(&titles)
+                .bind(&keys)
                 .bind(&genres)
                 .execute(&mut *tx)
                 .await?;

@@ -55,9 +55,15 @@ impl Paging {
     }
 }
 
-/// An empty text filter means "no filter", as in most query UIs.
-fn text_filter(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned())
+/// An empty text filter means "no filter", as in most query UIs. NUL characters are refused:
+/// PostgreSQL cannot store or compare them in text.
+fn text_filter(name: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    match value {
+        Some(v) if v.contains('\0') => Err(ApiError::Invalid(format!("{name} must not contain NUL characters"))),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => Ok(Some(v.trim().to_owned())),
+        None => Ok(None),
+    }
 }
 
 fn positive(name: &str, value: Option<i64>) -> ApiResult<Option<i64>> {
@@ -72,8 +78,10 @@ fn positive(name: &str, value: Option<i64>) -> ApiResult<Option<i64>> {
 #[into_params(parameter_in = Query)]
 pub struct MovieFilter {
     /// Case-insensitive substring of the title.
+    #[param(pattern = r"^[^\u0000]*$")]
     title: Option<String>,
     /// Case-insensitive genre name, e.g. `comedy`.
+    #[param(pattern = r"^[^\u0000]*$")]
     genre: Option<String>,
 }
 
@@ -85,7 +93,7 @@ pub async fn list_movies(
     Query(paging): Query<Paging>,
     Query(filter): Query<MovieFilter>,
 ) -> ApiResult<axum::Json<Vec<Movie>>> {
-    let query = MovieQuery { title: text_filter(filter.title), genre: text_filter(filter.genre) };
+    let query = MovieQuery { title: text_filter("title", filter.title)?, genre: text_filter("genre", filter.genre)? };
     Ok(axum::Json(state.store.movies(&query, paging.page()?).await?))
 }
 
@@ -108,9 +116,11 @@ pub async fn get_movie(State(state): State<AppState>, Path(movie_id): Path<i64>)
 pub struct RatingFilter {
     /// Only this movie's ratings (alias `movieId`).
     #[serde(alias = "movieId")]
+    #[param(minimum = 1)]
     movie_id: Option<i64>,
     /// Only this user's ratings (alias `userId`).
     #[serde(alias = "userId")]
+    #[param(minimum = 1)]
     user_id: Option<i64>,
     /// Only ratings at or above this value, 0 to 5.
     #[param(minimum = 0.0, maximum = 5.0)]
@@ -160,9 +170,11 @@ pub async fn get_rating(
 pub struct TagFilter {
     /// Only this movie's tags (alias `movieId`).
     #[serde(alias = "movieId")]
+    #[param(minimum = 1)]
     movie_id: Option<i64>,
     /// Only this user's tags (alias `userId`).
     #[serde(alias = "userId")]
+    #[param(minimum = 1)]
     user_id: Option<i64>,
 }
 
@@ -181,13 +193,18 @@ pub async fn list_tags(
 
 /// One tag, matched exactly (percent-encode the tag text in the path).
 #[utoipa::path(get, path = "/tags/{user_id}/{movie_id}/{tag}", tag = "catalogue",
-    params(("user_id" = i64, Path, description = "MovieLens user id"), ("movie_id" = i64, Path, description = "MovieLens movie id"),
-        ("tag" = String, Path, description = "The tag text, percent-encoded")),
+    params(("user_id" = i64, Path, description = "MovieLens user id", example = 2),
+        ("movie_id" = i64, Path, description = "MovieLens movie id", example = 60756),
+        ("tag" = String, Path, description = "The tag text, percent-encoded", example = "Highly quotable",
+            pattern = r"^[^\u0000]*$")),
     responses((status = 200, body = Tag), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get_tag(
     State(state): State<AppState>,
     Path((user_id, movie_id, tag)): Path<(i64, i64, String)>,
 ) -> ApiResult<axum::Json<Tag>> {
+    if tag.contains('\0') {
+        return Err(ApiError::Invalid("tag must not contain NUL characters".into()));
+    }
     state
         .store
         .tag(user_id, movie_id, &tag)

@@ -2,6 +2,9 @@
 CREATE TABLE movies (
     movie_id BIGINT PRIMARY KEY,
     title    TEXT NOT NULL,
+    -- Lowercased by the application (full Unicode; SQLite's lower() folds ASCII only), for
+    -- case-insensitive title search.
+    title_key TEXT NOT NULL,
     -- movies.csv's `|`-separated genres, kept for listing without a join.
     genres   TEXT NOT NULL
 );
@@ -27,7 +30,7 @@ CREATE INDEX ratings_by_movie ON ratings (movie_id);
 CREATE TABLE tags (
     user_id   BIGINT NOT NULL,
     movie_id  BIGINT NOT NULL REFERENCES movies (movie_id),
-    tag       TEXT NOT NULL,
+    tag       TEXT COLLATE "C" NOT NULL,
     timestamp BIGINT NOT NULL,
     PRIMARY KEY (user_id, movie_id, tag)
 );

@@ -2,6 +2,9 @@
 CREATE TABLE movies (
     movie_id INTEGER PRIMARY KEY,
     title    TEXT NOT NULL,
+    -- Lowercased by the application (full Unicode; SQLite's lower() folds ASCII only), for
+    -- case-insensitive title search.
+    title_key TEXT NOT NULL,
     -- movies.csv's `|`-separated genres, kept for listing without a join.
     genres   TEXT NOT NULL
 );
