@@ -34,6 +34,7 @@ LUA
 for path in "/movies/1" "/movies?genre=Comedy&limit=100" "/ratings?user_id=1" "/analytics" "/movies?title=toy%20story" "/links?limit=100" "random /movies/MOVIE" "random /ratings?user_id=USER"; do
   script=()
   if [[ $path == random* ]]; then path=${path#random }; script=(-s "$work/random.lua"); fi
+  warm=${path/MOVIE/1}; curl -sf -o /dev/null "http://127.0.0.1:$port${warm/USER/1}" || true # measure steady state
   wrk -t2 -c"$conns" -d"${secs}s" --latency "${script[@]}" "http://127.0.0.1:$port$path" > "$work/wrk.txt"
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/wrk.txt")

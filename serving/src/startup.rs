@@ -79,6 +79,12 @@ impl Application {
     /// The server fails to accept.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        let warm = self.state.clone();
+        tokio::spawn(async move {
+            if let Err(error) = routes::analytics::current(&warm).await {
+                tracing::warn!(%error, "could not precompute analytics");
+            }
+        });
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await

@@ -26,9 +26,18 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/analytics", tag = "analytics",
     responses((status = 200, body = Analytics), (status = 500, body = ErrorBody)))]
 pub async fn analytics(State(state): State<AppState>) -> ApiResult<Json<Arc<Analytics>>> {
+    Ok(Json(current(&state).await?))
+}
+
+/// The cached analytics, computing them if none exist yet. Also called once at start-up so
+/// the first client does not wait for the full scan.
+///
+/// # Errors
+/// The store fails on the first computation.
+pub async fn current(state: &AppState) -> ApiResult<Arc<Analytics>> {
     let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let value = state
+    state
         .analytics
         .get(move || async move {
             let now =
@@ -41,6 +50,5 @@ pub async fn analytics(State(state): State<AppState>) -> ApiResult<Json<Arc<Anal
             }
             Ok::<_, ApiError>(a)
         })
-        .await?;
-    Ok(Json(value))
+        .await
 }
