@@ -1,0 +1,64 @@
+//! CineData's recommender algorithms: pure, synchronous and seeded (ndarray, no I/O).
+//!
+//! Modules, one concept each:
+//! - [`ratings`]: the in-memory ratings container every batch model fits on.
+//! - [`sgd`]: the one SGD step shared by online updates and offline training.
+//! - [`online`]: the live biased MF model the consumer updates while serving reads.
+//! - [`mf`]: batch biased MF (Funk-SVD), which re-bases the online model.
+//! - [`svd`]: sparse randomized truncated SVD and PureSVD top-N.
+//! - [`linalg`]: the small dense solvers behind it (Jacobi eigen and SVD).
+//! - [`similarity`]: item–item cosine for "similar movies".
+//! - [`content`]: genre/tag similarity for movies without ratings.
+//! - [`popularity`]: popular and trending lists for cold start.
+//! - [`topn`]: top-N queries (exclusions, filters) and selection.
+//! - [`explain`]: "because you rated X".
+//! - [`batch`]: the full recompute of all batch models.
+//! - [`engine`]: the facade with cold-start routing.
+//! - [`ids`], [`error`]: id types and the crate's error.
+//!
+//! Ids are MovieLens `i64` ids at the API boundary and dense `u32` indices inside.
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod content;
+pub mod engine;
+pub mod error;
+pub mod explain;
+pub mod ids;
+mod init;
+pub mod linalg;
+pub mod mf;
+pub mod online;
+mod panel;
+pub mod popularity;
+pub mod ratings;
+pub mod sgd;
+pub mod similarity;
+pub mod svd;
+pub mod topn;
+
+pub use batch::{BatchModels, Recompute};
+pub use content::ContentIndex;
+pub use engine::{ColdStart, Engine, Recommendations, Source};
+pub use error::ModelError;
+pub use explain::Reason;
+pub use ids::{IdMap, ItemId, UserId};
+pub use mf::{BiasedMf, MfModel, Shuffle};
+pub use online::{ItemState, OnlineConfig, OnlineModel, Update, UserState};
+pub use popularity::{Popularity, PopularityModel};
+pub use ratings::{Rating, Ratings};
+pub use sgd::{SgdParams, sgd_step};
+pub use similarity::ItemSimilarity;
+pub use svd::{Centring, PureSvd, TruncatedSvd};
+pub use topn::{Query, Scored};
+
+/// What evaluation needs from any model: rating predictions and top-N lists, so metrics
+/// (RMSE, precision@k, NDCG) can be written once for all models.
+pub trait Recommender {
+    /// Predicted rating of `item` by `user`, clipped to the rating scale. Unknown users or
+    /// movies fall back to what the model does know (biases, means).
+    fn predict(&self, user: UserId, item: ItemId) -> f32;
+
+    /// The best movies for `user` under `query`, best first, ties to the smaller movie id.
+    fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored>;
+}
