@@ -1,0 +1,281 @@
+//! Offline evaluation of CineData's models on the protocols of `EVALUATION.md`, so our
+//! numbers compare fold for fold with Surprise, River and implicit.
+//!
+//! Modules, one concept each:
+//! - [`splits`]: the splitmix64 5-fold assignment and the per-user temporal 80/20 split (with
+//!   its inner split for tuning), computed or read from the published split files.
+//! - [`metrics`]: RMSE, MAE, Precision/Recall/NDCG/MAP/HitRate@K and coverage.
+//! - [`models`]: the models selectable by name and their per-protocol hyper-parameters.
+//! - [`protocols`]: cross-validation, prequential and top-N runs, each giving a [`Report`].
+//!
+//! [`run`] is the `evaluate` binary minus argument parsing.
+#![deny(missing_docs)]
+
+pub mod metrics;
+pub mod models;
+pub mod protocols;
+pub mod splits;
+
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use model::ModelError;
+use movielens::{RatingRow, Release, RowError};
+use serde_json::{Value, json};
+
+pub use models::ModelName;
+pub use protocols::Level;
+pub use splits::Part;
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The release folder lacks `ratings.csv` or `movies.csv`.
+    #[error("{0}: not a MovieLens release (needs ratings.csv and movies.csv)")]
+    NotARelease(PathBuf),
+    /// A ratings row could not be read.
+    #[error(transparent)]
+    Row(#[from] RowError),
+    /// A split file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A split file does not match the ratings.
+    #[error("{path}:{line}: {reason}")]
+    SplitFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model failed to fit or learn.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The model cannot run under the protocol (e.g. batch MF prequentially).
+    #[error("model {model} does not apply to protocol {protocol}")]
+    NotApplicable {
+        /// The model.
+        model: ModelName,
+        /// The protocol.
+        protocol: Protocol,
+    },
+}
+
+/// The evaluation protocols of `EVALUATION.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Protocol {
+    /// A: 5-fold cross-validation of rating prediction.
+    Cv,
+    /// B: test-then-train over the time-ordered stream.
+    Prequential,
+    /// C: per-user temporal 80/20 split, top-10 ranking.
+    #[value(name = "topn")]
+    TopN,
+}
+
+impl Protocol {
+    /// The name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Cv => "cv",
+            Protocol::Prequential => "prequential",
+            Protocol::TopN => "topn",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of one model under one protocol.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The protocol run.
+    pub protocol: Protocol,
+    /// The model evaluated.
+    pub model: ModelName,
+    /// Its hyper-parameters.
+    pub params: Value,
+    /// Metric name to value (means over folds for cv, with `_std` the population std).
+    pub metrics: Value,
+    /// One object per fold (cv only).
+    pub folds: Vec<Value>,
+    /// Seconds to fit (mean per fold for cv; 0 for prequential).
+    pub fit_seconds: f64,
+    /// Seconds to predict (mean per fold for cv; the whole predict+learn loop for prequential).
+    pub predict_seconds: f64,
+}
+
+/// Metric keys every JSON report carries, `null` where the protocol does not measure them.
+const METRIC_KEYS: [&str; 8] =
+    ["rmse", "mae", "precision@10", "recall@10", "ndcg@10", "map@10", "hit_rate@10", "coverage"];
+
+impl Report {
+    /// The JSON object of `--json`.
+    pub fn to_json(&self) -> Value {
+        let mut metrics = self.metrics.clone();
+        if let Some(m) = metrics.as_object_mut() {
+            for key in METRIC_KEYS {
+                m.entry(key).or_insert(Value::Null);
+            }
+        }
+        json!({
+            "protocol": self.protocol.as_str(),
+            "model": self.model.as_str(),
+            "params": self.params,
+            "metrics": metrics,
+            "folds": self.folds,
+            "fit_seconds": self.fit_seconds,
+            "predict_seconds": self.predict_seconds,
+        })
+    }
+
+    fn metric(&self, key: &str) -> f64 {
+        self.metrics.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+    }
+}
+
+/// A Markdown table of reports of one protocol (cv adds a per-fold RMSE table).
+pub fn table(reports: &[Report]) -> String {
+    let mut out = String::new();
+    let Some(first) = reports.first() else { return out };
+    match first.protocol {
+        Protocol::Cv => {
+            out.push_str("| model | RMSE mean (std) | MAE mean (std) | fit s/fold | predict s/fold |\n");
+            out.push_str("| --- | --- | --- | --- | --- |\n");
+            for r in reports {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.4} ({:.4}) | {:.4} ({:.4}) | {:.3} | {:.3} |",
+                    r.model,
+                    r.metric("rmse"),
+                    r.metric("rmse_std"),
+                    r.metric("mae"),
+                    r.metric("mae_std"),
+                    r.fit_seconds,
+                    r.predict_seconds
+                );
+            }
+            out.push_str("\n| model | fold | RMSE | MAE | fit s |\n| --- | --- | --- | --- | --- |\n");
+            for r in reports {
+                for f in &r.folds {
+                    let get = |k: &str| f.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {:.4} | {:.4} | {:.3} |",
+                        r.model,
+                        get("fold"),
+                        get("rmse"),
+                        get("mae"),
+                        get("fit_seconds")
+                    );
+                }
+            }
+        }
+        Protocol::Prequential => {
+            out.push_str("| model | RMSE all | MAE all | RMSE last 20% | MAE last 20% | ratings/s |\n");
+            out.push_str("| --- | --- | --- | --- | --- | --- |\n");
+            for r in reports {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.0} |",
+                    r.model,
+                    r.metric("rmse"),
+                    r.metric("mae"),
+                    r.metric("rmse_last20"),
+                    r.metric("mae_last20"),
+                    r.metric("ratings_per_second")
+                );
+            }
+        }
+        Protocol::TopN => {
+            out.push_str("| model | P@10 | R@10 | NDCG@10 | MAP@10 | HR@10 | coverage | fit s | predict s |\n");
+            out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            for r in reports {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.3} |",
+                    r.model,
+                    r.metric("precision@10"),
+                    r.metric("recall@10"),
+                    r.metric("ndcg@10"),
+                    r.metric("map@10"),
+                    r.metric("hit_rate@10"),
+                    r.metric("coverage"),
+                    r.fit_seconds,
+                    r.predict_seconds
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Reads every rating of a release folder, in file order.
+///
+/// # Errors
+/// [`EvalError::NotARelease`] without `ratings.csv`/`movies.csv`; [`EvalError::Row`] for an
+/// unreadable file or row.
+pub fn load_ratings(dir: &Path) -> Result<Vec<RatingRow>, EvalError> {
+    let release = Release::new(dir);
+    if !release.exists() {
+        return Err(EvalError::NotARelease(dir.to_owned()));
+    }
+    Ok(release.ratings()?.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// What one `evaluate` invocation does.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The release folder.
+    pub data: PathBuf,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Models to run; empty = every model that applies.
+    pub models: Vec<ModelName>,
+    /// A `userId,movieId,fold` file to use instead of computing the folds.
+    pub folds: Option<PathBuf>,
+    /// A `userId,movieId,split,inner` file to use instead of computing the top-N split.
+    pub split: Option<PathBuf>,
+    /// Top-N only: evaluate on the inner split (tuning) instead of the test part.
+    pub level: Level,
+}
+
+/// Runs `settings.protocol` for each model, in order.
+///
+/// # Errors
+/// Unreadable data or split files, a model that does not apply, a model that fails.
+pub fn run(settings: &Settings) -> Result<Vec<Report>, EvalError> {
+    let rows = load_ratings(&settings.data)?;
+    let models =
+        if settings.models.is_empty() { ModelName::defaults(settings.protocol) } else { settings.models.clone() };
+    if let Some(&model) = models.iter().find(|m| !m.applies_to(settings.protocol)) {
+        return Err(EvalError::NotApplicable { model, protocol: settings.protocol });
+    }
+    match settings.protocol {
+        Protocol::Cv => {
+            let folds = match &settings.folds {
+                Some(path) => splits::read_folds(path, &rows)?,
+                None => splits::assign_folds(&rows, 5),
+            };
+            models.into_iter().map(|m| protocols::cross_validate(&rows, &folds, m)).collect()
+        }
+        Protocol::Prequential => models.into_iter().map(|m| protocols::prequential(&rows, m)).collect(),
+        Protocol::TopN => {
+            let parts = match &settings.split {
+                Some(path) => splits::read_split(path, &rows)?,
+                None => splits::temporal_split(&rows),
+            };
+            models.into_iter().map(|m| protocols::top_n(&rows, &parts, settings.level, m)).collect()
+        }
+    }
+}
