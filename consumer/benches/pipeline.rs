@@ -1,0 +1,334 @@
+//! Throughput of the event pipeline on a synthetic stream (`movielens::synthetic`, time-ordered).
+//!
+//! ```text
+//! cargo bench -p consumer --bench pipeline -- [--events 5000000] [--runs 3] [--lag-rate 80000]
+//!     [--batch-size 100000] [--tansu [--tansu-events N] [--tansu-partitions 8]]
+//! ```
+//!
+//! Per run, on the embedded broker (in-process mock, 32 partitions, lz4):
+//! - producer: events acknowledged per second, replay as fast as possible, no consumer;
+//! - end to end: once the consumer owns its partitions, replay as fast as the consumer keeps up
+//!   (at most 500k events in flight) → persisted in SQLite; "wall" counts from the first send
+//!   to the last event persisted, "sustained" from the first committed batch to the last;
+//! - lag: a replay paced at `--lag-rate` events/s with no backpressure: the largest gap seen
+//!   between events sent and events persisted.
+//!
+//! With `--tansu` (binary from `CINEDATA_TANSU` or the PATH), the producer and end-to-end
+//! figures again against tansu in its own process (SQLite storage, 8 partitions), on the first
+//! `--tansu-events` events (default all).
+//! Prints per-run figures and medians as Markdown.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use consumer::{Embedded, Metrics, Settings};
+use movielens::MovieRow;
+use movielens::synthetic::{self, SyntheticConfig};
+use producer::replay::{Backpressure, ReplayOptions, Timeline, replay, replay_blocking};
+use producer::{Pace, producer_config};
+use store::Store;
+use tokio_util::sync::CancellationToken;
+
+struct Args {
+    events: u64,
+    runs: usize,
+    lag_rate: f64,
+    tansu: bool,
+    tansu_partitions: i32,
+    tansu_events: Option<u64>,
+    batch_size: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        events: 5_000_000,
+        runs: 3,
+        lag_rate: 80_000.0,
+        tansu: false,
+        tansu_partitions: 8,
+        tansu_events: None,
+        batch_size: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--events" => a.events = it.next().context("--events N")?.parse()?,
+            "--runs" => a.runs = it.next().context("--runs N")?.parse()?,
+            "--lag-rate" => a.lag_rate = it.next().context("--lag-rate N")?.parse()?,
+            "--tansu" => a.tansu = true,
+            "--batch-size" => a.batch_size = it.next().context("--batch-size N")?.parse()?,
+            "--tansu-events" => a.tansu_events = Some(it.next().context("--tansu-events N")?.parse()?),
+            "--tansu-partitions" => a.tansu_partitions = it.next().context("--tansu-partitions N")?.parse()?,
+            "--bench" => {}
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+struct E2e {
+    /// From the first send to the last event persisted.
+    wall: f64,
+    /// From the first batch persisted to the last.
+    sustained: f64,
+    max_lag: u64,
+}
+
+/// A migrated SQLite store in a temp dir holding the movies.
+async fn sqlite_store(movies: &[MovieRow]) -> anyhow::Result<(Store, String, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = Store::connect(&url).await?;
+    for chunk in movies.chunks(50_000) {
+        store.upsert_movies(chunk).await?;
+    }
+    Ok((store, url, dir))
+}
+
+/// Producer alone: replay everything to `brokers`, as fast as possible.
+fn produce_only(brokers: &str, timeline: &Arc<Timeline>, limit: u64) -> anyhow::Result<f64> {
+    let options = ReplayOptions { limit: Some(limit), ..ReplayOptions::new(producer::topics::RATINGS) };
+    let report = replay_blocking(
+        &producer_config(brokers),
+        timeline.iter(),
+        Some(timeline.len()),
+        &options,
+        &CancellationToken::new(),
+    )?;
+    if !report.is_complete() {
+        bail!("producer run incomplete: {report:?}");
+    }
+    Ok(report.rate())
+}
+
+/// Replay into `settings.brokers` while a consumer persists into `store`.
+async fn end_to_end(
+    settings: &Settings,
+    store: Store,
+    timeline: &Arc<Timeline>,
+    n: u64,
+    pace: Pace,
+    max_lag: u64,
+) -> anyhow::Result<E2e> {
+    let metrics = Metrics::default();
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (settings, metrics, shutdown) = (settings.clone(), metrics.clone(), shutdown.clone());
+        tokio::spawn(async move { consumer::run(&settings, store, metrics, None, shutdown).await })
+    };
+    let handled = metrics.clone();
+    let options = ReplayOptions {
+        pace,
+        limit: Some(n),
+        backpressure: Some(Backpressure { handled: Arc::new(move || handled.handled()), max_lag }),
+        ..ReplayOptions::new(settings.ratings_topic.clone())
+    };
+    let brokers = settings.brokers.clone().context("brokers")?;
+    // Measure the steady state: start sending once the consumer owns its partitions.
+    let wanted = settings.topics().len() * settings.partitions as usize;
+    let joining = Instant::now();
+    while metrics.snapshot().assigned.len() < wanted {
+        if joining.elapsed() > Duration::from_secs(60) {
+            bail!("the consumer did not join: {:?}", metrics.snapshot());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let producing = tokio::spawn(replay(
+        producer_config(&brokers),
+        timeline.clone().into_events(),
+        Some(n),
+        options,
+        shutdown.clone(),
+    ));
+    let mut first: Option<(Instant, u64)> = None;
+    let deadline = started + Duration::from_secs(1800);
+    loop {
+        let h = metrics.handled();
+        if first.is_none() && h > 0 {
+            first = Some((Instant::now(), h));
+        }
+        if h >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("timed out: {:?}", metrics.snapshot());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let done = Instant::now();
+    let report = producing.await??;
+    shutdown.cancel();
+    consumer.await??;
+    if !report.is_complete() {
+        bail!("replay incomplete: {report:?}");
+    }
+    let s = metrics.snapshot();
+    if s.ratings != n || s.dead_letters != 0 {
+        bail!("expected {n} ratings persisted once, got {s:?}");
+    }
+    let (t0, h0) = first.context("nothing handled")?;
+    Ok(E2e {
+        wall: n as f64 / (done - started).as_secs_f64(),
+        sustained: (n - h0) as f64 / (done - t0).as_secs_f64().max(1e-9),
+        max_lag: report.max_lag,
+    })
+}
+
+async fn embedded_e2e(
+    movies: &[MovieRow],
+    timeline: &Arc<Timeline>,
+    pace: Pace,
+    max_lag: u64,
+    batch_size: usize,
+) -> anyhow::Result<E2e> {
+    let n = timeline.len();
+    let (store, url, _dir) = sqlite_store(movies).await?;
+    let settings = Settings { tags_topic: String::new(), batch_size, ..Settings::new(None, url) };
+    let embedded = Embedded::start(&settings)?;
+    let result = end_to_end(embedded.settings(), store.clone(), timeline, n, pace, max_lag).await;
+    store.close().await;
+    result
+}
+
+/// tansu on a free port with SQLite storage in a temp dir.
+struct Tansu {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    fn start() -> anyhow::Result<Self> {
+        let binary = std::env::var_os("CINEDATA_TANSU").map_or_else(|| PathBuf::from("tansu"), PathBuf::from);
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::tempdir()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                bail!("tansu did not listen on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { child, port, _dir: dir })
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn tansu_settings(tansu: &Tansu, url: String, partitions: i32, batch_size: usize) -> anyhow::Result<Settings> {
+    let settings = Settings {
+        batch_size,
+        brokers: Some(tansu.brokers()),
+        partitions,
+        tags_topic: String::new(),
+        session_timeout_ms: Some(6_000),
+        ..Settings::new(None, url)
+    };
+    producer::ensure_topics(&tansu.brokers(), &settings.topic_specs()).await?;
+    Ok(settings)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let cfg = SyntheticConfig::scaled(args.events);
+        eprintln!("generating {} synthetic ratings ({} users, {} movies)...", cfg.ratings, cfg.users, cfg.movies);
+        let movies: Vec<MovieRow> = synthetic::movies(&cfg)?.collect();
+        let timeline = Arc::new(Timeline::from_rows(synthetic::ratings(&cfg)?, []));
+        let n = timeline.len();
+
+        let (mut produced, mut wall, mut sustained, mut lags) = (vec![], vec![], vec![], vec![]);
+        for run in 1..=args.runs {
+            let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 32)])?;
+            let brokers = broker.bootstrap_servers().to_owned();
+            let t = timeline.clone();
+            let rate = tokio::task::spawn_blocking(move || produce_only(&brokers, &t, n)).await??;
+            drop(broker);
+            let e = embedded_e2e(&movies, &timeline, Pace::Max, consumer::pipeline::MAX_LAG, args.batch_size).await?;
+            println!(
+                "run {run}: embedded producer {rate:.0} events/s; end to end {:.0} events/s sustained, {:.0} wall, max lag {}",
+                e.sustained, e.wall, e.max_lag
+            );
+            produced.push(rate);
+            wall.push(e.wall);
+            sustained.push(e.sustained);
+            lags.push(e.max_lag as f64);
+        }
+        let paced = embedded_e2e(&movies, &timeline, Pace::Rate(args.lag_rate), u64::MAX, args.batch_size).await?;
+        println!(
+            "paced at {:.0} events/s without backpressure: max lag {} events, {:.0} events/s persisted",
+            args.lag_rate, paced.max_lag, paced.wall
+        );
+
+        let mut table = vec![
+            ("embedded: producer (events/s)", median(produced)),
+            ("embedded: end to end → SQLite, sustained (events/s)", median(sustained)),
+            ("embedded: end to end → SQLite, wall, first send to last persisted (events/s)", median(wall)),
+            ("embedded: max lag seen, backpressure bound 500k (events)", median(lags)),
+        ];
+        let tansu_n = args.tansu_events.unwrap_or(n).min(n);
+        if args.tansu {
+            let (mut produced, mut wall, mut sustained) = (vec![], vec![], vec![]);
+            for run in 1..=args.runs {
+                let tansu = Tansu::start()?;
+                tansu_settings(&tansu, "sqlite://unused.db".into(), args.tansu_partitions, args.batch_size).await?;
+                let brokers = tansu.brokers();
+                let t = timeline.clone();
+                let rate = tokio::task::spawn_blocking(move || produce_only(&brokers, &t, tansu_n)).await??;
+                drop(tansu);
+                let tansu = Tansu::start()?;
+                let (store, url, _dir) = sqlite_store(&movies).await?;
+                let settings = tansu_settings(&tansu, url, args.tansu_partitions, args.batch_size).await?;
+                let e = end_to_end(&settings, store.clone(), &timeline, tansu_n, Pace::Max, consumer::pipeline::MAX_LAG)
+                    .await?;
+                store.close().await;
+                println!(
+                    "run {run}: tansu producer {rate:.0} events/s; end to end {:.0} events/s sustained, {:.0} wall",
+                    e.sustained, e.wall
+                );
+                produced.push(rate);
+                wall.push(e.wall);
+                sustained.push(e.sustained);
+            }
+            table.push(("tansu: producer (events/s)", median(produced)));
+            table.push(("tansu: end to end → SQLite, sustained (events/s)", median(sustained)));
+            table.push(("tansu: end to end → SQLite, wall (events/s)", median(wall)));
+        }
+        println!("\n{n} events ({tansu_n} on tansu), median of {} runs\n\n| measure | value |\n| --- | ---: |", args.runs);
+        for (what, value) in table {
+            println!("| {what} | {value:.0} |");
+        }
+        println!("| embedded: max lag paced at {:.0}/s, no backpressure (events) | {} |", args.lag_rate, paced.max_lag);
+        anyhow::Ok(())
+    })
+}

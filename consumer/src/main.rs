@@ -1,0 +1,62 @@
+use anyhow::Context;
+use clap::Parser;
+use consumer::{Embedded, Metrics, ReplayPlan, Settings};
+use movielens::Release;
+use store::Store;
+
+/// CineData's Kafka consumer: persists rating and tag events; poison goes to a dead-letter
+/// topic. Without --brokers it runs an embedded broker (and can replay a release into it).
+#[derive(Debug, Parser)]
+#[command(name = "consumer", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Cli::parse().settings;
+    producer::cli::init_tracing();
+    let shutdown = producer::cli::on_signal();
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("connecting to {}", settings.database_url))?;
+    let metrics = Metrics::default();
+    let result = match &settings.brokers {
+        Some(brokers) => {
+            if settings.replay.is_some() {
+                tracing::warn!("--replay works with the embedded broker only; use `producer replay --brokers ...`");
+            }
+            if let Err(e) = producer::ensure_topics(brokers, &settings.topic_specs()).await {
+                tracing::warn!(error = %e, "could not create the topics; assuming they exist");
+            }
+            consumer::run(&settings, store.clone(), metrics.clone(), None, shutdown).await
+        }
+        None => {
+            let embedded = Embedded::start(&settings)?;
+            eprintln!(
+                "embedded Kafka broker at {} (nothing survives this process); produce with \
+                 `producer send --brokers {}`",
+                embedded.brokers(),
+                embedded.brokers()
+            );
+            let plan = match &settings.replay {
+                Some(dir) => {
+                    let release = Release::new(dir);
+                    let movies: Vec<_> = release.movies()?.collect::<Result<_, _>>().context("reading movies.csv")?;
+                    store.upsert_movies(&movies).await.context("loading movies.csv into the catalogue")?;
+                    Some(ReplayPlan::release(release, embedded.settings(), true).await?)
+                }
+                None => None,
+            };
+            embedded.run(store.clone(), metrics.clone(), None, plan, shutdown).await.map(|_| ())
+        }
+    };
+    store.close().await;
+    let s = metrics.snapshot();
+    eprintln!(
+        "persisted {} ratings and {} tags, dead-lettered {}, in {} batches ({} database retries)",
+        s.ratings, s.tags, s.dead_letters, s.batches, s.db_retries
+    );
+    result
+}

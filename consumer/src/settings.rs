@@ -1,0 +1,89 @@
+//! The consumer's settings: flags, each also read from a `CINEDATA_*` variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use producer::topics;
+
+/// What a consumer needs to know.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Kafka bootstrap servers, e.g. `127.0.0.1:9092`. Without it the consumer starts an
+    /// embedded in-process broker (nothing survives the process) and prints its address.
+    #[arg(long, env = "CINEDATA_BROKERS")]
+    pub brokers: Option<String>,
+    /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
+    pub database_url: String,
+    /// Consumer group id: consumers sharing it split the partitions.
+    #[arg(long, env = "CINEDATA_GROUP", default_value = "cinedata-store")]
+    pub group: String,
+    /// Topic of the rating events.
+    #[arg(long = "topic", env = "CINEDATA_RATINGS_TOPIC", default_value = topics::RATINGS)]
+    pub ratings_topic: String,
+    /// Topic of the tag events; empty to consume ratings only.
+    #[arg(long, env = "CINEDATA_TAGS_TOPIC", default_value = topics::TAGS)]
+    pub tags_topic: String,
+    /// Where poison events go, unchanged, with `x-dlq-reason` and `x-dlq-kind` headers.
+    #[arg(long, env = "CINEDATA_DLQ_TOPIC", default_value = topics::DEAD_LETTERS)]
+    pub dlq_topic: String,
+    /// Partitions of topics this consumer creates (existing topics are left alone).
+    #[arg(long, env = "CINEDATA_PARTITIONS", default_value_t = topics::PARTITIONS)]
+    pub partitions: i32,
+    /// Most events per batch (one database transaction per batch).
+    #[arg(long, env = "CINEDATA_CONSUMER_BATCH_SIZE", default_value_t = 100_000)]
+    pub batch_size: usize,
+    /// Longest wait in milliseconds for a batch to fill once its first event arrived.
+    #[arg(long, env = "CINEDATA_CONSUMER_BATCH_MS", default_value_t = 100)]
+    pub batch_ms: u64,
+    /// Group session timeout in milliseconds. Default 45000; 6000 on the embedded broker,
+    /// whose rebalances wait for it.
+    #[arg(long, env = "CINEDATA_SESSION_TIMEOUT_MS")]
+    pub session_timeout_ms: Option<u32>,
+    /// Embedded mode only: replay this MovieLens release into the embedded broker while
+    /// consuming it (a one-process demo of the whole pipeline).
+    #[arg(long, env = "CINEDATA_REPLAY")]
+    pub replay: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The defaults, for `brokers` and `database_url`.
+    pub fn new(brokers: Option<String>, database_url: impl Into<String>) -> Self {
+        Self {
+            brokers,
+            database_url: database_url.into(),
+            group: "cinedata-store".into(),
+            ratings_topic: topics::RATINGS.into(),
+            tags_topic: topics::TAGS.into(),
+            dlq_topic: topics::DEAD_LETTERS.into(),
+            partitions: topics::PARTITIONS,
+            batch_size: 100_000,
+            batch_ms: 100,
+            session_timeout_ms: None,
+            replay: None,
+        }
+    }
+
+    /// The topics consumed: ratings, and tags unless disabled.
+    pub fn topics(&self) -> Vec<&str> {
+        let mut topics = vec![self.ratings_topic.as_str()];
+        if !self.tags_topic.is_empty() {
+            topics.push(self.tags_topic.as_str());
+        }
+        topics
+    }
+
+    /// Every topic the pipeline uses, dead letters included, to create them.
+    pub fn topic_specs(&self) -> Vec<topics::TopicSpec> {
+        let mut specs: Vec<topics::TopicSpec> =
+            self.topics().into_iter().map(|t| topics::TopicSpec::new(t, self.partitions)).collect();
+        specs.push(topics::TopicSpec::new(&self.dlq_topic, self.partitions.min(4)));
+        specs
+    }
+
+    /// The batch wait as a duration.
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_ms)
+    }
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests of the event pipeline: producer → Kafka → consumer group → store.
+//!
+//! - `embedded`: on librdkafka's in-process mock cluster and SQLite: a full ml-latest-small
+//!   replay, crashes mid-stream (a killed process, an aborted task), poison events, two
+//!   consumers sharing the partitions.
+//! - `postgres`: the full replay into PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`, default
+//!   `postgres://postgres@127.0.0.1:5432/test`; a fresh database per test).
+//! - `tansu`: against tansu, a Kafka-compatible broker in its own process, including a broker
+//!   restart mid-stream. Needs `tansu` on the PATH (or `CINEDATA_TANSU`); fails, not skips,
+//!   without it.
+//!
+//! Waits are deadline-bounded polls; nothing asserts on timing.
+
+mod embedded;
+mod helpers;
+mod postgres;
+mod tansu;

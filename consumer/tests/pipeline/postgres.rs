@@ -1,0 +1,87 @@
+//! The pipeline into PostgreSQL.
+
+use std::time::Duration;
+
+use consumer::{Embedded, Metrics, ReplayPlan, Settings};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_ml_latest_small_into_postgres_fills_the_tables_with_exactly_the_csv_files() {
+    let db = TestDb::postgres().await;
+    let release = ml_small();
+    let embedded = Embedded::start(&Settings::new(None, db.url.clone())).expect("embedded broker");
+    let plan = ReplayPlan::release(release.clone(), embedded.settings(), false).await.expect("release loads");
+    let metrics = Metrics::default();
+    let shutdown = CancellationToken::new();
+    let total = (ML_SMALL_RATINGS + ML_SMALL_TAGS) as u64;
+
+    let run = embedded.run(db.store.clone(), metrics.clone(), None, Some(plan), shutdown.clone());
+    let wait = async {
+        wait_for("every event handled", Duration::from_secs(120), || async {
+            let s = metrics.snapshot();
+            if s.handled >= total { Ok(()) } else { Err(format!("{s:?}")) }
+        })
+        .await;
+        shutdown.cancel();
+    };
+    let (report, ()) = tokio::join!(run, wait);
+    assert_delivered(&report.expect("the pipeline runs").expect("a report"), ML_SMALL_RATINGS + ML_SMALL_TAGS);
+    assert_ratings_equal_csv(&db.store, &release).await;
+    assert_same_rows("tags table vs tags.csv", &stored_tags(&db.store).await, &expected_tags(&release));
+}
+
+/// Runs SQL on the server's `postgres` database (to fence a test database off and back on).
+async fn admin(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    let (admin_url, _) = db.postgres_admin().expect("a PostgreSQL test database");
+    let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("admin connection");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_down_the_consumer_retries_and_then_persists_everything() {
+    let db = TestDb::postgres().await;
+    let (_, name) = db.postgres_admin().expect("a PostgreSQL test database");
+    let settings = Settings { tags_topic: String::new(), ..Settings::new(None, db.url.clone()) };
+    let embedded = Embedded::start(&settings).expect("embedded broker");
+    let settings = embedded.settings().clone();
+    let metrics = Metrics::default();
+    let shutdown = CancellationToken::new();
+
+    // The database refuses every connection, and the open ones are cut.
+    admin(&db, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(&db, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+
+    let consumer = {
+        let (settings, store, metrics, shutdown) =
+            (settings.clone(), db.store.clone(), metrics.clone(), shutdown.clone());
+        tokio::spawn(async move { consumer::run(&settings, store, metrics, None, shutdown).await })
+    };
+    let rows = first_ratings(5_000);
+    let timeline = std::sync::Arc::new(producer::Timeline::from_rows(rows.iter().copied(), []));
+    let replay = spawn_replay(embedded.brokers(), timeline, producer::Pace::Max, shutdown.clone());
+    assert_delivered(&replay.await.expect("replay task"), rows.len());
+    wait_for("the consumer to retry", Duration::from_secs(120), || async {
+        let s = metrics.snapshot();
+        if s.db_retries >= 2 { Ok(()) } else { Err(format!("{s:?}")) }
+    })
+    .await;
+    assert_eq!(metrics.handled(), 0, "a batch was acknowledged while the database was down");
+
+    admin(&db, &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    wait_for_ratings(&db.store, rows.len() as i64, Duration::from_secs(120), || format!("{:?}", metrics.snapshot()))
+        .await;
+    shutdown.cancel();
+    consumer.await.expect("consumer task").expect("consumer runs");
+    let mut expected: Vec<RatingTuple> =
+        rows.iter().map(|r| (r.user_id, r.movie_id, f64::from(r.rating), r.timestamp)).collect();
+    expected.sort_by_key(|r| (r.0, r.1));
+    assert_same_rows("ratings after the outage", &stored_ratings(&db.store).await, &expected);
+    assert_eq!(metrics.snapshot().dead_letters, 0);
+}
