@@ -18,6 +18,11 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }
 fi
 
+# The suites create their own databases through the `test` database (and `postgres`).
+if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE test"
+fi
+
 # Python tools used by the tests, pinned, installed once.
 if [ ! -x .venv-tools/bin/schemathesis ]; then
   python3 -m venv .venv-tools
