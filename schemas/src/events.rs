@@ -243,12 +243,16 @@ impl TagAdded {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewRating {
     /// MovieLens user id, positive.
+    #[schema(minimum = 1)]
     pub user_id: i64,
     /// MovieLens movie id, positive and in the catalogue.
+    #[schema(minimum = 1)]
     pub movie_id: i64,
     /// 0.5 to 5.0 in half-star steps.
+    #[schema(minimum = 0.5, maximum = 5.0, multiple_of = 0.5)]
     pub rating: f64,
-    /// Unix seconds; now when absent.
+    /// Unix seconds, from 1995-01-01 to one day ahead; now when absent.
+    #[schema(minimum = 788_918_400)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<i64>,
 }
@@ -586,4 +590,12 @@ mod tests {
         assert!(matches!(bad.into_event(NOW), Err(EventError::Invalid { field: "rating", .. })));
         assert!(serde_json::from_str::<NewRating>(r#"{"userId":3,"movieId":4,"rating":3.5,"x":1}"#).is_err());
     }
+}
+
+/// What `POST /ratings` answers once the broker has acknowledged the event (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RatingAccepted {
+    /// The event's id, as the consumer and the dead-letter topic will name it.
+    pub event_id: String,
 }

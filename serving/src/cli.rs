@@ -63,6 +63,12 @@ struct ServeArgs {
     /// Seconds a catalogue answer is reused for the same URL (0 disables the cache).
     #[arg(long, env = "CINEDATA_CACHE_TTL", default_value_t = 1.0)]
     cache_ttl: f64,
+    /// Kafka bootstrap servers `POST /ratings` produces to (without them it answers 503).
+    #[arg(long, env = "CINEDATA_BROKERS")]
+    brokers: Option<String>,
+    /// The ratings topic.
+    #[arg(long = "topic", env = "CINEDATA_RATINGS_TOPIC", default_value = producer::topics::RATINGS)]
+    ratings_topic: String,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -122,6 +128,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api_key: args.api_key,
         analytics_ttl: Duration::from_secs_f64(args.analytics_ttl.max(0.0)),
         cache_ttl: Duration::from_secs_f64(args.cache_ttl.max(0.0)),
+        brokers: args.brokers,
+        ratings_topic: args.ratings_topic,
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;

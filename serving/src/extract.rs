@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// `axum::extract::Query` with JSON errors.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,5 +44,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         axum::Json::<T>::from_request(req, state).await.map(|j| Json(j.0)).map_err(|e| ApiError::Invalid(e.body_text()))
+    }
+}
+
+/// Guards write endpoints: when the service has an API key, the request must carry it in
+/// `x-api-key` (compared in constant time). Placed before the body extractor so an
+/// unauthorised request is refused before its body is even parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiKey;
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.api_key.as_deref() else { return Ok(ApiKey) };
+        let given = parts.headers.get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
+        let same = given.len() == expected.len()
+            && given.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if same { Ok(ApiKey) } else { Err(ApiError::Unauthorized) }
     }
 }

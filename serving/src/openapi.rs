@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{analytics, catalogue, health};
+use crate::routes::{analytics, catalogue, health, ingest};
 
 /// CineData's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -19,11 +19,13 @@ use crate::routes::{analytics, catalogue, health};
         catalogue::list_links,
         catalogue::get_link,
         analytics::analytics,
+        ingest::post_rating,
     ),
     tags(
         (name = "health", description = "Liveness"),
         (name = "catalogue", description = "Movies, ratings, tags and links"),
         (name = "analytics", description = "Catalogue-wide figures"),
+        (name = "ingest", description = "Submitting ratings to the stream"),
     )
 )]
 pub struct ApiDoc;

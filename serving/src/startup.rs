@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::ResponseCache;
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::state::{AppState, Cached};
+use crate::state::{AppState, Cached, Ingest};
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
@@ -28,6 +28,10 @@ pub struct ServeSettings {
     pub analytics_ttl: Duration,
     /// How long catalogue answers are reused (zero disables the response cache).
     pub cache_ttl: Duration,
+    /// Kafka bootstrap servers for `POST /ratings`; without them that endpoint answers 503.
+    pub brokers: Option<String>,
+    /// The topic `POST /ratings` produces to.
+    pub ratings_topic: String,
 }
 
 /// A built, bound, not yet running service.
@@ -48,11 +52,20 @@ impl Application {
             .with_context(|| format!("connecting to {}", settings.database_url))?;
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let ingest = match &settings.brokers {
+            Some(brokers) => Some(Ingest {
+                producer: producer::future_producer(brokers)
+                    .with_context(|| format!("connecting to Kafka at {brokers}"))?,
+                topic: Arc::from(settings.ratings_topic.as_str()),
+            }),
+            None => None,
+        };
         let metrics = Metrics::new();
         let state = AppState {
             store,
             responses: ResponseCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
             metrics,
+            ingest,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),
             api_key: settings.api_key.as_deref().map(Arc::from),
         };

@@ -22,8 +22,19 @@ pub struct AppState {
     pub analytics: Arc<Cached<Analytics>>,
     /// Recent answers of catalogue reads.
     pub responses: Arc<ResponseCache>,
+    /// Where `POST /ratings` produces events; `None` when no broker is configured.
+    pub ingest: Option<Ingest>,
     /// Write endpoints require this key in `x-api-key` when set.
     pub api_key: Option<Arc<str>>,
+}
+
+/// The Kafka producer and topic behind `POST /ratings`.
+#[derive(Clone)]
+pub struct Ingest {
+    /// Idempotent producer (cheap to clone: an `Arc` inside).
+    pub producer: rdkafka::producer::FutureProducer,
+    /// The ratings topic.
+    pub topic: Arc<str>,
 }
 
 /// A value recomputed at most once per `ttl`. Once a value exists, callers never wait: a

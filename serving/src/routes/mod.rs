@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod catalogue;
 pub mod health;
+pub mod ingest;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(health::router())
         .merge(cached)
+        .merge(ingest::router())
         .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -48,7 +48,12 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
     /// The PostgreSQL database to drop: (server URL, database name).
     pg_database: Option<(String, String)>,
+    /// The in-process Kafka mock `POST /ratings` produces to.
+    pub broker: producer::EmbeddedBroker,
 }
+
+/// The topic test apps produce ratings to.
+pub const RATINGS_TOPIC: &str = "ratings";
 
 /// Generates one `#[tokio::test]` per backend for each body `async fn name(app: &TestApp)`,
 /// as `name::sqlite` and `name::postgres`.
@@ -205,6 +210,11 @@ fn drop_postgres_database(server: String, name: String) {
 /// When the data set is missing, PostgreSQL is unreachable (postgres variant) or the app
 /// fails to start: a test cannot go on then.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, None).await
+}
+
+/// [`spawn_app`] with an API key guarding the write endpoints.
+pub async fn spawn_app_with(backend: Backend, api_key: Option<&str>) -> TestApp {
     let (database_url, dir, pg_database) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temp dir");
@@ -217,13 +227,17 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         }
     };
 
+    let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new(RATINGS_TOPIC, 4)])
+        .expect("the in-process Kafka mock starts");
     let settings = ServeSettings {
         database_url,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        api_key: None,
+        api_key: api_key.map(str::to_owned),
         analytics_ttl: Duration::ZERO,
         // The CLI's default: tests read what production serves, cache included.
         cache_ttl: Duration::from_secs(1),
+        brokers: Some(broker.bootstrap_servers().to_owned()),
+        ratings_topic: RATINGS_TOPIC.to_owned(),
     };
     let app = Application::build(&settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
@@ -237,7 +251,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     tokio::spawn(app.run_until_stopped(token.clone()));
 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client");
-    TestApp { address, store, token, backend, client, _dir: dir, pg_database }
+    TestApp { address, store, token, backend, client, _dir: dir, pg_database, broker }
 }
 
 impl Drop for TestApp {
@@ -250,6 +264,15 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// POSTs a JSON body, with `x-api-key` when given.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value, key: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}{path}", self.address)).json(body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send().await.expect("the request completes")
+    }
+
     /// `GET path` (path and query, starting with `/`).
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client

@@ -13,6 +13,7 @@ mod analytics;
 mod docs;
 mod errors;
 mod helpers;
+mod ingest;
 mod links;
 mod movies;
 mod ratings;

@@ -50,6 +50,10 @@ async fn schemathesis_finds_no_failure(app: &TestApp) {
         let log = std::fs::File::create(&log_path).expect("a log file");
         let mut child = Command::new(&binary)
             .args(["run", &schema_url, "--checks", "all", "--max-examples", MAX_EXAMPLES, "--seed", &seed])
+            // POST /ratings also rejects schema-valid ratings for reasons no schema can state (a
+            // movie not in the catalogue, a timestamp later than now + 1 day), so the check that
+            // every schema-valid request is accepted cannot hold; every other check runs.
+            .args(["--exclude-checks", "positive_data_acceptance"])
             .args(["--workers", "2", "--request-timeout", "30", "--generation-database", "none", "--no-color"])
             .current_dir(workdir.path())
             .stdin(Stdio::null())

@@ -1,0 +1,42 @@
+//! `POST /ratings`: a client rates a movie; the event goes to Kafka and the pipeline persists it.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use schemas::ErrorBody;
+use schemas::events::{NewRating, RatingAccepted, unix_now};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiKey, Json};
+use crate::state::AppState;
+
+/// The ingestion route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ratings", post(post_rating))
+}
+
+/// Submit a rating. It is validated (scale, ids, timestamp, movie in the catalogue), produced
+/// to the ratings topic keyed by userId, and acknowledged by the broker before the 202.
+#[utoipa::path(post, path = "/ratings", tag = "ingest", request_body = NewRating,
+    params(("x-api-key" = Option<String>, Header, description = "Required when the service has an API key")),
+    responses((status = 202, body = RatingAccepted), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn post_rating(
+    State(state): State<AppState>,
+    _key: ApiKey,
+    Json(body): Json<NewRating>,
+) -> ApiResult<(StatusCode, axum::Json<RatingAccepted>)> {
+    let event = body.into_event(unix_now()).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    if state.store.movie(event.movie_id).await?.is_none() {
+        return Err(ApiError::Invalid(format!("movie {} is not in the catalogue", event.movie_id)));
+    }
+    let Some(ingest) = &state.ingest else {
+        return Err(ApiError::Unavailable("no Kafka brokers configured (--brokers)".into()));
+    };
+    let delivered = producer::send_rating(&ingest.producer, &ingest.topic, &event).await.map_err(|e| match e {
+        producer::SendError::Invalid(e) => ApiError::Invalid(e.to_string()),
+        other => ApiError::Unavailable(other.to_string()),
+    })?;
+    Ok((StatusCode::ACCEPTED, axum::Json(RatingAccepted { event_id: delivered.event_id.to_string() })))
+}
