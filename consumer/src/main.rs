@@ -17,7 +17,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let settings = Cli::parse().settings;
     producer::cli::init_tracing();
-    let shutdown = producer::cli::on_signal();
+    let shutdown = producer::shutdown::on_signal();
     let store = Store::connect(&settings.database_url)
         .await
         .with_context(|| format!("connecting to {}", settings.database_url))?;

@@ -239,32 +239,3 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// A token cancelled on Ctrl-C or SIGTERM.
-pub fn on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let fired = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            () = ctrl_c => {},
-            () = terminate => {},
-        }
-        tracing::info!("shutdown signal received");
-        fired.cancel();
-    });
-    token
-}

@@ -6,6 +6,7 @@
 //!   ([`send_rating`], [`send_tag`]); what `POST /ratings` and `producer send` call.
 //! - [`replay`]: a MovieLens release (or any event stream) in timestamp order, paced, with a
 //!   progress bar, waiting for every delivery report.
+//! - [`shutdown`]: the Ctrl-C/SIGTERM cancellation token every CineData binary uses.
 //! - [`embedded`]: librdkafka's in-process mock cluster in a thread of ours, the broker used
 //!   when no `--brokers` is given.
 //! - [`topics`]: topic names and sizes, and creating them on a real broker.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod embedded;
 pub mod replay;
 pub mod send;
+pub mod shutdown;
 pub mod topics;
 
 pub use config::{future_producer, producer_config};

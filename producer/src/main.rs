@@ -4,5 +4,5 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let cli = producer::cli::Cli::parse();
     producer::cli::init_tracing();
-    producer::cli::run(cli, producer::cli::on_signal()).await
+    producer::cli::run(cli, producer::shutdown::on_signal()).await
 }

@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 use movielens::Release;
 use store::{ImportOptions, Store};
 
-use crate::shutdown;
 use crate::startup::{Application, ServeSettings};
 
 /// CineData's HTTP service and catalogue tools.
@@ -134,5 +133,5 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, "serving; API docs at http://{addr}/docs");
-    app.run_until_stopped(shutdown::on_signal()).await
+    app.run_until_stopped(producer::shutdown::on_signal()).await
 }

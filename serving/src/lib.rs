@@ -18,6 +18,5 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
-pub mod shutdown;
 pub mod startup;
 pub mod state;

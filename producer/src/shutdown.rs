@@ -1,4 +1,5 @@
-//! One cancellation token for the whole process, fired by Ctrl-C or SIGTERM.
+//! One cancellation token for the whole process, fired by Ctrl-C or SIGTERM; shared by the
+//! producer, consumer and serving binaries.
 
 use tokio_util::sync::CancellationToken;
 
