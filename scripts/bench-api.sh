@@ -16,7 +16,7 @@ trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 url=${BENCH_DATABASE_URL:-sqlite://$work/bench.db}
 ./target/release/serving import --data "$data" --database-url "$url" >/dev/null 2>&1
 port=$((20000 + RANDOM % 20000))
-RUST_LOG=warn ./target/release/serving serve --database-url "$url" --listen "127.0.0.1:$port" &
+RUST_LOG=warn CINEDATA_SNAPSHOT_DIR="$work/snapshots" ./target/release/serving serve --database-url "$url" --listen "127.0.0.1:$port" &
 pid=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
 printf '| endpoint | requests/s | p50 | p99 | errors |\n| --- | ---: | ---: | ---: | ---: |\n'

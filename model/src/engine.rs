@@ -9,6 +9,8 @@ use crate::content::ContentIndex;
 use crate::explain::Reason;
 use crate::ids::{ItemId, UserId};
 use crate::online::OnlineModel;
+use crate::popularity::PopularityModel;
+use crate::similarity::ItemSimilarity;
 use crate::topn::{Query, Scored};
 
 /// When a user or a movie has too little history for collaborative answers.
@@ -49,20 +51,39 @@ pub struct Recommendations {
     pub items: Vec<Scored>,
 }
 
-/// The live online model, the latest batch models and the content index, with the
-/// cold-start routing between them. Cheap to clone; swap in a new one after a recompute.
+/// The live online model, the cold-start models of the last recompute and the content
+/// index, with the cold-start routing between them. Cheap to clone; swap in a new one after a
+/// recompute.
 #[derive(Debug, Clone)]
 pub struct Engine {
     online: OnlineModel,
-    batch: Arc<BatchModels>,
+    popularity: Option<Arc<PopularityModel>>,
+    similarity: Option<Arc<ItemSimilarity>>,
     content: Arc<ContentIndex>,
     cold: ColdStart,
 }
 
 impl Engine {
-    /// Combines the models with the default [`ColdStart`] thresholds.
+    /// Combines the models of a full recompute with the default [`ColdStart`] thresholds.
     pub fn new(online: OnlineModel, batch: Arc<BatchModels>, content: Arc<ContentIndex>) -> Self {
-        Self { online, batch, content, cold: ColdStart::default() }
+        Self::from_parts(
+            online,
+            Some(Arc::new(batch.popularity.clone())),
+            Some(Arc::new(batch.similarity.clone())),
+            content,
+        )
+    }
+
+    /// Combines models fitted separately (e.g. restored from a snapshot). Without a
+    /// popularity model cold users get the live model's most-rated movies; without a
+    /// similarity index "similar movies" come from the live factors.
+    pub fn from_parts(
+        online: OnlineModel,
+        popularity: Option<Arc<PopularityModel>>,
+        similarity: Option<Arc<ItemSimilarity>>,
+        content: Arc<ContentIndex>,
+    ) -> Self {
+        Self { online, popularity, similarity, content, cold: ColdStart::default() }
     }
 
     /// Other cold-start thresholds.
@@ -76,9 +97,14 @@ impl Engine {
         &self.online
     }
 
-    /// The batch models of the last recompute.
-    pub fn batch(&self) -> &BatchModels {
-        &self.batch
+    /// The popularity model of the last recompute, if any.
+    pub fn popularity(&self) -> Option<&PopularityModel> {
+        self.popularity.as_deref()
+    }
+
+    /// The item–item similarity of the last recompute, if any.
+    pub fn similarity(&self) -> Option<&ItemSimilarity> {
+        self.similarity.as_deref()
     }
 
     /// The content index.
@@ -97,17 +123,20 @@ impl Engine {
         if query.excludes_seen() {
             q = q.exclude(self.online.rated(user).into_iter().map(|r| r.0));
         }
-        Recommendations { source: Source::Trending, items: self.batch.popularity.trending(&q) }
+        let items = match &self.popularity {
+            Some(p) => p.trending(&q),
+            None => self.online.most_rated(&q),
+        };
+        Recommendations { source: Source::Trending, items }
     }
 
     /// Similar movies: collaborative once the movie has enough ratings (batch similarity, or
     /// the live factors for a movie newer than the batch), content-based before that.
     pub fn similar(&self, item: ItemId, query: &Query<'_>) -> Recommendations {
         if self.online.item_count(item) >= self.cold.min_item_ratings {
-            let items = if self.batch.similarity.item_ids().index(item).is_some() {
-                self.batch.similarity.similar(item, query)
-            } else {
-                self.online.similar(item, query)
+            let items = match &self.similarity {
+                Some(s) if s.item_ids().index(item).is_some() => s.similar(item, query),
+                _ => self.online.similar(item, query),
             };
             return Recommendations { source: Source::Collaborative, items };
         }
@@ -175,7 +204,7 @@ mod tests {
         let e = engine();
         let got = e.recommend(12345, &Query::top(5));
         assert_eq!(got.source, Source::Trending);
-        assert_eq!(got.items, e.batch().popularity.trending(&Query::top(5)));
+        assert_eq!(got.items, e.popularity().unwrap().trending(&Query::top(5)));
         assert_eq!(got.items[0].item, 20);
         // Filters apply to the cold-start list too.
         let odd = |i: ItemId| i % 2 == 1;
@@ -206,6 +235,17 @@ mod tests {
         assert_eq!(got.source, Source::Collaborative);
         assert_eq!(got.items.len(), 3);
         assert!(got.items.iter().all(|s| s.item != 99));
+    }
+
+    #[test]
+    fn without_batch_models_cold_users_get_the_most_rated_and_similar_uses_live_factors() {
+        let full = engine();
+        let e = Engine::from_parts(full.online().clone(), None, None, Arc::new(full.content().clone()));
+        let got = e.recommend(12345, &Query::top(3));
+        assert_eq!(got.source, Source::Trending);
+        assert_eq!(got.items, full.online().most_rated(&Query::top(3)));
+        let got = e.similar(3, &Query::top(4));
+        assert_eq!((got.source, got.items.clone()), (Source::Collaborative, full.online().similar(3, &Query::top(4))));
     }
 
     #[test]

@@ -44,8 +44,10 @@ pub use error::ModelError;
 pub use explain::Reason;
 pub use ids::{IdMap, ItemId, UserId};
 pub use mf::{BiasedMf, MfModel, Shuffle};
-pub use online::{ItemState, OnlineConfig, OnlineModel, Update, UserState};
-pub use popularity::{Popularity, PopularityModel};
+pub use online::{
+    ItemRecord, ItemState, OnlineConfig, OnlineModel, OnlineState, RatedRecord, Update, UserRecord, UserState,
+};
+pub use popularity::{PopularItem, Popularity, PopularityModel, PopularityState};
 pub use ratings::{Rating, Ratings};
 pub use sgd::{SgdParams, sgd_step};
 pub use similarity::ItemSimilarity;

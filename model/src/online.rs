@@ -26,6 +26,9 @@ use crate::ratings::Ratings;
 use crate::sgd::{SgdParams, sgd_step};
 use crate::topn::{Query, Scored, Selector};
 
+mod state;
+pub use state::{ItemRecord, OnlineState, RatedRecord, UserRecord};
+
 /// Movies per lock: small enough that an update blocks few readers, large enough that a
 /// catalogue scan takes few locks (ml-latest-small: 38).
 pub const BLOCK: usize = 256;

@@ -103,31 +103,40 @@ impl Popularity {
             .map(|(&s, &c)| ((s as f32) + MEAN_DAMPING * mu) / (c as f32 + MEAN_DAMPING))
             .collect();
         let trending: Vec<f32> = trending.into_iter().map(|x| x as f32).collect();
-        let order_by = |key: &dyn Fn(usize) -> (f32, f32)| {
-            let mut order: Vec<u32> = (0..n as u32).collect();
-            order.sort_by(|&a, &b| {
-                let (ka, kb) = (key(a as usize), key(b as usize));
-                kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1)).then(a.cmp(&b))
-            });
-            order
-        };
-        let popular_order = order_by(&|i| (likes[i], counts[i] as f32));
-        let trending_order = order_by(&|i| (trending[i], likes[i]));
-        let max_likes = likes.iter().copied().fold(0f32, f32::max);
-        Ok(PopularityModel {
-            user_ids: ratings.user_ids().clone(),
-            item_ids: ratings.item_ids().clone(),
-            counts,
-            likes,
-            trending,
-            means,
-            popular_order,
-            trending_order,
-            max_likes,
-            seen: ratings.seen(),
-            global_mean: mu,
-        })
+        let columns = Columns { counts, likes, trending, means };
+        Ok(PopularityModel::ranked(ratings.user_ids().clone(), ratings.item_ids().clone(), columns, ratings.seen(), mu))
     }
+}
+
+struct Columns {
+    counts: Vec<u32>,
+    likes: Vec<f32>,
+    trending: Vec<f32>,
+    means: Vec<f32>,
+}
+
+/// One movie of a [`PopularityState`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PopularItem {
+    /// MovieLens movie id.
+    pub id: ItemId,
+    /// Ratings.
+    pub count: u32,
+    /// Ratings at or above the like threshold.
+    pub likes: f32,
+    /// Recency-weighted likes.
+    pub trending: f32,
+    /// Damped mean rating.
+    pub mean: f32,
+}
+
+/// A [`PopularityModel`] as plain data (for snapshots), movies by ascending id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PopularityState {
+    /// Per movie.
+    pub items: Vec<PopularItem>,
+    /// Mean of all ratings.
+    pub global_mean: f32,
 }
 
 /// Per-movie likes, trending weight and damped mean, with both rankings precomputed so a
@@ -148,6 +157,68 @@ pub struct PopularityModel {
 }
 
 impl PopularityModel {
+    /// Precomputes both rankings over the columns.
+    fn ranked(user_ids: IdMap, item_ids: IdMap, c: Columns, seen: Arc<Seen>, global_mean: f32) -> Self {
+        let n = item_ids.len();
+        let order_by = |key: &dyn Fn(usize) -> (f32, f32)| {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| {
+                let (ka, kb) = (key(a as usize), key(b as usize));
+                kb.0.total_cmp(&ka.0).then(kb.1.total_cmp(&ka.1)).then(a.cmp(&b))
+            });
+            order
+        };
+        let popular_order = order_by(&|i| (c.likes[i], c.counts[i] as f32));
+        let trending_order = order_by(&|i| (c.trending[i], c.likes[i]));
+        let max_likes = c.likes.iter().copied().fold(0f32, f32::max);
+        Self {
+            user_ids,
+            item_ids,
+            counts: c.counts,
+            likes: c.likes,
+            trending: c.trending,
+            means: c.means,
+            popular_order,
+            trending_order,
+            max_likes,
+            seen,
+            global_mean,
+        }
+    }
+
+    /// The model as plain data. Who rated what is not kept: a restored model's
+    /// [`Recommender::recommend`] excludes nothing (callers pass exclusions in the query).
+    pub fn export(&self) -> PopularityState {
+        let items = (0..self.item_ids.len())
+            .map(|i| PopularItem {
+                id: self.item_ids.id(i as u32),
+                count: self.counts[i],
+                likes: self.likes[i],
+                trending: self.trending[i],
+                mean: self.means[i],
+            })
+            .collect();
+        PopularityState { items, global_mean: self.global_mean }
+    }
+
+    /// The model [`Self::export`] gave, with the same rankings.
+    ///
+    /// # Errors
+    /// [`ModelError::Mismatch`] if the movie ids are not strictly ascending.
+    pub fn restore(state: &PopularityState) -> Result<Self, ModelError> {
+        if !state.items.windows(2).all(|w| w[0].id < w[1].id) {
+            return Err(ModelError::Mismatch("popularity movies must be in ascending id order".into()));
+        }
+        let item_ids = IdMap::from_sorted(state.items.iter().map(|i| i.id).collect());
+        let columns = Columns {
+            counts: state.items.iter().map(|i| i.count).collect(),
+            likes: state.items.iter().map(|i| i.likes).collect(),
+            trending: state.items.iter().map(|i| i.trending).collect(),
+            means: state.items.iter().map(|i| i.mean).collect(),
+        };
+        Ok(Self::ranked(IdMap::default(), item_ids, columns, Arc::default(), state.global_mean))
+    }
+
     /// The first `n` movies of a precomputed ranking that pass the query: already sorted,
     /// so no selection is needed and a request stops as soon as it has `n`.
     fn walk(&self, order: &[u32], score: &[f32], seen: &[u32], query: &Query<'_>) -> Vec<Scored> {
@@ -232,6 +303,21 @@ mod tests {
         assert_eq!(ids(pop.trending(&Query::top(2))), vec![2, 1]);
         assert_eq!(ids(pop.trending(&Query::top(2).exclude([2]))), vec![1, 3]);
         assert!(pop.prior(1) > pop.prior(2) && pop.prior(3) == 0.0);
+    }
+
+    #[test]
+    fn a_restored_model_ranks_exactly_like_the_original() {
+        let pop = Popularity::builder().build().unwrap().fit(&ratings()).unwrap();
+        let back = PopularityModel::restore(&pop.export()).unwrap();
+        assert_eq!(back.export(), pop.export());
+        for q in [Query::top(3), Query::top(2).exclude([2])] {
+            assert_eq!(back.trending(&q), pop.trending(&q));
+            assert_eq!(back.popular(&q), pop.popular(&q));
+        }
+        assert_eq!(back.prior(1), pop.prior(1));
+        let mut bad = pop.export();
+        bad.items.swap(0, 1);
+        assert!(PopularityModel::restore(&bad).is_err());
     }
 
     #[test]

@@ -295,7 +295,7 @@ impl Ratings {
     }
 
     /// Number of ratings of each movie.
-    pub(crate) fn item_counts(&self) -> Vec<u32> {
+    pub fn item_counts(&self) -> Vec<u32> {
         let mut counts = vec![0u32; self.n_items()];
         for &i in &self.items {
             counts[i as usize] += 1;

@@ -5,10 +5,12 @@
 //! - [`error`]: the JSON error body every endpoint uses.
 //! - [`events`]: the versioned Kafka events (`RatingSubmitted`, `TagAdded`) and the one
 //!   [`decode`](events::decode) function every consumer uses.
+//! - [`recommend`]: live recommendations, similar movies, user profiles and model status.
 
 pub mod catalogue;
 pub mod error;
 pub mod events;
+pub mod recommend;
 
 pub use catalogue::*;
 pub use error::ErrorBody;

@@ -1,4 +1,5 @@
-//! The `serving` command line. Every flag can also come from a `CINEDATA_*` variable.
+//! The `serving` command line. Every flag (but the demo's pace) can also come from a
+//! `CINEDATA_*` variable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use movielens::Release;
 use store::{ImportOptions, Store};
 
+use producer::replay::Pace;
+
+use crate::demo::DemoSettings;
+use crate::live::LiveSettings;
+use crate::live::stream::StreamSettings;
 use crate::startup::{Application, ServeSettings};
 
 /// CineData's HTTP service and catalogue tools.
@@ -23,8 +29,71 @@ pub struct Cli {
 enum Command {
     /// Load a MovieLens release folder (movies.csv, ratings.csv, tags.csv, links.csv).
     Import(ImportArgs),
-    /// Serve the HTTP API.
+    /// Serve the HTTP API and live recommendations.
     Serve(ServeArgs),
+    /// The whole system in one process: embedded broker, SQLite, catalogue import, a replay of
+    /// the release's ratings, the live model and the HTTP API.
+    Demo(DemoArgs),
+}
+
+/// The live model's settings, shared by `serve` and `demo`.
+#[derive(Debug, Args)]
+struct LiveArgs {
+    /// Where model snapshots (with the Kafka offsets they include) are kept; restarts resume
+    /// from the newest. Empty disables snapshots.
+    #[arg(long, env = "CINEDATA_SNAPSHOT_DIR", default_value = "cinedata-snapshots")]
+    snapshot_dir: PathBuf,
+    /// Seconds between snapshots (taken only when events arrived).
+    #[arg(long, env = "CINEDATA_SNAPSHOT_INTERVAL", default_value_t = 60.0)]
+    snapshot_interval: f64,
+    /// Seconds between scheduled full retrains; 0 disables the schedule.
+    #[arg(long, env = "CINEDATA_RETRAIN_INTERVAL", default_value_t = 3600.0)]
+    retrain_interval: f64,
+    /// Retrain after this many new rating events; 0 disables (default: 100000 for `serve`,
+    /// 25000 for `demo`).
+    #[arg(long, env = "CINEDATA_RETRAIN_EVERY")]
+    retrain_every: Option<u64>,
+    /// Group id of the live model's consumer (each replica reads every partition itself).
+    #[arg(long = "model-group", env = "CINEDATA_MODEL_GROUP", default_value = "cinedata-serving")]
+    model_group: String,
+}
+
+impl LiveArgs {
+    fn settings(&self, default_every: u64) -> LiveSettings {
+        let mut live = LiveSettings::new();
+        live.snapshot_dir = (!self.snapshot_dir.as_os_str().is_empty()).then(|| self.snapshot_dir.clone());
+        live.snapshot_interval = Duration::from_secs_f64(self.snapshot_interval.max(1.0));
+        live.retrain.interval = (self.retrain_interval > 0.0).then(|| Duration::from_secs_f64(self.retrain_interval));
+        live.retrain.every_ratings = self.retrain_every.unwrap_or(default_every);
+        live
+    }
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// A MovieLens release folder (e.g. ../shared/data/movielens/ml-latest-small).
+    #[arg(long, env = "CINEDATA_DATA")]
+    data: PathBuf,
+    /// Download ml-latest-small from GroupLens into `--data` (checksums verified) if it is missing.
+    #[arg(long)]
+    download: bool,
+    #[command(flatten)]
+    database: Database,
+    /// Address to listen on.
+    #[arg(long, env = "CINEDATA_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Replay pace: `max`, or a factor of real time following the ratings' timestamps
+    /// (e.g. `1e7` plays ml-latest-small's 22 years in about 70 s).
+    #[arg(long, default_value = "max", value_parser = Pace::speed, conflicts_with = "rate")]
+    speed: Pace,
+    /// Replay pace in events per second instead of `--speed`.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Require this key in the `x-api-key` header on write endpoints.
+    #[arg(long, env = "CINEDATA_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    #[command(flatten)]
+    live: LiveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -65,9 +134,11 @@ struct ServeArgs {
     /// Kafka bootstrap servers `POST /ratings` produces to (without them it answers 503).
     #[arg(long, env = "CINEDATA_BROKERS")]
     brokers: Option<String>,
-    /// The ratings topic.
+    /// The ratings topic (`POST /ratings` produces to it, the live model follows it).
     #[arg(long = "topic", env = "CINEDATA_RATINGS_TOPIC", default_value = producer::topics::RATINGS)]
     ratings_topic: String,
+    #[command(flatten)]
+    live: LiveArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -85,6 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(args) => import(args).await,
         Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => demo(args).await,
     }
 }
 
@@ -121,6 +193,14 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut live = args.live.settings(100_000);
+    if let Some(brokers) = &args.brokers {
+        live.stream = Some(StreamSettings {
+            brokers: brokers.clone(),
+            topic: args.ratings_topic.clone(),
+            group: args.live.model_group.clone(),
+        });
+    }
     let settings = ServeSettings {
         database_url: args.database.database_url,
         listen: args.listen,
@@ -129,9 +209,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_ttl: Duration::from_secs_f64(args.cache_ttl.max(0.0)),
         brokers: args.brokers,
         ratings_topic: args.ratings_topic,
+        live,
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, "serving; API docs at http://{addr}/docs");
     app.run_until_stopped(producer::shutdown::on_signal()).await
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let pace = match args.rate {
+        Some(r) if r > 0.0 && r.is_finite() => Pace::Rate(r),
+        Some(r) => anyhow::bail!("--rate must be a positive number, got {r}"),
+        None => args.speed,
+    };
+    let settings = DemoSettings {
+        data: args.data,
+        download: args.download,
+        database_url: args.database.database_url,
+        listen: args.listen,
+        pace,
+        api_key: args.api_key,
+        live: args.live.settings(25_000),
+    };
+    crate::demo::run(settings, producer::shutdown::on_signal()).await
 }

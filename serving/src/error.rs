@@ -17,6 +17,9 @@ pub enum ApiError {
     /// A write endpoint was called without the configured API key.
     #[error("missing or wrong API key")]
     Unauthorized,
+    /// The request conflicts with work in progress (e.g. a retrain already running).
+    #[error("{0}")]
+    Conflict(String),
     /// A dependency is not ready (e.g. the model is still warming up).
     #[error("{0}")]
     Unavailable(String),
@@ -32,6 +35,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -2,9 +2,12 @@
 //!
 //! Where things live:
 //! - [`cache`]: the short-lived response cache in front of catalogue reads.
-//! - [`cli`]: the `serving` command line (`import`, `serve`) and its settings.
+//! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
+//! - [`demo`]: the one-command demo: embedded broker, SQLite, replay, live model, HTTP.
+//! - [`live`]: the live recommender: stream → online model, retrains with hot swap, snapshots.
 //! - [`startup`]: building the app on a listener and running it until shutdown.
-//! - [`routes`]: one module per area of the API; handlers extract, call the store, map to DTOs.
+//! - [`routes`]: one module per area of the API; handlers extract, call the store or the live
+//!   model, map to DTOs.
 //! - [`error`]: the one `ApiError` and how each case maps to a status and a JSON body.
 //! - [`extract`]: `Query`/`Path` extractors whose rejections become 422 JSON errors.
 //! - [`metrics`]: the Prometheus registry, the per-route middleware and `/metrics`.
@@ -13,8 +16,10 @@
 
 pub mod cache;
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{analytics, catalogue, health, ingest};
+use crate::routes::{analytics, catalogue, health, ingest, model, recommend};
 
 /// CineData's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -20,12 +20,18 @@ use crate::routes::{analytics, catalogue, health, ingest};
         catalogue::get_link,
         analytics::analytics,
         ingest::post_rating,
+        recommend::recommendations,
+        recommend::similar,
+        recommend::profile,
+        model::model_info,
+        model::retrain,
     ),
     tags(
         (name = "health", description = "Liveness"),
         (name = "catalogue", description = "Movies, ratings, tags and links"),
         (name = "analytics", description = "Catalogue-wide figures"),
         (name = "ingest", description = "Submitting ratings to the stream"),
+        (name = "recommendations", description = "Live recommendations, similar movies, profiles and the model"),
     )
 )]
 pub struct ApiDoc;

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ResponseCache;
+use crate::live::stream::StreamSettings;
+use crate::live::{Live, LiveSettings};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::{AppState, Cached, Ingest};
@@ -30,8 +32,28 @@ pub struct ServeSettings {
     pub cache_ttl: Duration,
     /// Kafka bootstrap servers for `POST /ratings`; without them that endpoint answers 503.
     pub brokers: Option<String>,
-    /// The topic `POST /ratings` produces to.
+    /// The topic `POST /ratings` produces to and the live model follows.
     pub ratings_topic: String,
+    /// The live model: retrain schedule, snapshots, online settings. Its stream defaults to
+    /// `brokers` and `ratings_topic` when not set.
+    pub live: LiveSettings,
+}
+
+impl ServeSettings {
+    /// Defaults for `database_url` on `listen`: no API key, 5 s analytics, 1 s cache, no
+    /// broker, default live model settings.
+    pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
+        Self {
+            database_url: database_url.into(),
+            listen,
+            api_key: None,
+            analytics_ttl: Duration::from_secs(5),
+            cache_ttl: Duration::from_secs(1),
+            brokers: None,
+            ratings_topic: producer::topics::RATINGS.into(),
+            live: LiveSettings::new(),
+        }
+    }
 }
 
 /// A built, bound, not yet running service.
@@ -39,6 +61,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    live: Live,
 }
 
 impl Application {
@@ -61,7 +84,20 @@ impl Application {
             None => None,
         };
         let metrics = Metrics::new();
+        let mut live_settings = settings.live.clone();
+        if live_settings.stream.is_none()
+            && let Some(brokers) = &settings.brokers
+        {
+            live_settings.stream = Some(StreamSettings {
+                brokers: brokers.clone(),
+                topic: settings.ratings_topic.clone(),
+                group: "cinedata-serving".into(),
+            });
+        }
+        let live = Live::open(&live_settings, &store, metrics.registry()).await.context("opening the live model")?;
         let state = AppState {
+            live: live.model.clone(),
+            retrainer: live.retrainer.clone(),
             store,
             responses: ResponseCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
             metrics,
@@ -70,7 +106,7 @@ impl Application {
             api_key: settings.api_key.as_deref().map(Arc::from),
         };
         let router = routes::app(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self { listener, router, state, live })
     }
 
     /// The bound address (the real port when 0 was asked for).
@@ -86,7 +122,13 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` fires, then drains in-flight requests and closes the store.
+    /// The live model and its jobs.
+    pub fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// Serves until `shutdown` fires, then drains in-flight requests, stops the live model's
+    /// jobs (saving a last snapshot) and closes the store.
     ///
     /// # Errors
     /// The server fails to accept.
@@ -98,11 +140,18 @@ impl Application {
                 tracing::warn!(%error, "could not precompute analytics");
             }
         });
-        axum::serve(self.listener, self.router)
+        let stop_jobs = shutdown.child_token();
+        let jobs = self.live.spawn(stop_jobs.clone());
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
+        stop_jobs.cancel();
+        if let Err(error) = jobs.await {
+            tracing::error!(%error, "live model jobs");
+        }
         store.close().await;
+        served?;
         Ok(())
     }
 }

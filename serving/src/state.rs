@@ -9,6 +9,8 @@ use store::Store;
 use tokio::sync::Mutex;
 
 use crate::cache::ResponseCache;
+use crate::live::LiveModel;
+use crate::live::retrain::Retrainer;
 use crate::metrics::Metrics;
 
 /// Shared handles for handlers.
@@ -26,6 +28,10 @@ pub struct AppState {
     pub ingest: Option<Ingest>,
     /// Write endpoints require this key in `x-api-key` when set.
     pub api_key: Option<Arc<str>>,
+    /// The live recommender.
+    pub live: Arc<LiveModel>,
+    /// Its retrain job (`POST /model/retrain`).
+    pub retrainer: Arc<Retrainer>,
 }
 
 /// The Kafka producer and topic behind `POST /ratings`.

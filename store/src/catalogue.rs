@@ -125,6 +125,25 @@ impl Store {
         Ok(rows.into_iter().map(|(movie_id, title, genres)| Movie { movie_id, title, genres }).collect())
     }
 
+    /// Every rating as `(userId, movieId, rating, timestamp)`, streamed in storage order
+    /// without the API's ordering: what a full retrain reads.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn all_ratings(&self) -> Result<Vec<(i64, i64, f32, i64)>, StoreError> {
+        use futures::TryStreamExt;
+        let sql = "SELECT user_id, movie_id, rating, timestamp FROM ratings";
+        let mut out = Vec::new();
+        with_pool!(self, |pool| {
+            let mut rows = sqlx::query_as::<_, (i64, i64, f64, i64)>(sql).fetch(pool);
+            while let Some((u, m, r, t)) = rows.try_next().await? {
+                out.push((u, m, r as f32, t));
+            }
+            Ok::<(), sqlx::Error>(())
+        })?;
+        Ok(out)
+    }
+
     /// One movie without its ratings and tags.
     ///
     /// # Errors

@@ -25,11 +25,13 @@ pub struct ImportOptions {
     pub progress: bool,
     /// Rejected rows kept verbatim in the report (all are counted).
     pub max_reported: usize,
+    /// Load only movies and links, leaving ratings and tags to arrive as events (the demo).
+    pub catalogue_only: bool,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { batch_size: 100_000, progress: false, max_reported: 100 }
+        Self { batch_size: 100_000, progress: false, max_reported: 100, catalogue_only: false }
     }
 }
 
@@ -166,6 +168,10 @@ impl Store {
             }
         }
         links_bar.finish();
+        if options.catalogue_only {
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
 
         let check = known_movie(known.clone());
         let ratings_bar = bar(options.progress, "ratings");

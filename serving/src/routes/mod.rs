@@ -4,6 +4,8 @@ pub mod analytics;
 pub mod catalogue;
 pub mod health;
 pub mod ingest;
+pub mod model;
+pub mod recommend;
 
 use std::time::Duration;
 
@@ -34,6 +36,8 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(cached)
         .merge(ingest::router())
+        .merge(recommend::router())
+        .merge(model::router())
         .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

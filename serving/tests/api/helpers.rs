@@ -229,16 +229,13 @@ pub async fn spawn_app_with(backend: Backend, api_key: Option<&str>) -> TestApp 
 
     let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new(RATINGS_TOPIC, 4)])
         .expect("the in-process Kafka mock starts");
-    let settings = ServeSettings {
-        database_url,
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        api_key: api_key.map(str::to_owned),
-        analytics_ttl: Duration::ZERO,
-        // The CLI's default: tests read what production serves, cache included.
-        cache_ttl: Duration::from_secs(1),
-        brokers: Some(broker.bootstrap_servers().to_owned()),
-        ratings_topic: RATINGS_TOPIC.to_owned(),
-    };
+    let mut settings = ServeSettings::new(database_url, SocketAddr::from(([127, 0, 0, 1], 0)));
+    settings.api_key = api_key.map(str::to_owned);
+    settings.analytics_ttl = Duration::ZERO;
+    settings.brokers = Some(broker.bootstrap_servers().to_owned());
+    settings.ratings_topic = RATINGS_TOPIC.to_owned();
+    // The catalogue suites do not look at recommendations: a small, fast model is enough.
+    settings.live.retrain.mf = model::BiasedMf::builder().factors(8).epochs(3).build().expect("valid MF settings");
     let app = Application::build(&settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let store = app.state().store.clone();

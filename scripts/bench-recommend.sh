@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Live recommendations under load: the demo (ml-latest-small, embedded broker, SQLite) with
+# fresh ratings streaming in at RATE events/s (examples/rating_load.rs), and wrk asking
+# /users/{random user}/recommendations?n=10 at CONNS connections for SECS seconds.
+# Usage: scripts/bench-recommend.sh [secs, default 30] [conns, default 64] [rate, default 10000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-30}
+conns=${2:-64}
+rate=${3:-10000}
+data=$(realpath "${CINEDATA_ML_SMALL:-../shared/data/movielens/ml-latest-small}")
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release -q -p serving --bin serving --example rating_load
+root=$PWD
+work=$(mktemp -d)
+trap 'kill $pid $load 2>/dev/null || true; rm -rf "$work"' EXIT
+port=$((20000 + RANDOM % 20000))
+(cd "$work" && RUST_LOG=warn exec "$root/target/release/serving" demo --data "$data" --listen "127.0.0.1:$port" \
+  --retrain-every 0 >"$work/demo.log" 2>&1) &
+pid=$!
+model() { curl -sf "http://127.0.0.1:$port/model" || echo '{}'; }
+for _ in $(seq 1 600); do
+  applied=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin).get("eventsApplied", 0))')
+  [ "$applied" -ge 100836 ] && break
+  sleep 0.2
+done
+brokers=$(grep -o 'Kafka (embedded, alive while this runs): [0-9.:]*' "$work/demo.log" | awk '{print $NF}')
+echo "demo up, ml-latest-small replayed ($applied events); streaming $rate ratings/s into $brokers"
+before=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
+"$root/target/release/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
+load=$!
+sleep 2
+start=$(date +%s.%N)
+wrk -t2 -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port"
+end=$(date +%s.%N)
+after=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
+python3 -c "print(f'events applied to the live model during wrk: {($after - $before):.0f} in {($end - $start):.1f} s + 2 s warm-up = {($after - $before) / ($end - $start + 2):.0f}/s')"
+curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^cinedata_(online_updates_total|recommendation_duration_seconds_(sum|count))'
+wait $load || true

@@ -1,0 +1,150 @@
+//! Model snapshots: the online model, its lineage and the Kafka offsets it includes, in one
+//! file per save (`model-<unix ms>-v<version>.snap`, postcard-encoded, written to a temporary
+//! file and renamed so a crash never leaves a torn snapshot under the real name). On start
+//! serving restores the newest readable one and resumes the stream from its offsets.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use model::{OnlineState, PopularityState};
+use serde::{Deserialize, Serialize};
+
+use super::Lineage;
+
+/// Snapshots kept in the directory; older ones are deleted after each save.
+pub const KEEP: usize = 3;
+
+/// First bytes of every snapshot file: the format and its version.
+const MAGIC: &[u8; 16] = b"CINEDATA-MODEL-1";
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// What the model was trained on.
+    pub lineage: Lineage,
+    /// Next offset to read per partition: every event before it is in `model`.
+    pub offsets: BTreeMap<i32, i64>,
+    /// The online model.
+    pub model: OnlineState,
+    /// The cold-start lists of the last retrain (refitted from `model` when absent).
+    pub popularity: Option<PopularityState>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    /// The topic the offsets belong to.
+    topic: String,
+    snapshot: Snapshot,
+}
+
+/// Saves `snapshot` (of the stream on `topic`) into `dir`, then deletes all but the newest
+/// [`KEEP`] snapshots. Blocking: call from a blocking thread.
+///
+/// # Errors
+/// The directory or file cannot be written.
+pub fn save(dir: &Path, topic: &str, snapshot: Snapshot) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let millis =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+    let name = format!("model-{millis:013}-v{}.snap", snapshot.lineage.version);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = BufWriter::new(file);
+        out.write_all(MAGIC)?;
+        let out = postcard::to_io(&File { topic: topic.to_owned(), snapshot }, out)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    for old in list(dir)?.into_iter().rev().skip(KEEP) {
+        let _ = fs::remove_file(old);
+    }
+    Ok(path)
+}
+
+/// Snapshot files in `dir`, oldest first.
+fn list(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("model-") && n.ends_with(".snap"))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    files.sort();
+    Ok(files)
+}
+
+/// Reads one snapshot file: the topic its offsets belong to, and the snapshot.
+///
+/// # Errors
+/// The file cannot be read, is not a snapshot, or is truncated.
+pub fn read(path: &Path) -> anyhow::Result<(String, Snapshot)> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let body = bytes.strip_prefix(MAGIC.as_slice()).with_context(|| format!("{} is not a snapshot", path.display()))?;
+    let file: File = postcard::from_bytes(body).with_context(|| format!("decoding {}", path.display()))?;
+    Ok((file.topic, file.snapshot))
+}
+
+/// The newest snapshot in `dir` that reads back whole; unreadable ones are logged and skipped.
+///
+/// # Errors
+/// The directory exists but cannot be listed.
+pub fn latest(dir: &Path) -> anyhow::Result<Option<(PathBuf, String, Snapshot)>> {
+    for path in list(dir)?.into_iter().rev() {
+        match read(&path) {
+            Ok((topic, snapshot)) => return Ok(Some((path, topic, snapshot))),
+            Err(error) => tracing::warn!(path = %path.display(), error = format!("{error:#}"), "skipping snapshot"),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::OnlineModel;
+
+    fn snapshot(version: u64) -> Snapshot {
+        let m = OnlineModel::new(OnlineModel::builder().factors(4).build().unwrap());
+        m.update(1, 10, 4.0, 100).unwrap();
+        m.update(2, 10, 3.0, 101).unwrap();
+        Snapshot {
+            lineage: Lineage { version, trained_at: Some(5), training_ratings: 2, holdout: None },
+            offsets: BTreeMap::from([(0, 7), (3, 2)]),
+            model: m.export(),
+            popularity: None,
+        }
+    }
+
+    #[test]
+    fn the_newest_whole_snapshot_is_restored_and_old_ones_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(latest(dir.path()).unwrap().is_none());
+        for v in 1..=5 {
+            save(dir.path(), "ratings", snapshot(v)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(list(dir.path()).unwrap().len(), KEEP);
+        let (_, topic, got) = latest(dir.path()).unwrap().unwrap();
+        assert_eq!((topic.as_str(), got.clone()), ("ratings", snapshot(5)));
+        // A torn newest file is skipped in favour of the previous one.
+        let newest = list(dir.path()).unwrap().pop().unwrap();
+        let bytes = fs::read(&newest).unwrap();
+        fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+        let (path, _, got) = latest(dir.path()).unwrap().unwrap();
+        assert_ne!(path, newest);
+        assert_eq!(got.lineage.version, 4);
+        fs::write(dir.path().join("model-9999999999999-v9.snap"), b"not a snapshot").unwrap();
+        assert_eq!(latest(dir.path()).unwrap().unwrap().2.lineage.version, 4);
+    }
+}

@@ -1,0 +1,288 @@
+//! Live recommendations: personal top-N, similar movies and user profiles, all computed at
+//! request time from the live model (no cache: a rating just learned changes the next answer).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use model::{Query as TopN, Scored, Source};
+use schemas::ErrorBody;
+use schemas::recommend::{
+    Because, GenreAffinity, RatedMovie, RecommendedMovie, SimilarMovies, Strategy, UserProfile, UserRecommendations,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
+use crate::live::Movies;
+use crate::live::movies::genres;
+use crate::state::AppState;
+
+/// Largest `n` a list accepts.
+pub const MAX_N: usize = 100;
+/// Largest number of ids in `exclude`.
+const MAX_EXCLUDE: usize = 1000;
+/// Reasons given per recommended movie with `explain=true`.
+const REASONS: usize = 3;
+
+/// The recommendation routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users/{user_id}/recommendations", get(recommendations))
+        .route("/users/{user_id}/profile", get(profile))
+        .route("/movies/{movie_id}/similar", get(similar))
+}
+
+/// Options of `GET /users/{userId}/recommendations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RecommendOptions {
+    /// Movies to return, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    n: Option<i64>,
+    /// Only movies of this genre (case-insensitive, e.g. `comedy`).
+    #[param(pattern = r"^[^\u0000]*$")]
+    genre: Option<String>,
+    /// Comma-separated movie ids never to return, e.g. `1,2` (at most 1000).
+    #[param(pattern = r"^[^\u0000]*$")]
+    exclude: Option<String>,
+    /// Add the user's rated movies that support each recommendation (default false).
+    explain: Option<bool>,
+}
+
+/// Options of `GET /movies/{movieId}/similar`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimilarOptions {
+    /// Movies to return, 1 to 100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    n: Option<i64>,
+}
+
+fn positive_id(name: &str, id: i64) -> ApiResult<i64> {
+    if id > 0 { Ok(id) } else { Err(ApiError::Invalid(format!("{name} must be a positive integer, got {id}"))) }
+}
+
+fn count(n: Option<i64>) -> ApiResult<usize> {
+    match n.unwrap_or(10) {
+        n if (1..=MAX_N as i64).contains(&n) => Ok(n as usize),
+        n => Err(ApiError::Invalid(format!("n must be between 1 and {MAX_N}, got {n}"))),
+    }
+}
+
+fn parse_exclude(text: Option<&str>) -> ApiResult<Vec<i64>> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(Vec::new()) };
+    let ids: Vec<i64> = text
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::Invalid(format!("exclude must be comma-separated movie ids, got {part:?}")))
+        })
+        .collect::<ApiResult<_>>()?;
+    if ids.len() > MAX_EXCLUDE {
+        return Err(ApiError::Invalid(format!("exclude takes at most {MAX_EXCLUDE} ids, got {}", ids.len())));
+    }
+    Ok(ids)
+}
+
+fn strategy(source: Source) -> Strategy {
+    match source {
+        Source::Personal => Strategy::Personal,
+        Source::Trending => Strategy::Trending,
+        Source::Collaborative => Strategy::Collaborative,
+        Source::Content => Strategy::Content,
+    }
+}
+
+fn movie(movies: &Movies, s: &Scored) -> Option<RecommendedMovie> {
+    let info = movies.get(s.item)?;
+    Some(RecommendedMovie {
+        movie_id: s.item,
+        title: info.title.clone(),
+        genres: info.genres.clone(),
+        score: f64::from(s.score),
+        because: None,
+    })
+}
+
+/// Personal recommendations for a user, computed live; a user without ratings gets trending
+/// movies (`strategy: "trending"`).
+#[utoipa::path(get, path = "/users/{user_id}/recommendations", tag = "recommendations",
+    params(("user_id" = i64, Path, description = "MovieLens user id", minimum = 1), RecommendOptions),
+    responses((status = 200, body = UserRecommendations), (status = 422, body = ErrorBody)))]
+pub async fn recommendations(
+    State(state): State<AppState>,
+    Path(user_id): Path<i64>,
+    Query(options): Query<RecommendOptions>,
+) -> ApiResult<axum::Json<UserRecommendations>> {
+    let started = Instant::now();
+    let user_id = positive_id("userId", user_id)?;
+    let n = count(options.n)?;
+    let exclude = parse_exclude(options.exclude.as_deref())?;
+    let live = &state.live;
+    let movies = live.movies();
+    let genre = match options.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+        Some(g) => Some(movies.genre(g).ok_or_else(|| ApiError::Invalid(format!("no movie has the genre {g:?}")))?),
+        None => None,
+    };
+    let keep = |id: i64| movies.contains(id) && genre.is_none_or(|g: &HashSet<i64>| g.contains(&id));
+    let query = TopN::top(n).exclude(exclude).filter(&keep);
+    let engine = live.engine();
+    let found = engine.recommend(user_id, &query);
+    let mut items: Vec<RecommendedMovie> = found.items.iter().filter_map(|s| movie(&movies, s)).collect();
+    if options.explain.unwrap_or(false) && found.source == Source::Personal {
+        for item in &mut items {
+            let reasons = engine.explain(user_id, item.movie_id, REASONS);
+            item.because = Some(
+                reasons
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some(Because {
+                            movie_id: r.item,
+                            title: movies.get(r.item)?.title.clone(),
+                            rating: f64::from(r.rating),
+                            weight: f64::from(r.weight),
+                        })
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let kind = if found.source == Source::Personal { "personal" } else { "trending" };
+    live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+    Ok(axum::Json(UserRecommendations {
+        user_id,
+        strategy: strategy(found.source),
+        model_version: live.lineage().version,
+        items,
+    }))
+}
+
+/// Movies similar to one: rated alike once it has enough ratings (`collaborative`), sharing
+/// genres and tags before that (`content`).
+#[utoipa::path(get, path = "/movies/{movie_id}/similar", tag = "recommendations",
+    params(("movie_id" = i64, Path, description = "MovieLens movie id", minimum = 1), SimilarOptions),
+    responses((status = 200, body = SimilarMovies), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn similar(
+    State(state): State<AppState>,
+    Path(movie_id): Path<i64>,
+    Query(options): Query<SimilarOptions>,
+) -> ApiResult<axum::Json<SimilarMovies>> {
+    let started = Instant::now();
+    let movie_id = positive_id("movieId", movie_id)?;
+    let n = count(options.n)?;
+    let live = &state.live;
+    let mut movies = live.movies();
+    if !movies.contains(movie_id) {
+        // Imported since the catalogue was loaded? Then load it again.
+        if state.store.movie(movie_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("movie {movie_id} not found")));
+        }
+        movies = live.replace_movies(Movies::load(&state.store).await?);
+    }
+    let keep = |id: i64| movies.contains(id);
+    let query = TopN::top(n).include_seen().filter(&keep);
+    let engine = live.engine();
+    let mut found = engine.similar(movie_id, &query);
+    if found.source == Source::Content {
+        // The catalogue's own content index: it also knows movies imported since the last retrain.
+        found.items = movies.content().similar(movie_id, &query);
+    }
+    if found.items.is_empty() {
+        // A movie with no ratings and no genres or tags: nothing relates to it yet, so offer
+        // what is popular rather than nothing.
+        let query = TopN::top(n).include_seen().exclude([movie_id]).filter(&keep);
+        found = engine.recommend(0, &query);
+    }
+    let kind = match found.source {
+        Source::Collaborative => "collaborative",
+        Source::Content => "content",
+        _ => "trending",
+    };
+    live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+    Ok(axum::Json(SimilarMovies {
+        movie_id,
+        strategy: strategy(found.source),
+        model_version: live.lineage().version,
+        items: found.items.iter().filter_map(|s| movie(&movies, s)).collect(),
+    }))
+}
+
+/// Ratings a genre needs before its mean counts as much as the user's overall mean.
+const GENRE_DAMPING: f64 = 3.0;
+
+/// What the live model knows of a user: rating count and mean, favourite genres, top-rated
+/// movies.
+#[utoipa::path(get, path = "/users/{user_id}/profile", tag = "recommendations",
+    params(("user_id" = i64, Path, description = "MovieLens user id", minimum = 1)),
+    responses((status = 200, body = UserProfile), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn profile(State(state): State<AppState>, Path(user_id): Path<i64>) -> ApiResult<axum::Json<UserProfile>> {
+    let user_id = positive_id("userId", user_id)?;
+    let live = &state.live;
+    let movies = live.movies();
+    let rated = live.engine().online().rated(user_id);
+    if rated.is_empty() {
+        return Err(ApiError::NotFound(format!("user {user_id} has no ratings")));
+    }
+    let mean = rated.iter().map(|r| f64::from(r.1)).sum::<f64>() / rated.len() as f64;
+    let mut by_genre: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    for (id, rating) in &rated {
+        if let Some(info) = movies.get(*id) {
+            for g in genres(&info.genres) {
+                let e = by_genre.entry(g).or_default();
+                e.0 += 1;
+                e.1 += f64::from(*rating);
+            }
+        }
+    }
+    let mut favourites: Vec<(f64, GenreAffinity)> = by_genre
+        .into_iter()
+        .map(|(genre, (count, sum))| {
+            let damped = (sum + GENRE_DAMPING * mean) / (count as f64 + GENRE_DAMPING);
+            (damped, GenreAffinity { genre: genre.to_owned(), count, mean_rating: sum / count as f64 })
+        })
+        .collect();
+    favourites.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.count.cmp(&a.1.count)));
+    let mut top: Vec<&(i64, f32)> = rated.iter().collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(axum::Json(UserProfile {
+        user_id,
+        rating_count: rated.len() as u64,
+        mean_rating: mean,
+        favourite_genres: favourites.into_iter().take(5).map(|f| f.1).collect(),
+        top_rated: top
+            .into_iter()
+            .filter_map(|&(id, rating)| {
+                Some(RatedMovie { movie_id: id, title: movies.get(id)?.title.clone(), rating: f64::from(rating) })
+            })
+            .take(10)
+            .collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_lists_parse_or_fail_clearly() {
+        assert_eq!(parse_exclude(None).unwrap(), Vec::<i64>::new());
+        assert_eq!(parse_exclude(Some(" 1, 2 ,3")).unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_exclude(Some("")).unwrap(), Vec::<i64>::new());
+        assert!(matches!(parse_exclude(Some("1,x")), Err(ApiError::Invalid(_))));
+        assert!(matches!(parse_exclude(Some("1,,2")), Err(ApiError::Invalid(_))));
+        let many = (0..=MAX_EXCLUDE).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        assert!(matches!(parse_exclude(Some(&many)), Err(ApiError::Invalid(_))));
+    }
+
+    #[test]
+    fn n_is_bounded() {
+        assert_eq!(count(None).unwrap(), 10);
+        assert_eq!(count(Some(100)).unwrap(), 100);
+        assert!(count(Some(0)).is_err() && count(Some(101)).is_err() && count(Some(-5)).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests of live recommendations: the real server on a socket over a SQLite file
+//! holding ml-latest-small, the in-process Kafka mock as the stream, snapshots in a temp dir.
+//!
+//! - [`recommendations`]: personal lists react to a posted rating; filters, exclusions,
+//!   explanations, profiles; cold users and movies without ratings.
+//! - [`retrain`]: a retrain under concurrent queries, and the model's status.
+//! - [`restart`]: stop and start again from the snapshot, same answers.
+
+mod helpers;
+mod recommendations;
+mod restart;
+mod retrain;

@@ -1,0 +1,157 @@
+//! Personal lists, filters, explanations, profiles and cold start.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use schemas::recommend::{SimilarMovies, Strategy, UserProfile, UserRecommendations};
+use serde_json::json;
+use store::{Page, RatingQuery};
+
+use crate::helpers::World;
+
+async fn rated(store: &store::Store, user: i64) -> HashSet<i64> {
+    let query = RatingQuery { user_id: Some(user), ..RatingQuery::default() };
+    store.ratings(&query, Page { skip: 0, limit: 100_000 }).await.unwrap().iter().map(|r| r.movie_id).collect()
+}
+
+#[tokio::test]
+async fn a_posted_rating_changes_the_users_recommendations_within_a_second() {
+    let world = World::new().await;
+    let app = world.start().await;
+    let before = app.top(1, 10).await;
+    assert_eq!(before.len(), 10);
+    // User 1 rates their current top recommendation: it must leave the list.
+    let (status, body) = app.post("/ratings", &json!({"userId": 1, "movieId": before[0], "rating": 1.0})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let posted = Instant::now();
+    loop {
+        let now = app.top(1, 10).await;
+        if now != before {
+            assert!(!now.contains(&before[0]), "a rated movie is never recommended: {now:?}");
+            break;
+        }
+        assert!(posted.elapsed() < Duration::from_secs(1), "recommendations unchanged 1 s after the rating");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A brand-new user: trending first, personal once they rated something.
+    let cold: UserRecommendations = app.get_ok("/users/987654/recommendations").await;
+    assert_eq!((cold.strategy, cold.items.len()), (Strategy::Trending, 10));
+    let (status, _) = app.post("/ratings", &json!({"userId": 987654, "movieId": 1, "rating": 5.0})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let posted = Instant::now();
+    loop {
+        let warm: UserRecommendations = app.get_ok("/users/987654/recommendations").await;
+        if warm.strategy == Strategy::Personal {
+            assert!(warm.items.iter().all(|m| m.movie_id != 1));
+            break;
+        }
+        assert!(posted.elapsed() < Duration::from_secs(1), "still cold 1 s after the first rating");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let profile: UserProfile = app.get_ok("/users/987654/profile").await;
+    assert_eq!((profile.rating_count, profile.mean_rating), (1, 5.0));
+    assert_eq!(profile.top_rated[0].title, "Toy Story (1995)");
+}
+
+#[tokio::test]
+async fn lists_never_hold_rated_or_excluded_movies_and_honour_the_genre() {
+    let world = World::new().await;
+    let app = world.start().await;
+    for user in [1, 2, 7, 68, 414, 610] {
+        let seen = rated(&app.store, user).await;
+        let recs: UserRecommendations = app.get_ok(&format!("/users/{user}/recommendations?n=100")).await;
+        assert_eq!((recs.strategy, recs.items.len()), (Strategy::Personal, 100));
+        assert!(recs.items.iter().all(|m| !seen.contains(&m.movie_id)), "user {user} got a movie they rated");
+        assert!(recs.items.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+
+        let exclude: Vec<i64> = recs.items.iter().take(5).map(|m| m.movie_id).collect();
+        let list = exclude.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let path = format!("/users/{user}/recommendations?n=20&genre=comedy&exclude={list}");
+        let comedies: UserRecommendations = app.get_ok(&path).await;
+        assert_eq!(comedies.items.len(), 20);
+        for m in &comedies.items {
+            assert!(m.genres.split('|').any(|g| g == "Comedy"), "{} is not a comedy", m.title);
+            assert!(!exclude.contains(&m.movie_id) && !seen.contains(&m.movie_id));
+        }
+    }
+    let explained: UserRecommendations = app.get_ok("/users/1/recommendations?n=5&explain=true").await;
+    let seen = rated(&app.store, 1).await;
+    let reasons: Vec<_> = explained.items.iter().flat_map(|m| m.because.clone().expect("explain=true")).collect();
+    assert!(!reasons.is_empty(), "user 1 has 232 ratings: some support the list");
+    assert!(reasons.iter().all(|b| seen.contains(&b.movie_id) && b.weight > 0.0 && !b.title.is_empty()));
+
+    let profile: UserProfile = app.get_ok("/users/1/profile").await;
+    assert_eq!(profile.rating_count, 232);
+    assert!((profile.mean_rating - 4.366).abs() < 0.01, "{}", profile.mean_rating);
+    assert!(!profile.favourite_genres.is_empty() && profile.top_rated.len() == 10);
+    assert!(profile.top_rated.iter().all(|m| m.rating == 5.0));
+
+    // Bad input: 4xx JSON, never a 500.
+    for path in [
+        "/users/0/recommendations",
+        "/users/abc/recommendations",
+        "/users/1/recommendations?n=0",
+        "/users/1/recommendations?n=101",
+        "/users/1/recommendations?exclude=1,x",
+        "/users/1/recommendations?genre=not-a-genre",
+        "/users/1/recommendations?explain=maybe",
+        "/movies/1/similar?n=1000",
+        "/movies/-1/similar",
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        assert!(body["detail"].is_string());
+    }
+    assert_eq!(app.get("/movies/999999999/similar").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/users/999999/profile").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn cold_users_and_movies_without_ratings_get_sensible_answers() {
+    let world = World::new().await;
+    let app = world.start().await;
+    let cold: UserRecommendations = app.get_ok("/users/5000000/recommendations?n=20&genre=Drama").await;
+    assert_eq!((cold.strategy, cold.items.len()), (Strategy::Trending, 20));
+    assert!(cold.items.iter().all(|m| m.genres.contains("Drama")));
+
+    let toy: SimilarMovies = app.get_ok("/movies/1/similar").await;
+    assert_eq!((toy.strategy, toy.items.len()), (Strategy::Collaborative, 10));
+    assert!(toy.items.iter().all(|m| m.movie_id != 1));
+    assert!(toy.items.iter().any(|m| m.title.starts_with("Toy Story")), "{:?}", toy.items);
+
+    // A movie of ml-latest-small nobody rated, and one added to the catalogue while serving.
+    let rated: HashSet<i64> = app.store.all_ratings().await.unwrap().iter().map(|r| r.1).collect();
+    let all = app.store.movies(&store::MovieQuery::default(), Page { skip: 0, limit: 100_000 }).await.unwrap();
+    let unrated = all.iter().find(|m| !rated.contains(&m.movie_id) && !m.genres.starts_with('(')).unwrap();
+    let similar: SimilarMovies = app.get_ok(&format!("/movies/{}/similar", unrated.movie_id)).await;
+    assert_eq!(similar.strategy, Strategy::Content);
+    assert_eq!(similar.items.len(), 10);
+    let first_genre = unrated.genres.split('|').next().unwrap();
+    assert!(similar.items.iter().all(|m| m.movie_id != unrated.movie_id));
+    assert!(similar.items.iter().any(|m| m.genres.contains(first_genre)), "{similar:?}");
+
+    let new = movielens::MovieRow {
+        movie_id: 300_000,
+        title: "Brand New (2026)".into(),
+        genres: vec!["Animation".into(), "Children".into()],
+    };
+    app.store.upsert_movies(&[new]).await.unwrap();
+    let similar: SimilarMovies = app.get_ok("/movies/300000/similar").await;
+    assert_eq!(similar.strategy, Strategy::Content);
+    assert!(
+        !similar.items.is_empty()
+            && similar.items.iter().all(|m| m.genres.contains("Animation") || m.genres.contains("Children"))
+    );
+    // Its first rating reaches the model and its similar list stays sensible.
+    let (status, _) = app.post("/ratings", &json!({"userId": 1, "movieId": 300000, "rating": 4.5})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let profile_has_it = || async { app.get_ok::<UserProfile>("/users/1/profile").await.rating_count == 233 };
+    let started = Instant::now();
+    while !profile_has_it().await {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new movie's rating never reached the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.get("/movies/300000/similar").await.0, StatusCode::OK);
+}

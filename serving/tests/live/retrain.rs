@@ -1,0 +1,65 @@
+//! Retrains under load, and what `GET /model` says.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use schemas::recommend::{ModelInfo, UserRecommendations};
+
+use crate::helpers::World;
+
+#[tokio::test]
+async fn a_retrain_under_concurrent_queries_swaps_in_a_new_version_without_a_single_bad_answer() {
+    let world = World::new().await;
+    let app = Arc::new(world.start().await);
+    let first: ModelInfo = app.get_ok("/model").await;
+    assert_eq!(first.version, 1);
+    assert_eq!(first.training_ratings, 100_836);
+    let holdout = first.holdout.expect("holdout metrics after a retrain");
+    assert!(holdout.ratings > 1000 && holdout.rmse > 0.5 && holdout.rmse < 1.0, "{holdout:?}");
+    assert!(first.last_retrain.as_ref().is_some_and(|r| r.accepted && r.trigger == "startup"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for worker in 0..4i64 {
+        let (app, stop, answered) = (app.clone(), stop.clone(), answered.clone());
+        readers.push(tokio::spawn(async move {
+            let mut user = 1 + worker;
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/users/{user}/recommendations?n=10");
+                let (status, body) = app.get(&path).await;
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+                let recs: UserRecommendations = serde_json::from_value(body).unwrap();
+                assert_eq!(recs.items.len(), 10, "{path}: an empty or short answer during a retrain");
+                answered.fetch_add(1, Ordering::Relaxed);
+                user = user % 610 + 4;
+            }
+        }));
+    }
+    let (status, body) = app.post("/model/retrain", &serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["version"], 1);
+    // A second request while the first runs is refused, not queued.
+    let (status, body) = app.post("/model/retrain", &serde_json::json!({})).await;
+    assert!(status == StatusCode::CONFLICT || status == StatusCode::ACCEPTED, "{status}: {body}");
+    let model =
+        app.wait_for(Duration::from_secs(60), |m| m["version"].as_u64() >= Some(2) && m["retraining"] == false).await;
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.await.expect("no reader failed");
+    }
+    assert!(answered.load(Ordering::Relaxed) > 20, "readers ran during the retrain");
+    let info: ModelInfo = serde_json::from_value(model).unwrap();
+    assert!(info.last_retrain.is_some_and(|r| r.accepted && r.trigger == "admin"));
+    // The same data and seed give the same holdout error: the gate accepted it.
+    assert!((info.holdout.unwrap().rmse - holdout.rmse).abs() < 1e-6);
+    let metrics = app.get_text_metrics().await;
+    assert!(metrics.contains(&format!("cinedata_model_version {}", info.version)), "{metrics}");
+    let accepted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cinedata_model_retrains_total{outcome=\"accepted\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(accepted, Some(info.version), "one accepted retrain per version: {metrics}");
+}
