@@ -5,12 +5,16 @@
 //! - [`error`]: the JSON error body every endpoint uses.
 //! - [`events`]: the versioned Kafka events (`RatingSubmitted`, `TagAdded`) and the one
 //!   [`decode`](events::decode) function every consumer uses.
+//! - [`experiments`]: experiment records (an `evaluate` run or a production retrain) and the
+//!   data fingerprint they carry.
 //! - [`recommend`]: live recommendations, similar movies, user profiles and model status.
 
 pub mod catalogue;
 pub mod error;
 pub mod events;
+pub mod experiments;
 pub mod recommend;
 
 pub use catalogue::*;
 pub use error::ErrorBody;
+pub use experiments::{DataFingerprint, DataSnapshot, ExperimentKind, ExperimentRecord};
