@@ -5,12 +5,14 @@
 //! - [`catalogue`]: the read side the data API serves (listings, details, analytics).
 //! - [`write`]: idempotent bulk upserts (a re-rating replaces the older one; newer timestamp wins).
 //! - [`import`]: loads a MovieLens release folder, reporting bad rows and carrying on.
+//! - [`experiments`]: experiment records of `evaluate` runs and production retrains.
 //!
 //! SQL text is shared between backends where it is portable (`$N` placeholders work in both);
 //! the bulk write paths differ so each backend uses its fastest form.
 
 pub mod catalogue;
 pub mod error;
+pub mod experiments;
 pub mod import;
 pub mod write;
 
@@ -18,6 +20,7 @@ mod pool;
 
 pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
 pub use error::StoreError;
+pub use experiments::ExperimentQuery;
 pub use import::{ImportOptions, ImportReport};
 pub use pool::{Backend, Store};
 pub use write::RatingsLoader;
