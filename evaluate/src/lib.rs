@@ -7,13 +7,19 @@
 //! - [`metrics`]: RMSE, MAE, Precision/Recall/NDCG/MAP/HitRate@K and coverage.
 //! - [`models`]: the models selectable by name and their per-protocol hyper-parameters.
 //! - [`protocols`]: cross-validation, prequential and top-N runs, each giving a [`Report`].
+//! - [`record`]: reports as [`schemas::ExperimentRecord`]s for the store, and the `--compare`
+//!   table of past records.
+//! - [`mlflow`]: a small blocking MLflow REST client that logs a record as a run.
 //!
-//! [`run`] is the `evaluate` binary minus argument parsing.
+//! [`evaluate`] (or [`run`], reports only) is the `evaluate` binary minus argument parsing and
+//! recording.
 #![deny(missing_docs)]
 
 pub mod metrics;
+pub mod mlflow;
 pub mod models;
 pub mod protocols;
+pub mod record;
 pub mod splits;
 
 use std::fmt::{self, Write as _};
@@ -21,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use model::ModelError;
 use movielens::{RatingRow, Release, RowError};
+use schemas::{DataFingerprint, DataSnapshot};
 use serde_json::{Value, json};
 
 pub use models::ModelName;
@@ -250,12 +257,45 @@ pub struct Settings {
     pub level: Level,
 }
 
+/// The reports of one `evaluate` invocation and the data they ran on.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// One report per model, in order.
+    pub reports: Vec<Report>,
+    /// The release folder (absolute when it resolves) and the fingerprint of its ratings.
+    pub data: DataSnapshot,
+}
+
+/// The snapshot of `rows` read from `dir`: counts and the order-independent fingerprint.
+pub fn snapshot(dir: &Path, rows: &[RatingRow]) -> DataSnapshot {
+    let mut fingerprint = DataFingerprint::new();
+    for r in rows {
+        fingerprint.add(r.user_id, r.movie_id, f64::from(r.rating), r.timestamp);
+    }
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    fingerprint.snapshot(path.display().to_string())
+}
+
 /// Runs `settings.protocol` for each model, in order.
 ///
 /// # Errors
 /// Unreadable data or split files, a model that does not apply, a model that fails.
 pub fn run(settings: &Settings) -> Result<Vec<Report>, EvalError> {
+    Ok(evaluate(settings)?.reports)
+}
+
+/// [`run`], also returning the [`snapshot`] of the data.
+///
+/// # Errors
+/// As [`run`].
+pub fn evaluate(settings: &Settings) -> Result<Evaluation, EvalError> {
     let rows = load_ratings(&settings.data)?;
+    let data = snapshot(&settings.data, &rows);
+    let reports = run_on(&rows, settings)?;
+    Ok(Evaluation { reports, data })
+}
+
+fn run_on(rows: &[RatingRow], settings: &Settings) -> Result<Vec<Report>, EvalError> {
     let models =
         if settings.models.is_empty() { ModelName::defaults(settings.protocol) } else { settings.models.clone() };
     if let Some(&model) = models.iter().find(|m| !m.applies_to(settings.protocol)) {
@@ -264,18 +304,18 @@ pub fn run(settings: &Settings) -> Result<Vec<Report>, EvalError> {
     match settings.protocol {
         Protocol::Cv => {
             let folds = match &settings.folds {
-                Some(path) => splits::read_folds(path, &rows)?,
-                None => splits::assign_folds(&rows, 5),
+                Some(path) => splits::read_folds(path, rows)?,
+                None => splits::assign_folds(rows, 5),
             };
-            models.into_iter().map(|m| protocols::cross_validate(&rows, &folds, m)).collect()
+            models.into_iter().map(|m| protocols::cross_validate(rows, &folds, m)).collect()
         }
-        Protocol::Prequential => models.into_iter().map(|m| protocols::prequential(&rows, m)).collect(),
+        Protocol::Prequential => models.into_iter().map(|m| protocols::prequential(rows, m)).collect(),
         Protocol::TopN => {
             let parts = match &settings.split {
-                Some(path) => splits::read_split(path, &rows)?,
-                None => splits::temporal_split(&rows),
+                Some(path) => splits::read_split(path, rows)?,
+                None => splits::temporal_split(rows),
             };
-            models.into_iter().map(|m| protocols::top_n(&rows, &parts, settings.level, m)).collect()
+            models.into_iter().map(|m| protocols::top_n(rows, &parts, settings.level, m)).collect()
         }
     }
 }

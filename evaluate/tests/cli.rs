@@ -1,37 +1,14 @@
 //! `evaluate` end to end on a small release folder holding only movies.csv and ratings.csv.
 
-use std::fmt::Write as _;
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::{evaluate_command, write_release};
 use serde_json::Value;
 
-/// 40 users × 30 movies, a planted taste (users like movies of their parity), some cells
-/// missing, timestamps increasing.
-fn write_release(dir: &Path) {
-    let mut movies = String::from("movieId,title,genres\n");
-    for m in 1..=30 {
-        let _ = writeln!(movies, "{m},Movie {m} (2000),Drama");
-    }
-    std::fs::write(dir.join("movies.csv"), movies).unwrap();
-    let mut ratings = String::from("userId,movieId,rating,timestamp\n");
-    let mut t = 1_000_000;
-    for u in 1..=40 {
-        for m in 1..=30 {
-            if (u * 7 + m * 3) % 5 == 0 {
-                continue;
-            }
-            let r = if (u + m) % 2 == 0 { 4.5 } else { 2.0 } - if m > 20 { 0.5 } else { 0.0 };
-            t += 17;
-            let _ = writeln!(ratings, "{u},{m},{r:.1},{t}");
-        }
-    }
-    std::fs::write(dir.join("ratings.csv"), ratings).unwrap();
-}
-
 fn evaluate(dir: &Path, args: &[&str]) -> Vec<Value> {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_evaluate")).arg("--data").arg(dir).args(args).arg("--json").output().unwrap();
+    let out = evaluate_command().arg("--data").arg(dir).args(args).args(["--json", "--no-record"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
 }
@@ -75,7 +52,8 @@ fn a_split_file_that_does_not_match_the_ratings_is_rejected() {
     write_release(dir.path());
     let folds = dir.path().join("folds.csv");
     std::fs::write(&folds, "userId,movieId,fold\n1,2,1\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_evaluate"))
+    let out = evaluate_command()
+        .arg("--no-record")
         .arg("--data")
         .arg(dir.path())
         .args(["--protocol", "cv", "--folds"])
