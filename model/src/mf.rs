@@ -172,6 +172,11 @@ impl BiasedMf {
         self.factors
     }
 
+    /// Passes over the ratings.
+    pub fn epochs(&self) -> usize {
+        self.epochs
+    }
+
     /// The SGD parameters of the first epoch.
     pub fn sgd(&self) -> SgdParams {
         self.sgd

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use consumer::{Embedded, OnPersisted, ReplayPlan};
@@ -66,53 +67,115 @@ fn locate(data: &Path, download: bool) -> anyhow::Result<Release> {
     Ok(Release::new(dir))
 }
 
-/// Runs the demo until `shutdown`.
+/// A started demo: catalogue imported, broker up, app bound; [`Demo::run`] sets it going.
+pub struct Demo {
+    app: Application,
+    embedded: Embedded,
+    store: Store,
+    plan: ReplayPlan,
+    address: SocketAddr,
+}
+
+impl Demo {
+    /// Finds (or downloads) the release, imports the catalogue, starts the embedded broker and
+    /// builds the app on its listener.
+    ///
+    /// # Errors
+    /// The release is missing, or the store, broker or listener cannot be set up.
+    pub async fn start(settings: DemoSettings) -> anyhow::Result<Self> {
+        let release = {
+            let (data, download) = (settings.data.clone(), settings.download);
+            tokio::task::spawn_blocking(move || locate(&data, download)).await??
+        };
+        let store = Store::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("connecting to {}", settings.database_url))?;
+        let options = ImportOptions { catalogue_only: true, progress: true, ..ImportOptions::default() };
+        let report = store.import(&release, &options).await.context("importing the catalogue")?;
+        eprintln!("catalogue: {} movies, {} links ({} rows rejected)", report.movies, report.links, report.rejected);
+
+        let pipeline = consumer::Settings::new(None, settings.database_url.clone());
+        let embedded = Embedded::start(&pipeline)?;
+        let mut serve = ServeSettings::new(settings.database_url.clone(), settings.listen);
+        serve.api_key = settings.api_key.clone();
+        serve.brokers = Some(embedded.brokers().to_owned());
+        serve.ratings_topic = pipeline.ratings_topic.clone();
+        serve.live = settings.live.clone();
+        let app = Application::build(&serve).await?;
+        let address = app.local_addr()?;
+        let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;
+        plan.options.pace = settings.pace;
+        Ok(Self { app, embedded, store, plan, address })
+    }
+
+    /// Where the API listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The embedded broker's bootstrap servers (reachable from other processes while this runs).
+    pub fn brokers(&self) -> &str {
+        self.embedded.brokers()
+    }
+
+    /// Serves, replays and consumes until `shutdown`.
+    ///
+    /// # Errors
+    /// The consumer, the replay or the server failed.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { app, embedded, store, plan, .. } = self;
+        // Catalogue answers cached for a second would hide what the consumer just persisted,
+        // and retrains count what is in the store.
+        let (responses, live, retrainer) =
+            (app.state().responses.clone(), app.state().live.clone(), app.state().retrainer.clone());
+        live.count_persisted_ratings();
+        let on_persisted: OnPersisted = Arc::new(move |ratings| {
+            responses.clear();
+            live.persisted(ratings.len() as u64);
+        });
+        let metrics = consumer::Metrics::default();
+        // Once the whole release is in the store, one more retrain trains on all of it.
+        let total = plan.total.unwrap_or(u64::MAX);
+        let (handled, stop) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            while handled.handled() < total {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            tracing::info!(events = total, "replay persisted: retraining on all of it");
+            while !retrainer.request("replay") {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        });
+        let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let replay = embedded.run(store.clone(), metrics, Some(on_persisted), Some(plan), shutdown.clone()).await;
+        // The consumer only returns on shutdown or failure; either way stop the server too.
+        shutdown.cancel();
+        let served = server.await.context("the HTTP server task")?;
+        store.close().await;
+        replay?;
+        served
+    }
+}
+
+/// Runs the demo until `shutdown`, printing where to look.
 ///
 /// # Errors
-/// The release is missing, or the store, broker or listener cannot be set up.
+/// See [`Demo::start`] and [`Demo::run`].
 pub async fn run(settings: DemoSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let release = {
-        let (data, download) = (settings.data.clone(), settings.download);
-        tokio::task::spawn_blocking(move || locate(&data, download)).await??
-    };
-    let store = Store::connect(&settings.database_url)
-        .await
-        .with_context(|| format!("connecting to {}", settings.database_url))?;
-    let options = ImportOptions { catalogue_only: true, progress: true, ..ImportOptions::default() };
-    let report = store.import(&release, &options).await.context("importing the catalogue")?;
-    eprintln!("catalogue: {} movies, {} links ({} rows rejected)", report.movies, report.links, report.rejected);
-
-    let pipeline = consumer::Settings::new(None, settings.database_url.clone());
-    let embedded = Embedded::start(&pipeline)?;
-    let mut serve = ServeSettings::new(settings.database_url.clone(), settings.listen);
-    serve.api_key = settings.api_key.clone();
-    serve.brokers = Some(embedded.brokers().to_owned());
-    serve.ratings_topic = pipeline.ratings_topic.clone();
-    serve.live = settings.live.clone();
-    let app = Application::build(&serve).await?;
-    let addr = app.local_addr()?;
+    let demo = Demo::start(settings).await?;
+    let addr = demo.address();
     println!("CineData demo: http://{addr}  (API docs: http://{addr}/docs)");
     println!("  curl http://{addr}/users/1/recommendations?explain=true");
     println!("  curl http://{addr}/movies/1/similar");
     println!("  curl -X POST http://{addr}/ratings -H 'content-type: application/json' \\");
     println!("       -d '{{\"userId\": 1, \"movieId\": 2, \"rating\": 5}}'");
     println!("  curl http://{addr}/model");
-    println!("Kafka (embedded, alive while this runs): {}", embedded.brokers());
-
-    // Catalogue answers cached for a second would hide what the consumer just persisted.
-    let responses = app.state().responses.clone();
-    let on_persisted: OnPersisted = Arc::new(move |_| responses.clear());
-    let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;
-    plan.options.pace = settings.pace;
-
-    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let replay = embedded
-        .run(store.clone(), consumer::Metrics::default(), Some(on_persisted), Some(plan), shutdown.clone())
-        .await;
-    // The consumer only returns on shutdown or failure; either way stop the server too.
-    shutdown.cancel();
-    let served = server.await.context("the HTTP server task")?;
-    store.close().await;
-    replay?;
-    served
+    println!("Kafka (embedded, alive while this runs): {}", demo.brokers());
+    demo.run(shutdown).await
 }

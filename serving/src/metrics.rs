@@ -62,6 +62,8 @@ impl Metrics {
         for family in families {
             registry.register(family).expect("unique metric names");
         }
+        // process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux only).
+        let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         Arc::new(Self { registry, requests, latency, store_rows, cache_lookups })
     }
 

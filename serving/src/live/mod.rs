@@ -165,6 +165,9 @@ pub struct LiveModel {
     since_swap: AtomicU64,
     since_retrain: AtomicU64,
     retrain_every: u64,
+    /// Count persisted ratings (reported by an in-process store consumer) towards
+    /// `retrain_every` instead of applied events: a retrain then always finds them in the store.
+    count_persisted: AtomicBool,
     retraining: AtomicBool,
     last_retrain: RwLock<Option<RetrainReport>>,
     retrain_due: Notify,
@@ -204,6 +207,7 @@ impl LiveModel {
             since_swap: AtomicU64::new(0),
             since_retrain: AtomicU64::new(0),
             retrain_every,
+            count_persisted: AtomicBool::new(false),
             retraining: AtomicBool::new(false),
             last_retrain: RwLock::new(None),
             retrain_due: Notify::new(),
@@ -312,9 +316,28 @@ impl LiveModel {
         let n = events.len() as u64;
         self.applied.fetch_add(n, Ordering::Relaxed);
         self.since_swap.fetch_add(n, Ordering::Relaxed);
+        if !self.count_persisted.load(Ordering::Relaxed) {
+            self.count_towards_retrain(n);
+        }
+    }
+
+    fn count_towards_retrain(&self, n: u64) {
         let since = self.since_retrain.fetch_add(n, Ordering::Relaxed) + n;
         if self.retrain_every > 0 && since >= self.retrain_every {
             self.retrain_due.notify_one();
+        }
+    }
+
+    /// From now on, count ratings persisted by an in-process store consumer (reported with
+    /// [`Self::persisted`]) towards `retrain_every`, not applied events.
+    pub fn count_persisted_ratings(&self) {
+        self.count_persisted.store(true, Ordering::Relaxed);
+    }
+
+    /// `n` ratings were committed to the store.
+    pub fn persisted(&self, n: u64) {
+        if self.count_persisted.load(Ordering::Relaxed) {
+            self.count_towards_retrain(n);
         }
     }
 

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use model::{BiasedMf, Engine, ItemSimilarity, OnlineModel, Popularity, Ratings, Recommender};
 use schemas::events::unix_now;
+use schemas::experiments::{DataFingerprint, ExperimentKind, ExperimentRecord};
 use schemas::recommend::{HoldoutMetrics, RetrainReport};
+use serde_json::json;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +80,8 @@ struct Candidate {
     movies: Movies,
     holdout: Option<HoldoutMetrics>,
     training_ratings: u64,
+    data: DataFingerprint,
+    fit_seconds: f64,
 }
 
 /// Whether a rating is held out: a fixed hash of the pair, so the same rating is always on the
@@ -96,6 +100,11 @@ fn train(
     config: &model::OnlineConfig,
     s: &RetrainSettings,
 ) -> Result<Candidate, model::ModelError> {
+    let started = Instant::now();
+    let mut data = DataFingerprint::new();
+    for &(u, m, r, t) in &rows {
+        data.add(u, m, f64::from(r), t);
+    }
     let (mut held, fit): (Vec<_>, Vec<_>) = rows.iter().partition(|r| held_out(r.0, r.1, s.holdout));
     // Too little data to hold any out: train on all of it.
     if fit.is_empty() {
@@ -130,7 +139,7 @@ fn train(
         Some(Arc::new(similarity)),
         Arc::new(movies.content().clone()),
     );
-    Ok(Candidate { engine, movies, holdout, training_ratings })
+    Ok(Candidate { engine, movies, holdout, training_ratings, data, fit_seconds: started.elapsed().as_secs_f64() })
 }
 
 impl Retrainer {
@@ -169,6 +178,7 @@ impl Retrainer {
 
     async fn run_begun(&self, trigger: &'static str) -> RetrainReport {
         let started = Instant::now();
+        let started_at = unix_now();
         let outcome = self.candidate().await;
         let seconds = started.elapsed().as_secs_f64();
         let metrics = self.live.metrics();
@@ -187,6 +197,7 @@ impl Retrainer {
             Ok(Some(c)) => {
                 report.training_ratings = c.training_ratings;
                 report.holdout = c.holdout;
+                self.record(&c, started_at, trigger).await;
                 let current = self.live.lineage().holdout;
                 let worse = match (c.holdout, current) {
                     (Some(new), Some(old)) => new.rmse > old.rmse * (1.0 + self.settings.tolerance),
@@ -233,6 +244,27 @@ impl Retrainer {
             tracing::warn!(error = format!("{error:#}"), "could not save a snapshot after the retrain");
         }
         report
+    }
+
+    /// Writes the experiment record of a trained candidate (accepted or not) to the store.
+    async fn record(&self, c: &Candidate, started_at: i64, trigger: &str) {
+        let s = &self.settings;
+        let sgd = s.mf.sgd();
+        let mut record = ExperimentRecord::new(ExperimentKind::Retrain, "holdout", "mf", env!("CARGO_PKG_VERSION"));
+        record.started_at = started_at;
+        record.params = json!({
+            "factors": s.mf.factors(), "epochs": s.mf.epochs(), "lr_bias": sgd.lr_bias, "lr_factor": sgd.lr_factor,
+            "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "holdout": s.holdout, "trigger": trigger,
+        });
+        record.data = c.data.snapshot("store");
+        record.metrics = match c.holdout {
+            Some(h) => json!({"rmse": h.rmse, "mae": h.mae, "holdout_ratings": h.ratings}),
+            None => json!({}),
+        };
+        record.fit_seconds = c.fit_seconds;
+        if let Err(error) = self.store.record_experiment(&record).await {
+            tracing::warn!(%error, "could not record the retrain");
+        }
     }
 
     async fn candidate(&self) -> anyhow::Result<Option<Candidate>> {

@@ -62,4 +62,10 @@ async fn a_retrain_under_concurrent_queries_swaps_in_a_new_version_without_a_sin
         .find_map(|l| l.strip_prefix("cinedata_model_retrains_total{outcome=\"accepted\"} "))
         .and_then(|v| v.parse::<u64>().ok());
     assert_eq!(accepted, Some(info.version), "one accepted retrain per version: {metrics}");
+    // Every retrain left an experiment record in the store (`evaluate --compare` lists them).
+    let query = store::ExperimentQuery { kind: Some(schemas::ExperimentKind::Retrain), ..Default::default() };
+    let records = app.store.experiments(&query).await.unwrap();
+    assert_eq!(records.len() as u64, info.version, "{records:?}");
+    assert!(records.iter().all(|r| r.metric("rmse").is_some_and(|v| (v - holdout.rmse).abs() < 1e-6)));
+    assert!(records.iter().all(|r| r.data.ratings == 100_836 && r.model == "mf"));
 }
