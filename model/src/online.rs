@@ -223,6 +223,8 @@ struct UserRow {
     factors: Vec<f32>,
     /// Sorted by dense movie index.
     rated: Vec<Rated>,
+    /// SGD steps taken on this user since the model was built (a change counter for caches).
+    steps: u64,
 }
 
 #[derive(Debug)]
@@ -368,7 +370,7 @@ impl OnlineModel {
                 .zip(times)
                 .map(|((&item, &rating), &timestamp)| Rated { item, rating, timestamp })
                 .collect();
-            let row = UserRow { bias: pb[u as usize], factors: pf.row(u as usize).to_vec(), rated };
+            let row = UserRow { bias: pb[u as usize], factors: pf.row(u as usize).to_vec(), rated, steps: 0 };
             inner.users.insert(ratings.user_ids().id(u), row);
         }
         let sum: f64 = ratings.values().iter().map(|&v| f64::from(v)).sum();
@@ -466,7 +468,7 @@ impl OnlineModel {
         let mut row = inner.users.entry(user).or_insert_with(|| {
             new_user = true;
             let factors = factors_for(inner.config.seed, USER_SALT, user, inner.k, inner.config.init_std);
-            UserRow { bias: 0.0, factors, rated: Vec::new() }
+            UserRow { bias: 0.0, factors, rated: Vec::new(), steps: 0 }
         });
         let first_rating = match row.rated.binary_search_by_key(&idx, |r| r.item) {
             Ok(pos) => {
@@ -507,6 +509,7 @@ impl OnlineModel {
             &mut heap[..]
         };
         data.gather(slot, q);
+        row.steps += 1;
         let UserRow { bias, factors, .. } = &mut *row;
         let p = ArrayViewMut1::from(&mut factors[..]);
         let error =
@@ -519,6 +522,12 @@ impl OnlineModel {
     pub fn user(&self, user: UserId) -> Option<UserState> {
         let row = self.inner.users.get(&user)?;
         Some(UserState { bias: row.bias, factors: row.factors.clone(), n_ratings: row.rated.len() })
+    }
+
+    /// How many SGD steps this user's row has taken in this model (0 if unknown): it changes
+    /// whenever a rating of theirs is learned, so a cached list of theirs can be checked cheaply.
+    pub fn user_steps(&self, user: UserId) -> u64 {
+        self.inner.users.get(&user).map_or(0, |r| r.steps)
     }
 
     /// A copy of the movie's parameters, if known.

@@ -121,3 +121,47 @@ pub async fn layer(State(cache): State<Arc<ResponseCache>>, req: Request, next: 
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "response too large to buffer").into_response(),
     }
 }
+
+/// Recent recommendation lists, keyed by URI. A list is reused for up to the TTL only while
+/// the model version and the user's own row are unchanged: a user's new rating shows in their
+/// next list at once; other users' ratings (which move the movies' factors a little) within
+/// the TTL. Zero TTL disables it.
+pub struct ListCache {
+    ttl: Duration,
+    max_entries: usize,
+    entries: DashMap<String, (Instant, u64, u64, Bytes)>,
+    lookups: IntCounterVec,
+}
+
+impl ListCache {
+    /// A cache keeping lists for `ttl`, at most `max_entries` of them, counting into `lookups`.
+    pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
+        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), lookups })
+    }
+
+    /// The cached body for `uri` if it is younger than the TTL and was computed by the same
+    /// model `version` for the same user row `steps`.
+    pub fn get(&self, uri: &str, version: u64, steps: u64) -> Option<Bytes> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let hit = self
+            .entries
+            .get(uri)
+            .filter(|e| e.0.elapsed() < self.ttl && e.1 == version && e.2 == steps)
+            .map(|e| e.3.clone());
+        self.lookups.with_label_values(&[if hit.is_some() { "hit" } else { "miss" }]).inc();
+        hit
+    }
+
+    /// Keeps `body` for `uri`.
+    pub fn put(&self, uri: String, version: u64, steps: u64, body: Bytes) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if self.entries.len() >= self.max_entries {
+            self.entries.clear();
+        }
+        self.entries.insert(uri, (Instant::now(), version, steps, body));
+    }
+}

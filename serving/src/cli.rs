@@ -56,6 +56,9 @@ struct LiveArgs {
     /// Group id of the live model's consumer (each replica reads every partition itself).
     #[arg(long = "model-group", env = "CINEDATA_MODEL_GROUP", default_value = "cinedata-serving")]
     model_group: String,
+    /// MLflow tracking server: each retrain's experiment record is also logged there as a run.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    mlflow_uri: Option<String>,
 }
 
 impl LiveArgs {
@@ -65,6 +68,7 @@ impl LiveArgs {
         live.snapshot_interval = Duration::from_secs_f64(self.snapshot_interval.max(1.0));
         live.retrain.interval = (self.retrain_interval > 0.0).then(|| Duration::from_secs_f64(self.retrain_interval));
         live.retrain.every_ratings = self.retrain_every.unwrap_or(default_every);
+        live.retrain.mlflow_uri.clone_from(&self.mlflow_uri);
         live
     }
 }

@@ -10,7 +10,7 @@ use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::ResponseCache;
+use crate::cache::{ListCache, ResponseCache};
 use crate::live::stream::StreamSettings;
 use crate::live::{Live, LiveSettings};
 use crate::metrics::Metrics;
@@ -100,6 +100,7 @@ impl Application {
             retrainer: live.retrainer.clone(),
             store,
             responses: ResponseCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
+            lists: ListCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
             metrics,
             ingest,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),

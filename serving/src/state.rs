@@ -8,7 +8,7 @@ use schemas::Analytics;
 use store::Store;
 use tokio::sync::Mutex;
 
-use crate::cache::ResponseCache;
+use crate::cache::{ListCache, ResponseCache};
 use crate::live::LiveModel;
 use crate::live::retrain::Retrainer;
 use crate::metrics::Metrics;
@@ -24,6 +24,8 @@ pub struct AppState {
     pub analytics: Arc<Cached<Analytics>>,
     /// Recent answers of catalogue reads.
     pub responses: Arc<ResponseCache>,
+    /// Recent recommendation lists (see [`ListCache`]).
+    pub lists: Arc<ListCache>,
     /// Where `POST /ratings` produces events; `None` when no broker is configured.
     pub ingest: Option<Ingest>,
     /// Write endpoints require this key in `x-api-key` when set.

@@ -161,7 +161,7 @@ impl OnlineModel {
                 })
                 .collect();
             rated.sort_unstable_by_key(|r| r.item);
-            inner.users.insert(user.id, UserRow { bias: user.bias, factors: user.factors.clone(), rated });
+            inner.users.insert(user.id, UserRow { bias: user.bias, factors: user.factors.clone(), rated, steps: 0 });
         }
         inner.sum.store(state.rating_sum.to_bits(), Ordering::Release);
         inner.count.store(state.rating_count, Ordering::Release);

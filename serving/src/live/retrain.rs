@@ -38,6 +38,8 @@ pub struct RetrainSettings {
     pub popularity: Popularity,
     /// Support damping of item–item similarity.
     pub similarity_shrink: f32,
+    /// MLflow tracking URI: each retrain's record is also logged there as a run.
+    pub mlflow_uri: Option<String>,
 }
 
 impl Default for RetrainSettings {
@@ -50,6 +52,7 @@ impl Default for RetrainSettings {
             mf: BiasedMf::builder().build().expect("default MF settings are valid"),
             popularity: Popularity::builder().positive_threshold(4.0).build().expect("valid popularity settings"),
             similarity_shrink: 20.0,
+            mlflow_uri: None,
         }
     }
 }
@@ -264,6 +267,19 @@ impl Retrainer {
         record.fit_seconds = c.fit_seconds;
         if let Err(error) = self.store.record_experiment(&record).await {
             tracing::warn!(%error, "could not record the retrain");
+        }
+        if let Some(uri) = s.mlflow_uri.clone() {
+            let logged = tokio::task::spawn_blocking(move || {
+                let client = evaluate::mlflow::MlflowClient::new(&uri)?;
+                let experiment = client.experiment_id(&evaluate::mlflow::experiment_name(&record))?;
+                client.log_record(&experiment, &record)
+            })
+            .await;
+            match logged {
+                Ok(Ok(run)) => tracing::info!(run, "retrain logged to MLflow"),
+                Ok(Err(error)) => tracing::warn!(%error, "could not log the retrain to MLflow"),
+                Err(error) => tracing::warn!(%error, "MLflow logging task"),
+            }
         }
     }
 

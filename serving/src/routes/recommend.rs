@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use model::{Query as TopN, Scored, Source};
 use schemas::ErrorBody;
@@ -116,14 +119,21 @@ fn movie(movies: &Movies, s: &Scored) -> Option<RecommendedMovie> {
     responses((status = 200, body = UserRecommendations), (status = 422, body = ErrorBody)))]
 pub async fn recommendations(
     State(state): State<AppState>,
+    uri: Uri,
     Path(user_id): Path<i64>,
     Query(options): Query<RecommendOptions>,
-) -> ApiResult<axum::Json<UserRecommendations>> {
+) -> ApiResult<Response> {
     let started = Instant::now();
     let user_id = positive_id("userId", user_id)?;
     let n = count(options.n)?;
     let exclude = parse_exclude(options.exclude.as_deref())?;
     let live = &state.live;
+    let engine = live.engine();
+    let (version, steps) = (live.lineage().version, engine.online().user_steps(user_id));
+    let key = uri.to_string();
+    if let Some(body) = state.lists.get(&key, version, steps) {
+        return Ok(json_body(body));
+    }
     let movies = live.movies();
     let genre = match options.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
         Some(g) => Some(movies.genre(g).ok_or_else(|| ApiError::Invalid(format!("no movie has the genre {g:?}")))?),
@@ -131,7 +141,6 @@ pub async fn recommendations(
     };
     let keep = |id: i64| movies.contains(id) && genre.is_none_or(|g: &HashSet<i64>| g.contains(&id));
     let query = TopN::top(n).exclude(exclude).filter(&keep);
-    let engine = live.engine();
     let found = engine.recommend(user_id, &query);
     let mut items: Vec<RecommendedMovie> = found.items.iter().filter_map(|s| movie(&movies, s)).collect();
     if options.explain.unwrap_or(false) && found.source == Source::Personal {
@@ -154,12 +163,14 @@ pub async fn recommendations(
     }
     let kind = if found.source == Source::Personal { "personal" } else { "trending" };
     live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
-    Ok(axum::Json(UserRecommendations {
-        user_id,
-        strategy: strategy(found.source),
-        model_version: live.lineage().version,
-        items,
-    }))
+    let answer = UserRecommendations { user_id, strategy: strategy(found.source), model_version: version, items };
+    let body = Bytes::from(serde_json::to_vec(&answer).map_err(|e| ApiError::Invalid(e.to_string()))?);
+    state.lists.put(key, version, steps, body.clone());
+    Ok(json_body(body))
+}
+
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Movies similar to one: rated alike once it has enough ratings (`collaborative`), sharing
