@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p consumer --bench pipeline -- [--events 5000000] [--runs 3] [--lag-rate 80000]
 //!     [--batch-size 100000] [--tansu [--tansu-events N] [--tansu-partitions 8]]
+//! cargo bench -p consumer --bench pipeline -- --metrics-overhead [--events N] [--runs 5]
 //! ```
 //!
 //! Per run, on the embedded broker (in-process mock, 32 partitions, lz4):
@@ -17,7 +18,14 @@
 //! figures again against tansu in its own process (SQLite storage, 8 partitions), on the first
 //! `--tansu-events` events (default all).
 //! Prints per-run figures and medians as Markdown.
+//!
+//! `--metrics-overhead` measures only what the Prometheus metrics cost: per run, the producer
+//! alone and the end-to-end run each without and with metrics (consumer and producer families
+//! recorded, the lag refreshed every 5 s, `/metrics` served and scraped every second), in
+//! alternating order; then the time to render `/metrics` (gather + text encoding) and to GET it
+//! over HTTP, on the registry of a finished run. Prints medians and with/without ratios.
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -29,7 +37,8 @@ use consumer::{Embedded, Metrics, Settings};
 use movielens::MovieRow;
 use movielens::synthetic::{self, SyntheticConfig};
 use producer::replay::{Backpressure, ReplayOptions, Timeline, replay, replay_blocking};
-use producer::{Pace, producer_config};
+use producer::{Pace, ProducerMetrics, producer_config};
+use prometheus::Registry;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +50,7 @@ struct Args {
     tansu_partitions: i32,
     tansu_events: Option<u64>,
     batch_size: usize,
+    metrics_overhead: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -52,6 +62,7 @@ fn args() -> anyhow::Result<Args> {
         tansu_partitions: 8,
         tansu_events: None,
         batch_size: 100_000,
+        metrics_overhead: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -60,6 +71,7 @@ fn args() -> anyhow::Result<Args> {
             "--runs" => a.runs = it.next().context("--runs N")?.parse()?,
             "--lag-rate" => a.lag_rate = it.next().context("--lag-rate N")?.parse()?,
             "--tansu" => a.tansu = true,
+            "--metrics-overhead" => a.metrics_overhead = true,
             "--batch-size" => a.batch_size = it.next().context("--batch-size N")?.parse()?,
             "--tansu-events" => a.tansu_events = Some(it.next().context("--tansu-events N")?.parse()?),
             "--tansu-partitions" => a.tansu_partitions = it.next().context("--tansu-partitions N")?.parse()?,
@@ -96,7 +108,17 @@ async fn sqlite_store(movies: &[MovieRow]) -> anyhow::Result<(Store, String, tem
 
 /// Producer alone: replay everything to `brokers`, as fast as possible.
 fn produce_only(brokers: &str, timeline: &Arc<Timeline>, limit: u64) -> anyhow::Result<f64> {
-    let options = ReplayOptions { limit: Some(limit), ..ReplayOptions::new(producer::topics::RATINGS) };
+    produce_only_with(brokers, timeline, limit, None)
+}
+
+/// [`produce_only`], recording into `metrics` when given.
+fn produce_only_with(
+    brokers: &str,
+    timeline: &Arc<Timeline>,
+    limit: u64,
+    metrics: Option<ProducerMetrics>,
+) -> anyhow::Result<f64> {
+    let options = ReplayOptions { limit: Some(limit), metrics, ..ReplayOptions::new(producer::topics::RATINGS) };
     let report = replay_blocking(
         &producer_config(brokers),
         timeline.iter(),
@@ -119,7 +141,23 @@ async fn end_to_end(
     pace: Pace,
     max_lag: u64,
 ) -> anyhow::Result<E2e> {
-    let metrics = Metrics::default();
+    end_to_end_with(settings, store, timeline, n, pace, max_lag, None).await
+}
+
+/// [`end_to_end`]; with `export`, the consumer and the replay record into its registry.
+async fn end_to_end_with(
+    settings: &Settings,
+    store: Store,
+    timeline: &Arc<Timeline>,
+    n: u64,
+    pace: Pace,
+    max_lag: u64,
+    export: Option<&Registry>,
+) -> anyhow::Result<E2e> {
+    let (metrics, producer_metrics) = match export {
+        Some(registry) => (Metrics::with_registry(registry)?, Some(ProducerMetrics::register(registry)?)),
+        None => (Metrics::default(), None),
+    };
     let shutdown = CancellationToken::new();
     let consumer = {
         let (settings, metrics, shutdown) = (settings.clone(), metrics.clone(), shutdown.clone());
@@ -130,6 +168,7 @@ async fn end_to_end(
         pace,
         limit: Some(n),
         backpressure: Some(Backpressure { handled: Arc::new(move || handled.handled()), max_lag }),
+        metrics: producer_metrics,
         ..ReplayOptions::new(settings.ratings_topic.clone())
     };
     let brokers = settings.brokers.clone().context("brokers")?;
@@ -257,6 +296,228 @@ async fn tansu_settings(tansu: &Tansu, url: String, partitions: i32, batch_size:
     Ok(settings)
 }
 
+/// `GET /metrics` over HTTP/1.0 (blocking); the body's length.
+fn http_get_metrics(addr: SocketAddr) -> anyhow::Result<usize> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    if !response.starts_with(b"HTTP/1.0 200") && !response.starts_with(b"HTTP/1.1 200") {
+        bail!("GET /metrics: {}", String::from_utf8_lossy(&response[..response.len().min(100)]));
+    }
+    Ok(response.len())
+}
+
+/// CPU seconds (user + system) this process used so far, all threads (the embedded broker,
+/// librdkafka's and SQLite's included), from `/proc/self/stat` in USER_HZ (100/s) ticks.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return f64::NAN };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+/// Percentile `q` (0..=1) of durations, in microseconds.
+fn percentile_us(v: &mut [Duration], q: f64) -> f64 {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+}
+
+/// One end-to-end run with metrics exported: the registry served on a free port and scraped
+/// every second meanwhile; afterwards, the render and GET latencies on the final registry
+/// (median and p99 in µs of 1,000 renders and 200 GETs) and the exposition's size.
+async fn exported_e2e(
+    movies: &[MovieRow],
+    timeline: &Arc<Timeline>,
+    batch_size: usize,
+) -> anyhow::Result<(E2e, f64, [f64; 4], usize)> {
+    let cpu = cpu_seconds();
+    let registry = producer::metrics::registry();
+    let stop = CancellationToken::new();
+    let (addr, server) = producer::metrics::serve(([127, 0, 0, 1], 0).into(), registry.clone(), stop.clone()).await?;
+    let scraper = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut scrapes = 0_u64;
+            while !stop.is_cancelled() {
+                if http_get_metrics(addr).is_ok() {
+                    scrapes += 1;
+                }
+                let next = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < next && !stop.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            scrapes
+        })
+    };
+    let n = timeline.len();
+    let (store, url, _dir) = sqlite_store(movies).await?;
+    let settings = Settings { tags_topic: String::new(), batch_size, ..Settings::new(None, url) };
+    let embedded = Embedded::start(&settings)?;
+    let e2e = end_to_end_with(
+        embedded.settings(),
+        store.clone(),
+        timeline,
+        n,
+        Pace::Max,
+        consumer::pipeline::MAX_LAG,
+        Some(&registry),
+    )
+    .await;
+    store.close().await;
+    // The scraper and the server stop so that they do not disturb the latency measures.
+    stop.cancel();
+    let scrapes = scraper.await?;
+    server.await?;
+    let cpu = cpu_seconds() - cpu;
+    let e2e = e2e?;
+    // The registry as a finished run leaves it (32 lag series, every family filled in), served
+    // again for the GET timing.
+    let again = CancellationToken::new();
+    let (addr, server) = producer::metrics::serve(([127, 0, 0, 1], 0).into(), registry.clone(), again.clone()).await?;
+    let (times, size) = tokio::task::spawn_blocking(move || -> anyhow::Result<([f64; 4], usize)> {
+        let mut renders = Vec::with_capacity(1_000);
+        let mut size = 0;
+        for _ in 0..1_000 {
+            let started = Instant::now();
+            size = producer::metrics::render(&registry).len();
+            renders.push(started.elapsed());
+        }
+        let mut gets = Vec::with_capacity(200);
+        for _ in 0..200 {
+            let started = Instant::now();
+            http_get_metrics(addr)?;
+            gets.push(started.elapsed());
+        }
+        let times = [
+            percentile_us(&mut renders, 0.5),
+            percentile_us(&mut renders, 0.99),
+            percentile_us(&mut gets, 0.5),
+            percentile_us(&mut gets, 0.99),
+        ];
+        Ok((times, size))
+    })
+    .await??;
+    again.cancel();
+    server.await?;
+    eprintln!("  ({scrapes} scrapes of /metrics during the run)");
+    Ok((e2e, cpu, times, size))
+}
+
+/// `--metrics-overhead`: with and without metrics, alternating, medians and ratios.
+async fn metrics_overhead(args: &Args, movies: &[MovieRow], timeline: &Arc<Timeline>) -> anyhow::Result<()> {
+    let n = timeline.len();
+    let (mut produced, mut wall, mut sustained) = ([vec![], vec![]], [vec![], vec![]], [vec![], vec![]]);
+    let (mut produce_cpu, mut e2e_cpu) = ([vec![], vec![]], [vec![], vec![]]);
+    let (mut render_med, mut render_p99, mut get_med, mut get_p99, mut sizes) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for run in 1..=args.runs {
+        // Odd runs measure without metrics first, even runs with metrics first.
+        let order: [bool; 2] = if run % 2 == 1 { [false, true] } else { [true, false] };
+        for with in order {
+            let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 32)])?;
+            let brokers = broker.bootstrap_servers().to_owned();
+            let t = timeline.clone();
+            let metrics = if with { Some(ProducerMetrics::register(&producer::metrics::registry())?) } else { None };
+            let cpu = cpu_seconds();
+            let rate = tokio::task::spawn_blocking(move || produce_only_with(&brokers, &t, n, metrics)).await??;
+            drop(broker);
+            let producer_cpu = cpu_seconds() - cpu;
+            let (e, cpu) = if with {
+                let (e, cpu, [rm, r99, gm, g99], size) = exported_e2e(movies, timeline, args.batch_size).await?;
+                render_med.push(rm);
+                render_p99.push(r99);
+                get_med.push(gm);
+                get_p99.push(g99);
+                sizes.push(size as f64);
+                println!(
+                    "run {run} with metrics: producer {rate:.0} events/s, {producer_cpu:.2} CPU s; end to end \
+                     {:.0} sustained, {:.0} wall, {cpu:.2} CPU s; render {rm:.0} µs (p99 {r99:.0}), \
+                     GET {gm:.0} µs (p99 {g99:.0}), {size} bytes",
+                    e.sustained, e.wall
+                );
+                (e, cpu)
+            } else {
+                let cpu = cpu_seconds();
+                let e = embedded_e2e(movies, timeline, Pace::Max, consumer::pipeline::MAX_LAG, args.batch_size).await?;
+                let cpu = cpu_seconds() - cpu;
+                println!(
+                    "run {run} without metrics: producer {rate:.0} events/s, {producer_cpu:.2} CPU s; end to end \
+                     {:.0} sustained, {:.0} wall, {cpu:.2} CPU s",
+                    e.sustained, e.wall
+                );
+                (e, cpu)
+            };
+            let i = usize::from(with);
+            produce_cpu[i].push(producer_cpu);
+            e2e_cpu[i].push(cpu);
+            produced[i].push(rate);
+            wall[i].push(e.wall);
+            sustained[i].push(e.sustained);
+        }
+    }
+    println!("\n{n} events, median of {} runs each, alternating order\n", args.runs);
+    println!(
+        "| measure | without metrics | with metrics | with / without, medians | with / without, paired per run: \
+         median (min–max) |\n| --- | ---: | ---: | ---: | ---: |"
+    );
+    for (what, [off, on], digits) in [
+        ("embedded: producer (events/s)", produced, 0),
+        ("embedded: end to end → SQLite, sustained (events/s)", sustained, 0),
+        ("embedded: end to end → SQLite, wall (events/s)", wall, 0),
+        ("embedded: producer, process CPU (s)", produce_cpu, 2),
+        ("embedded: end to end → SQLite, process CPU (s)", e2e_cpu, 2),
+    ] {
+        let paired: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
+        let (lo, hi) = paired.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        let (off, on) = (median(off), median(on));
+        println!(
+            "| {what} | {off:.digits$} | {on:.digits$} | {:.3} | {:.3} ({lo:.2}–{hi:.2}) |",
+            on / off,
+            median(paired)
+        );
+    }
+    println!(
+        "\n| /metrics (final registry of a run, {:.0} bytes) | median | p99 |\n| --- | ---: | ---: |",
+        median(sizes)
+    );
+    println!("| render: gather + text encoding (µs) | {:.0} | {:.0} |", median(render_med), median(render_p99));
+    println!("| GET over HTTP/1.0, new connection (µs) | {:.0} | {:.0} |", median(get_med), median(get_p99));
+    primitive_costs()?;
+    Ok(())
+}
+
+/// What the recording primitives cost on this machine (the per-event and per-batch work the
+/// metrics add), median of 9 timings each.
+fn primitive_costs() -> anyhow::Result<()> {
+    let registry = producer::metrics::registry();
+    let metrics = ProducerMetrics::register(&registry)?;
+    let counter = metrics.topic("ratings").delivered;
+    let time = |iterations: u32, f: &dyn Fn(u32)| {
+        let runs: Vec<f64> = (0..9)
+            .map(|_| {
+                let started = Instant::now();
+                for i in 0..iterations {
+                    f(i);
+                }
+                started.elapsed().as_secs_f64() * 1e9 / f64::from(iterations)
+            })
+            .collect();
+        median(runs)
+    };
+    let inc = time(10_000_000, &|_| counter.inc());
+    let observe = time(1_000_000, &|i| metrics.observe_send(Duration::from_micros(u64::from(i % 5_000))));
+    let families = registry.gather().len();
+    println!("\n| recording primitive ({families} families registered) | ns per call |\n| --- | ---: |");
+    println!("| `IntCounter::inc` (a delivery report; a batch's counters) | {inc:.1} |");
+    println!("| `Histogram::observe` (a timed delivery, 1 in 64; a batch's size and write time) | {observe:.1} |");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -266,6 +527,9 @@ fn main() -> anyhow::Result<()> {
         let movies: Vec<MovieRow> = synthetic::movies(&cfg)?.collect();
         let timeline = Arc::new(Timeline::from_rows(synthetic::ratings(&cfg)?, []));
         let n = timeline.len();
+        if args.metrics_overhead {
+            return metrics_overhead(&args, &movies, &timeline).await;
+        }
 
         let (mut produced, mut wall, mut sustained, mut lags) = (vec![], vec![], vec![], vec![]);
         for run in 1..=args.runs {

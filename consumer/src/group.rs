@@ -8,9 +8,11 @@
 //! commits stored offsets every second). A database error backs off and retries the same batch,
 //! storing nothing. On shutdown the batch in hand is finished, then stored offsets are committed
 //! synchronously. Rebalance callbacks log, keep the assignment in [`Metrics`], and commit stored
-//! offsets before partitions are revoked.
+//! offsets before partitions are revoked. When the metrics are exported to Prometheus, a third
+//! task refreshes the lag of every assigned partition every `lag_refresh` (watermarks fetched on
+//! a blocking thread).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +23,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 use schemas::events::{EventError, RatingSubmitted, unix_now};
 use store::Store;
@@ -29,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{Catalogue, Decoded, Incoming, Kind, decode, persist};
+use crate::metrics::partition_lag;
 use crate::{Metrics, Settings};
 
 /// Called with the ratings of every batch once they are committed to the store (e.g. to
@@ -181,14 +184,27 @@ pub async fn run(
         settings: settings.clone(),
     };
     let writer = tokio::spawn(writer.run(from_reader, shutdown.clone()));
+    for topic in settings.topics() {
+        metrics.received(topic, 0);
+    }
+    let stop_lag = CancellationToken::new();
+    let lag = metrics
+        .is_exported()
+        .then(|| tokio::spawn(track_lag(consumer.clone(), metrics.clone(), settings.lag_refresh, stop_lag.clone())));
 
     let mut recv_errors = Throttle(None);
     loop {
         let (batch, stopping) = collect(&consumer, settings, &shutdown, &mut recv_errors).await;
         if !batch.is_empty() {
-            metrics.received(batch.len());
             let work = Work::new(&batch, settings);
             drop(batch);
+            let ratings = work.messages.iter().filter(|m| m.topic == Kind::Rating).count();
+            if ratings > 0 {
+                metrics.received(&settings.ratings_topic, ratings);
+            }
+            if work.messages.len() > ratings {
+                metrics.received(&settings.tags_topic, work.messages.len() - ratings);
+            }
             let handed_over = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => false,
@@ -207,6 +223,12 @@ pub async fn run(
     if let Err(e) = writer.await {
         tracing::error!(error = %e, "the writer task failed");
     }
+    stop_lag.cancel();
+    if let Some(lag) = lag
+        && let Err(e) = lag.await
+    {
+        tracing::error!(error = %e, "the lag task failed");
+    }
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => tracing::warn!(error = %e, "final commit failed; some events will be redelivered"),
@@ -221,6 +243,68 @@ pub async fn run(
         db_retries = s.db_retries,
         "consumer stopped"
     );
+    Ok(())
+}
+
+/// Every `every` until `stop`: refreshes the lag gauge of every assigned partition (on a
+/// blocking thread: fetching watermarks and committed offsets are blocking calls).
+async fn track_lag(
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    metrics: Metrics,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let errors = Arc::new(std::sync::Mutex::new(Throttle(None)));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let (consumer, metrics, stop, errors) = (consumer.clone(), metrics.clone(), stop.clone(), errors.clone());
+        let refreshed = tokio::task::spawn_blocking(move || refresh_lag(&consumer, &metrics, &stop)).await;
+        match refreshed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if errors.lock().is_ok_and(|mut t| t.ready()) {
+                    tracing::warn!(error = %e, "could not refresh the consumer lag (retrying)");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the lag refresh failed"),
+        }
+    }
+}
+
+/// Sets `consumer_lag` of each assigned partition: its high watermark minus the next offset
+/// to persist ([`partition_lag`]). Gives up early once `stop` fires.
+fn refresh_lag(
+    consumer: &StreamConsumer<GroupContext>,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> KafkaResult<()> {
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let assignment = consumer.assignment()?;
+    if assignment.count() == 0 {
+        return Ok(());
+    }
+    let committed: HashMap<(String, i32), i64> = consumer
+        .committed_offsets(assignment.clone(), TIMEOUT)?
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect();
+    for e in assignment.elements() {
+        if stop.is_cancelled() {
+            break;
+        }
+        let (topic, partition) = (e.topic(), e.partition());
+        let (low, high) = consumer.fetch_watermarks(topic, partition, TIMEOUT)?;
+        let committed = committed.get(&(topic.to_owned(), partition)).copied();
+        let lag = partition_lag(high, low, committed, metrics.stored_offset(topic, partition));
+        metrics.set_lag(topic, partition, lag);
+    }
     Ok(())
 }
 
@@ -335,7 +419,10 @@ impl Writer {
     async fn process(&mut self, work: &Work, shutdown: &CancellationToken) -> bool {
         let mut backoff = Backoff::new();
         let outcome = loop {
-            match persist(&self.store, &mut self.catalogue, &work.decoded).await {
+            let started = Instant::now();
+            let persisted = persist(&self.store, &mut self.catalogue, &work.decoded).await;
+            self.metrics.db_write(started.elapsed());
+            match persisted {
                 Ok(outcome) => break outcome,
                 Err(error) => {
                     self.metrics.db_retry();
@@ -379,8 +466,11 @@ impl Writer {
         }
         for ((topic, partition), offset) in last {
             // `store_offset` stores offset + 1, the next message to read.
-            if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
-                tracing::debug!(error = %e, topic, partition, "offset not stored (partition revoked meanwhile)");
+            match self.consumer.store_offset(topic, partition, offset) {
+                Ok(()) => self.metrics.offset_stored(topic, partition, offset + 1),
+                Err(e) => {
+                    tracing::debug!(error = %e, topic, partition, "offset not stored (partition revoked meanwhile)");
+                }
             }
         }
         self.metrics.batch_done(work.messages.len(), outcome.ratings, outcome.tags);

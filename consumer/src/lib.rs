@@ -5,7 +5,8 @@
 //!   check the catalogue, upsert in the store; free of Kafka types, so unit-testable.
 //! - [`group`]: the Kafka side: batches from a consumer group, dead letters, offsets stored
 //!   only after the database commit, rebalance logging, graceful shutdown.
-//! - [`metrics`]: counters shared with whoever runs the consumer (tests, the serving demo).
+//! - [`metrics`]: counters shared with whoever runs the consumer (tests, the serving demo),
+//!   optionally also recorded in Prometheus families ([`Metrics::with_registry`]).
 //! - [`pipeline`]: the embedded mode: one process runs the in-process broker, the consumer
 //!   and optionally a replay (what `consumer` does without `--brokers`, and what the serving
 //!   demo reuses).

@@ -2,6 +2,8 @@ use anyhow::Context;
 use clap::Parser;
 use consumer::{Embedded, Metrics, ReplayPlan, Settings};
 use movielens::Release;
+use producer::ProducerMetrics;
+use producer::metrics::MetricsServer;
 use store::Store;
 
 /// CineData's Kafka consumer: persists rating and tag events; poison goes to a dead-letter
@@ -21,7 +23,18 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&settings.database_url)
         .await
         .with_context(|| format!("connecting to {}", settings.database_url))?;
-    let metrics = Metrics::default();
+    // With --metrics-listen: the consumer's families (and, with --replay, the replay's).
+    let (metrics, registry, server) = match settings.metrics_listen {
+        Some(listen) => {
+            let registry = producer::metrics::registry();
+            let metrics = Metrics::with_registry(&registry)?;
+            let server = MetricsServer::start(listen, registry.clone(), &shutdown)
+                .await
+                .with_context(|| format!("serving metrics on {listen}"))?;
+            (metrics, Some(registry), Some(server))
+        }
+        None => (Metrics::default(), None, None),
+    };
     let result = match &settings.brokers {
         Some(brokers) => {
             if settings.replay.is_some() {
@@ -45,7 +58,9 @@ async fn main() -> anyhow::Result<()> {
                     let release = Release::new(dir);
                     let movies: Vec<_> = release.movies()?.collect::<Result<_, _>>().context("reading movies.csv")?;
                     store.upsert_movies(&movies).await.context("loading movies.csv into the catalogue")?;
-                    Some(ReplayPlan::release(release, embedded.settings(), true).await?)
+                    let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;
+                    plan.options.metrics = registry.as_ref().map(ProducerMetrics::register).transpose()?;
+                    Some(plan)
                 }
                 None => None,
             };
@@ -53,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     store.close().await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
     let s = metrics.snapshot();
     eprintln!(
         "persisted {} ratings and {} tags, dead-lettered {}, in {} batches ({} database retries)",

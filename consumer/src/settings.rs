@@ -1,5 +1,6 @@
 //! The consumer's settings: flags, each also read from a `CINEDATA_*` variable.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,7 +46,17 @@ pub struct Settings {
     /// consuming it (a one-process demo of the whole pipeline).
     #[arg(long, env = "CINEDATA_REPLAY")]
     pub replay: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (e.g. `0.0.0.0:9100`); none by default.
+    #[arg(long, env = "CINEDATA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the lag of each assigned partition is refreshed when metrics are exported
+    /// (not a flag; tests shorten it).
+    #[arg(skip = DEFAULT_LAG_REFRESH)]
+    pub lag_refresh: Duration,
 }
+
+/// How often `consumer_lag` is refreshed by default.
+pub const DEFAULT_LAG_REFRESH: Duration = Duration::from_secs(5);
 
 impl Settings {
     /// The defaults, for `brokers` and `database_url`.
@@ -62,6 +73,8 @@ impl Settings {
             batch_ms: 100,
             session_timeout_ms: None,
             replay: None,
+            metrics_listen: None,
+            lag_refresh: DEFAULT_LAG_REFRESH,
         }
     }
 

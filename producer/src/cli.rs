@@ -1,8 +1,10 @@
 //! The `producer` command line. Every flag can also come from a `CINEDATA_*` variable.
 
 use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -10,9 +12,10 @@ use movielens::Release;
 use schemas::events::{RatingSubmitted, unix_now};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{MetricsServer, ProducerMetrics};
 use crate::replay::{Pace, ReplayOptions, Timeline, replay_timeline};
 use crate::topics::{self, TopicSpec};
-use crate::{EmbeddedBroker, future_producer, producer_config, send_rating};
+use crate::{EmbeddedBroker, SendError, future_producer, producer_config, send_rating};
 
 /// Sends CineData events to Kafka.
 #[derive(Debug, Parser)]
@@ -45,6 +48,14 @@ pub struct Target {
     pub partitions: i32,
 }
 
+/// Where to serve Prometheus metrics.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsListen {
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (e.g. `0.0.0.0:9100`); none by default.
+    #[arg(long, env = "CINEDATA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
 #[derive(Debug, Args)]
 struct ReplayArgs {
     /// The release folder (ratings.csv, optional tags.csv).
@@ -70,6 +81,8 @@ struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    metrics: MetricsListen,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +105,8 @@ struct SendArgs {
     /// "rating":4.5}` or a full event) or CSV (`userId,movieId,rating[,timestamp]`).
     #[arg(long)]
     stdin: bool,
+    #[command(flatten)]
+    metrics: MetricsListen,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -126,13 +141,32 @@ async fn connect(target: &Target, extra_topics: &[&str]) -> anyhow::Result<(Stri
 /// Bad arguments, an unreadable release, a broker that cannot be reached, or any event not
 /// acknowledged: the process then exits non-zero.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Replay(args) => replay(args, shutdown).await,
-        Command::Send(args) => send(args).await,
+    let listen = match &cli.command {
+        Command::Replay(args) => args.metrics.metrics_listen,
+        Command::Send(args) => args.metrics.metrics_listen,
+    };
+    let (metrics, server) = match listen {
+        Some(addr) => {
+            let registry = crate::metrics::registry();
+            let metrics = ProducerMetrics::register(&registry)?;
+            let server = MetricsServer::start(addr, registry, &shutdown)
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            (Some(metrics), Some(server))
+        }
+        None => (None, None),
+    };
+    let result = match cli.command {
+        Command::Replay(args) => replay(args, metrics, shutdown).await,
+        Command::Send(args) => send(args, metrics).await,
+    };
+    if let Some(server) = server {
+        server.stop().await;
     }
+    result
 }
 
-async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn replay(args: ReplayArgs, metrics: Option<ProducerMetrics>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let release = Release::new(&args.data);
     let tags_topic = (!args.no_tags).then(|| args.tags_topic.clone());
     let extra: Vec<&str> = tags_topic.iter().map(String::as_str).collect();
@@ -152,6 +186,7 @@ async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result
         pace,
         limit: args.limit,
         progress: !args.quiet,
+        metrics,
         ..ReplayOptions::new(args.target.topic.clone())
     };
     let report = replay_timeline(producer_config(&brokers), Arc::new(timeline), options, shutdown.clone()).await?;
@@ -187,7 +222,7 @@ async fn replay(args: ReplayArgs, shutdown: CancellationToken) -> anyhow::Result
     Ok(())
 }
 
-async fn send(args: SendArgs) -> anyhow::Result<()> {
+async fn send(args: SendArgs, metrics: Option<ProducerMetrics>) -> anyhow::Result<()> {
     let (brokers, embedded) = connect(&args.target, &[]).await?;
     if embedded.is_some() {
         tracing::warn!("no --brokers: sending to an embedded broker that vanishes when this command exits");
@@ -215,18 +250,37 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     };
     let mut failures = 0;
     let mut sent = 0;
+    let counters = metrics.as_ref().map(|m| m.topic(&args.target.topic));
     for event in &events {
         match event {
-            Ok(event) => match send_rating(&producer, &args.target.topic, event).await {
-                Ok(d) => {
-                    sent += 1;
-                    println!("{}\t{}\t{}", d.event_id, d.partition, d.offset);
+            Ok(event) => {
+                let started = Instant::now();
+                let result = send_rating(&producer, &args.target.topic, event).await;
+                if let (Some(m), Some(c)) = (&metrics, &counters) {
+                    match &result {
+                        Ok(_) => {
+                            c.sent.inc();
+                            c.delivered.inc();
+                            m.observe_send(started.elapsed());
+                        }
+                        Err(SendError::Kafka(_)) => {
+                            c.sent.inc();
+                            c.failures.inc();
+                        }
+                        Err(SendError::Invalid(_)) => {}
+                    }
                 }
-                Err(e) => {
-                    failures += 1;
-                    eprintln!("event {}: {e}", event.event_id);
+                match result {
+                    Ok(d) => {
+                        sent += 1;
+                        println!("{}\t{}\t{}", d.event_id, d.partition, d.offset);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        eprintln!("event {}: {e}", event.event_id);
+                    }
                 }
-            },
+            }
             Err(reason) => {
                 failures += 1;
                 eprintln!("rejected {reason}");

@@ -6,6 +6,8 @@
 //!   ([`send_rating`], [`send_tag`]); what `POST /ratings` and `producer send` call.
 //! - [`replay`]: a MovieLens release (or any event stream) in timestamp order, paced, with a
 //!   progress bar, waiting for every delivery report.
+//! - [`metrics`]: the producer's Prometheus families, and the `/metrics` server the standalone
+//!   `producer` and `consumer` binaries run with `--metrics-listen`.
 //! - [`shutdown`]: the Ctrl-C/SIGTERM cancellation token every CineData binary uses.
 //! - [`embedded`]: librdkafka's in-process mock cluster in a thread of ours, the broker used
 //!   when no `--brokers` is given.
@@ -15,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod embedded;
+pub mod metrics;
 pub mod replay;
 pub mod send;
 pub mod shutdown;
@@ -22,6 +25,7 @@ pub mod topics;
 
 pub use config::{future_producer, producer_config};
 pub use embedded::EmbeddedBroker;
+pub use metrics::ProducerMetrics;
 pub use replay::{Backpressure, Outgoing, Pace, ReplayOptions, ReplayReport, Timeline};
 pub use send::{Delivered, SendError, send_event, send_rating, send_tag};
 pub use topics::{TopicSpec, ensure_topics};

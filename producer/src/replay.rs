@@ -22,6 +22,8 @@ use rdkafka::util::Timeout;
 use schemas::events::{EventId, RatingSubmitted, SCHEMA_VERSION, TagAdded, encode_at, unix_now};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{LATENCY_SAMPLE, ProducerMetrics, TopicMetrics};
+
 /// How fast to send.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pace {
@@ -82,6 +84,9 @@ pub struct ReplayOptions {
     pub backpressure: Option<Backpressure>,
     /// How long to wait for the last delivery reports.
     pub flush_timeout: Duration,
+    /// Count sends, deliveries and failures per topic, time a sample of deliveries and show
+    /// the schedule lag in these Prometheus families.
+    pub metrics: Option<ProducerMetrics>,
 }
 
 impl ReplayOptions {
@@ -95,6 +100,7 @@ impl ReplayOptions {
             progress: false,
             backpressure: None,
             flush_timeout: Duration::from_millis(u64::from(crate::config::DELIVERY_TIMEOUT_MS) + 10_000),
+            metrics: None,
         }
     }
 }
@@ -309,25 +315,56 @@ impl<T: std::ops::Deref<Target = Timeline>> Iterator for Events<T> {
     }
 }
 
+/// Index of the ratings topic in [`DeliveryCounter::topics`] and in a delivery opaque.
+const RATINGS: usize = 0;
+/// Index of the tags topic.
+const TAGS: usize = 1;
+
+/// What a message carries to its delivery report, in one `usize`: bit 0 is the topic
+/// ([`RATINGS`] or [`TAGS`]); the rest, when the message is one of the timed sample, is 1 + the
+/// nanoseconds from the replay's start to its send (0: not timed).
+fn opaque(topic: usize, sent_nanos: Option<u64>) -> usize {
+    let stamp = sent_nanos.map_or(0, |n| (n as usize).saturating_add(1) & (usize::MAX >> 1));
+    (stamp << 1) | topic
+}
+
 /// Counts delivery reports (called on the producer's polling thread).
 #[derive(Default)]
 struct DeliveryCounter {
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Prometheus: the families, and the ratings' and tags' counters.
+    metrics: Option<(ProducerMetrics, [Option<TopicMetrics>; 2])>,
+    /// When the replay started (the origin of the timed sends).
+    started: Option<Instant>,
 }
 
 impl ClientContext for DeliveryCounter {}
 
 impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let topic = self.metrics.as_ref().and_then(|(_, topics)| topics[opaque & 1].as_ref());
         match result {
             Ok(_) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = topic {
+                    t.delivered.inc();
+                }
+                let stamp = opaque >> 1;
+                if stamp != 0
+                    && let (Some((metrics, _)), Some(started)) = (&self.metrics, self.started)
+                {
+                    let sent = Duration::from_nanos((stamp - 1) as u64);
+                    metrics.observe_send(started.elapsed().saturating_sub(sent));
+                }
             }
             Err((error, _)) => {
+                if let Some(t) = topic {
+                    t.failures.inc();
+                }
                 if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::error!(%error, "delivery failed");
                 }
@@ -335,6 +372,26 @@ impl ProducerContext for DeliveryCounter {
                     first.get_or_insert_with(|| error.to_string());
                 }
             }
+        }
+    }
+}
+
+/// Sends counted per topic since the last flush to Prometheus (the hot path touches no
+/// shared counter).
+struct SendCounts {
+    topics: [Option<TopicMetrics>; 2],
+    pending: [u64; 2],
+}
+
+impl SendCounts {
+    fn flush(&mut self) {
+        for (topic, pending) in self.topics.iter().zip(&mut self.pending) {
+            if let Some(t) = topic
+                && *pending > 0
+            {
+                t.sent.inc_by(*pending);
+            }
+            *pending = 0;
         }
     }
 }
@@ -359,6 +416,20 @@ impl Pacer {
         };
         let elapsed = self.started.elapsed();
         (due > elapsed + Duration::from_millis(1)).then(|| due - elapsed)
+    }
+
+    /// How far behind schedule event number `index` with timestamp `ts` is (zero when on
+    /// time, and always for [`Pace::Max`]).
+    fn behind(&self, index: u64, ts: i64) -> Duration {
+        let due = match self.pace {
+            Pace::Max => return Duration::ZERO,
+            Pace::Speed(x) => match self.first_ts {
+                Some(first) => Duration::from_secs_f64(((ts - first).max(0) as f64) / x),
+                None => return Duration::ZERO,
+            },
+            Pace::Rate(n) => Duration::from_secs_f64(index as f64 / n),
+        };
+        self.started.elapsed().saturating_sub(due)
     }
 }
 
@@ -405,11 +476,24 @@ pub fn replay_blocking(
     options: &ReplayOptions,
     cancel: &CancellationToken,
 ) -> Result<ReplayReport, KafkaError> {
-    let producer: ThreadedProducer<DeliveryCounter> = config.create_with_context(DeliveryCounter::default())?;
+    let topics =
+        |m: &ProducerMetrics| [Some(m.topic(&options.topic)), options.tags_topic.as_deref().map(|t| m.topic(t))];
+    let counter = DeliveryCounter {
+        metrics: options.metrics.as_ref().map(|m| (m.clone(), topics(m))),
+        started: Some(Instant::now()),
+        ..DeliveryCounter::default()
+    };
+    let time_origin = counter.started.unwrap_or_else(Instant::now);
+    let producer: ThreadedProducer<DeliveryCounter> = config.create_with_context(counter)?;
     let total = match (total, options.limit) {
         (Some(t), Some(l)) => Some(t.min(l)),
         (t, l) => t.or(l),
     };
+    let metrics = options.metrics.as_ref();
+    let mut counts = SendCounts { topics: metrics.map_or([None, None], topics), pending: [0, 0] };
+    if let (Some(m), Some(total)) = (metrics, total) {
+        m.set_replay_planned(total);
+    }
     let bar = progress_bar(options.progress, total);
     let now = unix_now();
     let mut report = ReplayReport::default();
@@ -422,6 +506,10 @@ pub fn replay_blocking(
     for (index, event) in events.take(usize::try_from(limit).unwrap_or(usize::MAX)).enumerate() {
         let index = index as u64;
         if index.is_multiple_of(1024) {
+            if let Some(m) = metrics {
+                counts.flush();
+                m.set_replay_lag(pacer.behind(index, event.timestamp()));
+            }
             if cancel.is_cancelled() {
                 report.interrupted = true;
                 break;
@@ -432,6 +520,10 @@ pub fn replay_blocking(
                     report.max_lag = report.max_lag.max(lag);
                     if lag <= bp.max_lag {
                         break;
+                    }
+                    if let Some(m) = metrics {
+                        // Held back by the consumer: the schedule slips while we wait.
+                        m.set_replay_lag(pacer.behind(index, event.timestamp()));
                     }
                     if !sleep_unless_cancelled(Duration::from_millis(2), cancel) {
                         break;
@@ -445,7 +537,7 @@ pub fn replay_blocking(
             report.interrupted = true;
             break;
         }
-        let (topic, payload, user) = match &event {
+        let (topic, topic_index, payload, user) = match &event {
             Outgoing::Rating(r) => {
                 let e = RatingSubmitted {
                     schema_version: SCHEMA_VERSION,
@@ -455,7 +547,7 @@ pub fn replay_blocking(
                     rating: f64::from(r.rating),
                     timestamp: r.timestamp,
                 };
-                (options.topic.as_str(), encode_at(&e, now), r.user_id)
+                (options.topic.as_str(), RATINGS, encode_at(&e, now), r.user_id)
             }
             Outgoing::Tag(t) => {
                 let Some(topic) = &options.tags_topic else { continue };
@@ -467,7 +559,7 @@ pub fn replay_blocking(
                     tag: t.tag.clone(),
                     timestamp: t.timestamp,
                 };
-                (topic.as_str(), encode_at(&e, now), t.user_id)
+                (topic.as_str(), TAGS, encode_at(&e, now), t.user_id)
             }
         };
         let payload = match payload {
@@ -482,7 +574,10 @@ pub fn replay_blocking(
         };
         key_buf.clear();
         let _ = write!(key_buf, "{user}");
-        let mut record = BaseRecord::to(topic).key(key_buf.as_str()).payload(&payload);
+        let timed = metrics.is_some() && report.sent.is_multiple_of(LATENCY_SAMPLE);
+        let stamp = timed.then(|| time_origin.elapsed().as_nanos() as u64);
+        let mut record =
+            BaseRecord::with_opaque_to(topic, opaque(topic_index, stamp)).key(key_buf.as_str()).payload(&payload);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -492,12 +587,14 @@ pub fn replay_blocking(
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
+                    counts.flush();
                     bar.abandon();
                     return Err(e);
                 }
             }
         }
         report.sent += 1;
+        counts.pending[topic_index] += 1;
         unreported += 1;
         if unreported == 4096 {
             bar.inc(unreported);
@@ -505,11 +602,15 @@ pub fn replay_blocking(
         }
     }
     bar.inc(unreported);
+    counts.flush();
 
     if let Err(e) = producer.flush(Timeout::After(options.flush_timeout)) {
         tracing::error!(error = %e, "not every event was acknowledged in time");
     }
     report.elapsed = started.elapsed();
+    if let Some(m) = metrics {
+        m.set_replay_lag(Duration::ZERO);
+    }
     let counter = producer.context();
     report.delivered = counter.delivered.load(Ordering::Relaxed);
     report.failed = counter.failed.load(Ordering::Relaxed);

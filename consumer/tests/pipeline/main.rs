@@ -3,6 +3,8 @@
 //! - `embedded`: on librdkafka's in-process mock cluster and SQLite: a full ml-latest-small
 //!   replay, crashes mid-stream (a killed process, an aborted task), poison events, two
 //!   consumers sharing the partitions.
+//! - `metrics`: the Prometheus families scraped from `/metrics`: counters after a replay with
+//!   poison, the lag while the database is down, the binary's `--metrics-listen`.
 //! - `postgres`: the full replay into PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`, default
 //!   `postgres://postgres@127.0.0.1:5432/test`; a fresh database per test).
 //! - `tansu`: against tansu, a Kafka-compatible broker in its own process, including a broker
@@ -13,5 +15,6 @@
 
 mod embedded;
 mod helpers;
+mod metrics;
 mod postgres;
 mod tansu;

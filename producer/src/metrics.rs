@@ -1,0 +1,202 @@
+//! Prometheus metrics of the producer, and the tiny `/metrics` server the standalone `producer`
+//! and `consumer` binaries run with `--metrics-listen`.
+//!
+//! Families (all under the `cinedata_` prefix of [`registry`]):
+//!
+//! | name | type | labels | meaning |
+//! | --- | --- | --- | --- |
+//! | `producer_events_sent_total` | counter | `topic` | events handed to librdkafka |
+//! | `producer_events_delivered_total` | counter | `topic` | events the broker acknowledged |
+//! | `producer_delivery_failures_total` | counter | `topic` | events whose delivery failed |
+//! | `producer_send_duration_seconds` | histogram | | send → acknowledgement (replays sample 1 event in [`LATENCY_SAMPLE`]) |
+//! | `producer_replay_lag_seconds` | gauge | | how far a paced replay is behind its schedule |
+//! | `producer_replay_planned_events` | gauge | | events the running replay will send (progress = sent / planned) |
+//!
+//! The replay sends ~1M events/s, so it never looks a label up per event: per-topic handles are
+//! resolved once ([`TopicMetrics`]), sends are counted locally and flushed every 1024 events, and
+//! only one delivery in [`LATENCY_SAMPLE`] is timed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The prefix of every CineData metric family.
+pub const NAMESPACE: &str = "cinedata";
+
+/// A replay times the delivery of one event in this many.
+pub const LATENCY_SAMPLE: u64 = 64;
+
+/// A fresh registry whose families are all prefixed `cinedata_`, like serving's.
+///
+/// # Panics
+/// Never: the prefix is valid.
+pub fn registry() -> Registry {
+    Registry::new_custom(Some(NAMESPACE.into()), None).expect("a valid prefix")
+}
+
+/// The registry in the text exposition format (version 0.0.4).
+pub fn render(registry: &Registry) -> String {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// The producer's metric families; cloning shares them.
+#[derive(Clone, Debug)]
+pub struct ProducerMetrics {
+    sent: IntCounterVec,
+    delivered: IntCounterVec,
+    failures: IntCounterVec,
+    send_duration: Histogram,
+    replay_lag: Gauge,
+    replay_planned: IntGauge,
+}
+
+/// The counters of one topic, resolved once so that the hot path never looks a label up.
+#[derive(Clone, Debug)]
+pub struct TopicMetrics {
+    /// `producer_events_sent_total{topic}`.
+    pub sent: IntCounter,
+    /// `producer_events_delivered_total{topic}`.
+    pub delivered: IntCounter,
+    /// `producer_delivery_failures_total{topic}`.
+    pub failures: IntCounter,
+}
+
+impl ProducerMetrics {
+    /// Registers the producer's families in `registry`.
+    ///
+    /// # Errors
+    /// A family of the same name is already registered there.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["topic"]);
+        let metrics = Self {
+            sent: counter("producer_events_sent_total", "Events handed to the Kafka client, by topic.")?,
+            delivered: counter("producer_events_delivered_total", "Events acknowledged by the broker, by topic.")?,
+            failures: counter(
+                "producer_delivery_failures_total",
+                "Events whose delivery failed (timed out, refused), by topic.",
+            )?,
+            send_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "producer_send_duration_seconds",
+                    "Time from handing an event to the Kafka client to the broker's acknowledgement \
+                     (replays time one event in 64).",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )?,
+            replay_lag: Gauge::with_opts(Opts::new(
+                "producer_replay_lag_seconds",
+                "How far a paced replay (--speed, --rate) is behind its schedule; 0 when on time or unpaced.",
+            ))?,
+            replay_planned: IntGauge::with_opts(Opts::new(
+                "producer_replay_planned_events",
+                "Events the running replay will send (limit included); its progress is sent / planned.",
+            ))?,
+        };
+        let families: [Box<dyn prometheus::core::Collector>; 6] = [
+            Box::new(metrics.sent.clone()),
+            Box::new(metrics.delivered.clone()),
+            Box::new(metrics.failures.clone()),
+            Box::new(metrics.send_duration.clone()),
+            Box::new(metrics.replay_lag.clone()),
+            Box::new(metrics.replay_planned.clone()),
+        ];
+        for family in families {
+            registry.register(family)?;
+        }
+        Ok(metrics)
+    }
+
+    /// The counters of `topic` (created at 0, so they show before the first event).
+    pub fn topic(&self, topic: &str) -> TopicMetrics {
+        TopicMetrics {
+            sent: self.sent.with_label_values(&[topic]),
+            delivered: self.delivered.with_label_values(&[topic]),
+            failures: self.failures.with_label_values(&[topic]),
+        }
+    }
+
+    /// Records one delivery latency.
+    pub fn observe_send(&self, latency: Duration) {
+        self.send_duration.observe(latency.as_secs_f64());
+    }
+
+    /// Sets how far behind schedule the replay is.
+    pub fn set_replay_lag(&self, behind: Duration) {
+        self.replay_lag.set(behind.as_secs_f64());
+    }
+
+    /// Sets the replay's planned number of events.
+    pub fn set_replay_planned(&self, events: u64) {
+        self.replay_planned.set(i64::try_from(events).unwrap_or(i64::MAX));
+    }
+}
+
+/// Serves `GET /metrics` (the text exposition of `registry`) on `listen` until `shutdown`.
+/// Returns the bound address (`listen` may ask for port 0) and the server's task, which ends
+/// once `shutdown` fired and open requests are answered.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve(
+    listen: SocketAddr,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let body = render(&registry);
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response() }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+            tracing::warn!(%error, "the metrics server stopped");
+        }
+    });
+    tracing::info!(%bound, "Prometheus metrics at http://{bound}/metrics");
+    Ok((bound, task))
+}
+
+/// A running `/metrics` server of a binary; [`MetricsServer::stop`] ends it.
+#[derive(Debug)]
+pub struct MetricsServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// [`serve`] until `shutdown` or [`MetricsServer::stop`], and say where on stderr.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start(listen: SocketAddr, registry: Registry, shutdown: &CancellationToken) -> std::io::Result<Self> {
+        let stop = shutdown.child_token();
+        let (addr, task) = serve(listen, registry, stop.clone()).await?;
+        eprintln!("metrics at http://{addr}/metrics");
+        Ok(Self { addr, stop, task })
+    }
+
+    /// Stops serving and waits (at most 2 s) for the server to close.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        if tokio::time::timeout(Duration::from_secs(2), self.task).await.is_err() {
+            tracing::debug!("the metrics server did not close within 2 s");
+        }
+    }
+}
