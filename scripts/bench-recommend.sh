@@ -31,7 +31,7 @@ before=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["events
 load=$!
 sleep 2
 start=$(date +%s.%N)
-wrk -t2 -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port"
+wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port"
 end=$(date +%s.%N)
 after=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
 python3 -c "print(f'events applied to the live model during wrk: {($after - $before):.0f} in {($end - $start):.1f} s + 2 s warm-up = {($after - $before) / ($end - $start + 2):.0f}/s')"
