@@ -64,6 +64,9 @@ if ! command -v promtool >/dev/null; then
 fi
 PROMTOOL="$(command -v promtool)"
 export PROMTOOL
+# The same package's server: serving/tests/dashboards.rs runs every Grafana query against it.
+PROMETHEUS="$(command -v prometheus)"
+export PROMETHEUS
 
 # tansu: the Kafka-compatible broker the pipeline tests also run against, in its own process
 # (see ../shared/KAFKA.md). A one-time build of ~15 minutes, cached in ~/.cargo/bin afterwards.

@@ -133,7 +133,12 @@ impl Demo {
             responses.clear();
             live.persisted(ratings.len() as u64);
         });
-        let metrics = consumer::Metrics::default();
+        // The in-process consumer's and replay's families go on the service's /metrics.
+        let registry = app.state().metrics.registry().clone();
+        let metrics = consumer::Metrics::with_registry(&registry).context("registering the consumer's metrics")?;
+        let mut plan = plan;
+        plan.options.metrics =
+            Some(producer::metrics::ProducerMetrics::register(&registry).context("registering the replay's metrics")?);
         // Once the whole release is in the store, one more retrain trains on all of it.
         let total = plan.total.unwrap_or(u64::MAX);
         let (handled, stop) = (metrics.clone(), shutdown.clone());

@@ -1,0 +1,194 @@
+//! Every PromQL query of the shipped Grafana dashboards returns data from a real Prometheus
+//! (Debian's `prometheus`; `PROMETHEUS` names the binary, scripts/test.sh exports it) scraping a
+//! running demo on ml-latest-small that answers traffic and dead-letters a malformed event.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use producer::replay::Pace;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use serving::demo::{Demo, DemoSettings};
+use serving::live::LiveSettings;
+use tokio_util::sync::CancellationToken;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ml_small() -> PathBuf {
+    std::env::var_os("CINEDATA_ML_SMALL")
+        .map_or_else(|| workspace().join("../shared/data/movielens/ml-latest-small"), PathBuf::from)
+}
+
+fn prometheus_binary() -> PathBuf {
+    let path = std::env::var_os("PROMETHEUS").map_or_else(|| PathBuf::from("/usr/bin/prometheus"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "Prometheus not found at {} (scripts/test.sh installs Debian's prometheus and exports PROMETHEUS)",
+        path.display()
+    );
+    path
+}
+
+/// Percent-encodes a query-string value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Every `expr` of every panel (rows included) of every dashboard file.
+fn dashboard_queries() -> Vec<(String, String, String)> {
+    let dir = workspace().join("ops/grafana/dashboards");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut stack: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+        while let Some(panel) = stack.pop() {
+            stack.extend(panel["panels"].as_array().into_iter().flatten());
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                assert_eq!(panel["datasource"]["uid"], "prometheus", "{}: {}", path.display(), panel["title"]);
+                let expr = target["expr"].as_str().expect("a PromQL target").to_owned();
+                out.push((path.file_name().unwrap().to_string_lossy().into_owned(), panel["title"].to_string(), expr));
+            }
+        }
+    }
+    out
+}
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 20, "the dashboards cover ingest, lag, DLQ, model, retrains, HTTP, resources");
+    let prometheus = prometheus_binary();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut live = LiveSettings::new();
+    live.snapshot_dir = Some(dir.path().join("snapshots"));
+    let demo = Demo::start(DemoSettings {
+        data: ml_small(),
+        download: false,
+        database_url: format!("sqlite://{}", dir.path().join("cinedata.db").display()),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        // Slow enough that the replay is still running while Prometheus scrapes.
+        pace: Pace::Rate(5_000.0),
+        api_key: None,
+        live,
+    })
+    .await
+    .expect("the demo starts");
+    let (address, brokers) = (demo.address(), demo.brokers().to_owned());
+    let token = CancellationToken::new();
+    let task = tokio::spawn(demo.run(token.clone()));
+
+    // Prometheus scraping the demo every second.
+    let port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: serving\n    \
+             static_configs:\n      - targets: ['{address}']\n"
+        ),
+    )
+    .unwrap();
+    let _prometheus = Prometheus(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", prometheus.display())),
+    );
+
+    // Traffic: reads of every kind, ratings in, a poison event for the dead-letter topic.
+    let client = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let producer: FutureProducer = producer::producer_config(&brokers).create().unwrap();
+    producer
+        .send(FutureRecord::<str, [u8]>::to("ratings").key("1").payload(b"not json"), Duration::from_secs(10))
+        .await
+        .expect("the poison event is produced");
+    let started = Instant::now();
+    let mut pending: Vec<(String, String, String)> = queries;
+    let mut round = 0u64;
+    while !pending.is_empty() {
+        for path in [
+            "/users/1/recommendations",
+            "/users/999999/recommendations",
+            "/movies/1/similar",
+            "/movies/1",
+            "/analytics",
+            "/movies/0",
+        ] {
+            let _ = client.get(format!("{base}{path}")).send().await;
+        }
+        let _ = client
+            .post(format!("{base}/ratings"))
+            .json(&json!({"userId": 1 + round % 600, "movieId": 1, "rating": 4.0}))
+            .send()
+            .await;
+        if round % 20 == 0 {
+            let _ = client.post(format!("{base}/model/retrain")).send().await;
+        }
+        round += 1;
+        if round % 10 == 0 {
+            let mut still = Vec::new();
+            for (file, title, expr) in pending {
+                let answer: Option<Value> = match client
+                    .get(format!("http://127.0.0.1:{port}/api/v1/query?query={}", encode(&expr)))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+                let has_data = answer.as_ref().is_some_and(|a| {
+                    a["status"] == "success" && a["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+                });
+                if let Some(a) = &answer {
+                    assert_ne!(a["errorType"], "bad_data", "{file} {title}: invalid PromQL {expr}: {a}");
+                }
+                if !has_data {
+                    still.push((file, title, expr));
+                }
+            }
+            pending = still;
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "queries without data after 2 minutes of scraping: {pending:#?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    token.cancel();
+    task.await.unwrap().unwrap();
+}
