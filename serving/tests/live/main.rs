@@ -5,8 +5,10 @@
 //!   explanations, profiles; cold users and movies without ratings.
 //! - [`retrain`]: a retrain under concurrent queries, and the model's status.
 //! - [`restart`]: stop and start again from the snapshot, same answers.
+//! - [`replicas`]: two replicas on one PostgreSQL store follow the same stream and agree.
 
 mod helpers;
 mod recommendations;
+mod replicas;
 mod restart;
 mod retrain;
