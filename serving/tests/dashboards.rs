@@ -156,11 +156,11 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
             .json(&json!({"userId": 1 + round % 600, "movieId": 1, "rating": 4.0}))
             .send()
             .await;
-        if round % 20 == 0 {
+        if round.is_multiple_of(20) {
             let _ = client.post(format!("{base}/model/retrain")).send().await;
         }
         round += 1;
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             let mut still = Vec::new();
             for (file, title, expr) in pending {
                 let answer: Option<Value> = match client
