@@ -7,6 +7,8 @@
 //!   poison, the lag while the database is down, the binary's `--metrics-listen`.
 //! - `postgres`: the full replay into PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`, default
 //!   `postgres://postgres@127.0.0.1:5432/test`; a fresh database per test).
+//! - `processes`: two `consumer` processes in one group (the first keeps the embedded broker)
+//!   persist a replay into PostgreSQL exactly once between them.
 //! - `tansu`: against tansu, a Kafka-compatible broker in its own process, including a broker
 //!   restart mid-stream. Needs `tansu` on the PATH (or `CINEDATA_TANSU`); fails, not skips,
 //!   without it.
@@ -17,4 +19,5 @@ mod embedded;
 mod helpers;
 mod metrics;
 mod postgres;
+mod processes;
 mod tansu;
