@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p consumer --bench pipeline -- [--events 5000000] [--runs 3] [--lag-rate 80000]
 //!     [--batch-size 100000] [--tansu [--tansu-events N] [--tansu-partitions 8]]
-//! cargo bench -p consumer --bench pipeline -- --metrics-overhead [--events N] [--runs 5]
+//! cargo bench -p consumer --bench pipeline -- --metrics-overhead [--events N] [--runs 5] [--producer-runs 0]
 //! ```
 //!
 //! Per run, on the embedded broker (in-process mock, 32 partitions, lz4):
@@ -24,6 +24,8 @@
 //! recorded, the lag refreshed every 5 s, `/metrics` served and scraped every second), in
 //! alternating order; then the time to render `/metrics` (gather + text encoding) and to GET it
 //! over HTTP, on the registry of a finished run. Prints medians and with/without ratios.
+//! `--producer-runs N` adds N more producer-only pairs (the producer alone is the noisiest
+//! measure: a run takes seconds).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -51,6 +53,7 @@ struct Args {
     tansu_events: Option<u64>,
     batch_size: usize,
     metrics_overhead: bool,
+    producer_runs: usize,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -63,6 +66,7 @@ fn args() -> anyhow::Result<Args> {
         tansu_events: None,
         batch_size: 100_000,
         metrics_overhead: false,
+        producer_runs: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -72,6 +76,7 @@ fn args() -> anyhow::Result<Args> {
             "--lag-rate" => a.lag_rate = it.next().context("--lag-rate N")?.parse()?,
             "--tansu" => a.tansu = true,
             "--metrics-overhead" => a.metrics_overhead = true,
+            "--producer-runs" => a.producer_runs = it.next().context("--producer-runs N")?.parse()?,
             "--batch-size" => a.batch_size = it.next().context("--batch-size N")?.parse()?,
             "--tansu-events" => a.tansu_events = Some(it.next().context("--tansu-events N")?.parse()?),
             "--tansu-partitions" => a.tansu_partitions = it.next().context("--tansu-partitions N")?.parse()?,
@@ -408,6 +413,21 @@ async fn exported_e2e(
     Ok((e2e, cpu, times, size))
 }
 
+/// The producer alone on a fresh embedded broker, with or without metrics: events/s and
+/// process CPU seconds.
+async fn measure_producer(timeline: &Arc<Timeline>, with: bool) -> anyhow::Result<(f64, f64)> {
+    let n = timeline.len();
+    let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 32)])?;
+    let brokers = broker.bootstrap_servers().to_owned();
+    let t = timeline.clone();
+    let metrics = if with { Some(ProducerMetrics::register(&producer::metrics::registry())?) } else { None };
+    let cpu = cpu_seconds();
+    let rate = tokio::task::spawn_blocking(move || produce_only_with(&brokers, &t, n, metrics)).await??;
+    let cpu = cpu_seconds() - cpu;
+    drop(broker);
+    Ok((rate, cpu))
+}
+
 /// `--metrics-overhead`: with and without metrics, alternating, medians and ratios.
 async fn metrics_overhead(args: &Args, movies: &[MovieRow], timeline: &Arc<Timeline>) -> anyhow::Result<()> {
     let n = timeline.len();
@@ -419,14 +439,7 @@ async fn metrics_overhead(args: &Args, movies: &[MovieRow], timeline: &Arc<Timel
         // Odd runs measure without metrics first, even runs with metrics first.
         let order: [bool; 2] = if run % 2 == 1 { [false, true] } else { [true, false] };
         for with in order {
-            let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 32)])?;
-            let brokers = broker.bootstrap_servers().to_owned();
-            let t = timeline.clone();
-            let metrics = if with { Some(ProducerMetrics::register(&producer::metrics::registry())?) } else { None };
-            let cpu = cpu_seconds();
-            let rate = tokio::task::spawn_blocking(move || produce_only_with(&brokers, &t, n, metrics)).await??;
-            drop(broker);
-            let producer_cpu = cpu_seconds() - cpu;
+            let (rate, producer_cpu) = measure_producer(timeline, with).await?;
             let (e, cpu) = if with {
                 let (e, cpu, [rm, r99, gm, g99], size) = exported_e2e(movies, timeline, args.batch_size).await?;
                 render_med.push(rm);
@@ -460,16 +473,25 @@ async fn metrics_overhead(args: &Args, movies: &[MovieRow], timeline: &Arc<Timel
             sustained[i].push(e.sustained);
         }
     }
+    for run in 1..=args.producer_runs {
+        let order: [bool; 2] = if run % 2 == 1 { [false, true] } else { [true, false] };
+        for with in order {
+            let (rate, cpu) = measure_producer(timeline, with).await?;
+            produced[usize::from(with)].push(rate);
+            produce_cpu[usize::from(with)].push(cpu);
+        }
+    }
+    let producer_pairs = args.runs + args.producer_runs;
     println!("\n{n} events, median of {} runs each, alternating order\n", args.runs);
     println!(
         "| measure | without metrics | with metrics | with / without, medians | with / without, paired per run: \
          median (min–max) |\n| --- | ---: | ---: | ---: | ---: |"
     );
     for (what, [off, on], digits) in [
-        ("embedded: producer (events/s)", produced, 0),
+        (format!("embedded: producer ({producer_pairs} pairs; events/s)").as_str(), produced, 0),
         ("embedded: end to end → SQLite, sustained (events/s)", sustained, 0),
         ("embedded: end to end → SQLite, wall (events/s)", wall, 0),
-        ("embedded: producer, process CPU (s)", produce_cpu, 2),
+        (format!("embedded: producer ({producer_pairs} pairs), process CPU (s)").as_str(), produce_cpu, 2),
         ("embedded: end to end → SQLite, process CPU (s)", e2e_cpu, 2),
     ] {
         let paired: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
