@@ -27,11 +27,11 @@ done
 brokers=$(grep -o 'Kafka (embedded, alive while this runs): [0-9.:]*' "$work/demo.log" | awk '{print $NF}')
 echo "demo up, ml-latest-small replayed ($applied events); streaming $rate ratings/s into $brokers"
 before=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
-"$root/target/release/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
+${LOAD_NICE:+nice -n "$LOAD_NICE"} "$root/target/release/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
 load=$!
 sleep 2
 start=$(date +%s.%N)
-wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port"
+WRK_CONNECTIONS="$conns" ${LOAD_NICE:+nice -n "$LOAD_NICE"} wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port"
 end=$(date +%s.%N)
 after=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
 python3 -c "print(f'events applied to the live model during wrk: {($after - $before):.0f} in {($end - $start):.1f} s + 2 s warm-up = {($after - $before) / ($end - $start + 2):.0f}/s')"

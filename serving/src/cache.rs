@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec};
 
 /// Largest body kept; bigger answers are served but not cached.
 const MAX_BODY: usize = 4 << 20;
@@ -49,7 +49,8 @@ pub struct ResponseCache {
 impl ResponseCache {
     /// A cache keeping answers for `ttl` (zero disables it), at most `max_entries` of them.
     pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
-        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), lookups })
+        let (hits, misses) = (lookups.with_label_values(&["hit"]), lookups.with_label_values(&["miss"]));
+        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), hits, misses })
     }
 
     /// Forgets every answer, e.g. after this process wrote to the store.
@@ -130,13 +131,16 @@ pub struct ListCache {
     ttl: Duration,
     max_entries: usize,
     entries: DashMap<String, (Instant, u64, u64, Bytes)>,
-    lookups: IntCounterVec,
+    /// The `hit` and `miss` children, resolved once: this sits on the hottest path.
+    hits: IntCounter,
+    misses: IntCounter,
 }
 
 impl ListCache {
     /// A cache keeping lists for `ttl`, at most `max_entries` of them, counting into `lookups`.
     pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
-        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), lookups })
+        let (hits, misses) = (lookups.with_label_values(&["hit"]), lookups.with_label_values(&["miss"]));
+        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), hits, misses })
     }
 
     /// The cached body for `uri` if it is younger than the TTL and was computed by the same
@@ -150,7 +154,7 @@ impl ListCache {
             .get(uri)
             .filter(|e| e.0.elapsed() < self.ttl && e.1 == version && e.2 == steps)
             .map(|e| e.3.clone());
-        self.lookups.with_label_values(&[if hit.is_some() { "hit" } else { "miss" }]).inc();
+        if hit.is_some() { &self.hits } else { &self.misses }.inc();
         hit
     }
 
