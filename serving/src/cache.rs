@@ -49,8 +49,7 @@ pub struct ResponseCache {
 impl ResponseCache {
     /// A cache keeping answers for `ttl` (zero disables it), at most `max_entries` of them.
     pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
-        let (hits, misses) = (lookups.with_label_values(&["hit"]), lookups.with_label_values(&["miss"]));
-        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), hits, misses })
+        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), lookups })
     }
 
     /// Forgets every answer, e.g. after this process wrote to the store.
