@@ -3,7 +3,7 @@
 //! `producer replay --metrics-listen` binary serves them over HTTP until SIGTERM.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,19 +13,8 @@ use movielens::{RatingRow, TagRow};
 use producer::metrics::{LATENCY_SAMPLE, ProducerMetrics, registry, render};
 use producer::replay::{Backpressure, ReplayOptions, Timeline, replay_blocking};
 use producer::{EmbeddedBroker, Pace, TopicSpec, producer_config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::metrics::{StderrWatch, samples};
 use tokio_util::sync::CancellationToken;
-
-/// The samples of an exposition, keyed by `name{labels}` exactly as written.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
     *samples.get(key).unwrap_or_else(|| panic!("no sample {key} in {samples:?}"))
@@ -144,13 +133,7 @@ fn a_paced_replay_held_back_shows_how_far_behind_schedule_it_is() {
 
 /// `GET /metrics` over HTTP/1.0: status and body.
 async fn get_metrics(addr: SocketAddr) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_owned()))
+    testkit::metrics::get(addr, "/metrics").await.map(|r| (r.status, r.body))
 }
 
 #[tokio::test]
@@ -164,11 +147,8 @@ async fn the_server_answers_metrics_and_stops_with_its_token() {
     let (status, body) = get_metrics(addr).await.expect("GET /metrics");
     assert_eq!(status, 200, "{body}");
     assert_eq!(value(&samples(&body), "cinedata_producer_events_sent_total{topic=\"ratings\"}"), 7.0);
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
-    stream.write_all(b"GET /nothing HTTP/1.0\r\n\r\n").await.expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    assert!(response.starts_with("HTTP/1.0 404"), "{response}");
+    let response = testkit::metrics::get(addr, "/nothing").await.expect("GET /nothing");
+    assert!(response.head.starts_with("HTTP/1.0 404"), "{response:?}");
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("the server stops").expect("task");
     assert!(get_metrics(addr).await.is_err(), "still answering after its token fired");
@@ -200,22 +180,8 @@ async fn producer_replay_serves_its_metrics_on_metrics_listen_until_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the producer binary starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("metrics at http://").and_then(|l| l.strip_suffix("/metrics")) {
-                let _ = tx.send(addr.parse().expect("a socket address"));
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-        .await
-        .expect("task")
-        .expect("the producer printed its metrics address");
+    let stderr = StderrWatch::start(child.stderr.take().expect("stderr"));
+    let addr = stderr.metrics_address(Duration::from_secs(60)).await.expect("the producer printed its metrics address");
 
     // Without --brokers the replay runs into an embedded broker and then waits for Ctrl-C.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -239,7 +205,7 @@ async fn producer_replay_serves_its_metrics_on_metrics_listen_until_sigterm() {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let exited = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait task").expect("wait");
-    let lines = log.join().expect("stderr reader");
+    let lines = stderr.lines();
     assert!(exited.success(), "the producer exited with {exited:?} on SIGTERM; stderr:\n{}", lines.join("\n"));
     assert!(get_metrics(addr).await.is_err(), "the metrics port is still open after the process exited");
 }

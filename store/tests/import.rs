@@ -1,117 +1,17 @@
 //! The importer and the upserts, on SQLite and PostgreSQL: re-runnable imports, bad rows
 //! reported with file and line, and re-ratings where the newer timestamp wins.
 //!
-//! Each test body is `async fn name(db: &TestDb)`; `backend_tests!` runs it as
-//! `name::sqlite` and `name::postgres` on a fresh database. PostgreSQL comes from
-//! `CINEDATA_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); when it is
-//! unreachable the postgres variants fail rather than skip.
+//! Each test body is `async fn name(db: &TestDb)`; `backend_tests!` (tests/common) runs it as
+//! `name::sqlite` and `name::postgres` on a fresh database.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use movielens::{RatingRow, Release};
-use sqlx::{Connection, PgConnection};
-use store::{Backend, ImportOptions, ImportReport, Store};
+use store::{ImportOptions, ImportReport};
 
-/// A fresh, migrated, empty database that is removed on drop.
-struct TestDb {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    pg_database: Option<(String, String)>,
-}
+mod common;
 
-impl TestDb {
-    async fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("a temp dir");
-                let url = format!("sqlite://{}", dir.path().join("store.db").display());
-                let store = Store::connect(&url).await.expect("SQLite connects");
-                Self { store, _dir: Some(dir), pg_database: None }
-            }
-            Backend::Postgres => {
-                let server =
-                    std::env::var("CINEDATA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-                let mut conn = PgConnection::connect(&server).await.unwrap_or_else(|e| {
-                    panic!(
-                        "PostgreSQL is unreachable at {server} ({e}). These tests run against PostgreSQL as \
-                         well as SQLite: start it (scripts/test.sh does) or set CINEDATA_TEST_POSTGRES_URL."
-                    )
-                });
-                let name = format!("cinedata_test_{}", unique_suffix());
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-                let _ = conn.close().await;
-                let store = Store::connect(&with_database(&server, &name)).await.expect("PostgreSQL connects");
-                Self { store, _dir: None, pg_database: Some((server, name)) }
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((server, name)) = self.pg_database.take() else {
-            return;
-        };
-        // Best effort, on its own runtime because `Drop` cannot await.
-        let dropper = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&server).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
-                    let _ = conn.close().await;
-                }
-            });
-        });
-        let _ = dropper.join();
-    }
-}
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Replaces the database name of a PostgreSQL URL, keeping any query string.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{database}?{q}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
-/// Runs each `async fn name(db: &TestDb)` on both backends, as `name::sqlite` and `name::postgres`.
-macro_rules! backend_tests {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(&super::TestDb::new(store::Backend::Sqlite).await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(&super::TestDb::new(store::Backend::Postgres).await).await;
-            }
-        }
-    )+};
-}
+use common::{TestDb, backend_tests};
 
 backend_tests!(
     importing_ml_latest_small_twice_leaves_the_same_tables,
@@ -345,11 +245,4 @@ async fn an_older_rerating_in_the_same_batch_loses(db: &TestDb) {
     let r = db.store.rating(7, 6).await.expect("a query").expect("user 7 rated movie 6");
     assert_eq!((r.rating, r.timestamp), (1.0, 2_000_000_000));
     assert_eq!(db.store.counts().await.expect("counts").1, 6);
-}
-
-#[test]
-fn with_database_replaces_only_the_database_name() {
-    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

@@ -4,14 +4,13 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use movielens::{MovieRow, Release};
 use producer::replay::{ReplayOptions, ReplayReport, Timeline};
 use producer::{Outgoing, Pace};
-use sqlx::{Connection, PgConnection};
 use store::{Page, RatingQuery, Store, TagQuery};
+use testkit::postgres::{TestDatabase, server_url, with_database};
 use tokio_util::sync::CancellationToken;
 
 /// ml-latest-small's size.
@@ -109,11 +108,8 @@ pub async fn assert_ratings_equal_csv(store: &Store, release: &Release) {
     assert_same_rows("ratings table vs ratings.csv", &stored_ratings(store).await, &expected);
 }
 
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{prefix}_{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
-}
+/// `{prefix}_{pid}_{nanos}_{counter}`: database, group and topic names of their own.
+pub use testkit::unique_name as unique;
 
 /// Polls `check` every 50 ms until it returns `Ok`, or panics after `timeout` with the last
 /// `Err` (the state it was waiting to change).
@@ -147,23 +143,7 @@ pub struct TestDb {
     pub store: Store,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// Replaces the database name of a PostgreSQL URL, keeping any query string.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{database}?{q}"),
-        None => format!("{server}/{database}"),
-    }
+    pg: Option<TestDatabase>,
 }
 
 impl TestDb {
@@ -177,54 +157,25 @@ impl TestDb {
     }
 
     pub async fn postgres() -> Self {
-        let server = std::env::var("CINEDATA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
         // CREATE DATABASE from the always-present `postgres` database.
-        let admin = with_database(&server, "postgres");
-        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is unreachable at {admin} ({e}). The pipeline runs against PostgreSQL as well as \
-                 SQLite: start it (scripts/test.sh does) or set CINEDATA_TEST_POSTGRES_URL."
-            )
-        });
-        let name = unique("cinedata_pipe");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-        let _ = conn.close().await;
-        let url = with_database(&server, &name);
+        let admin = with_database(&server_url(), "postgres");
+        let pg = TestDatabase::create_via(&admin, "cinedata_pipe").await;
+        let url = pg.url().to_owned();
         let store = Store::connect(&url).await.expect("PostgreSQL connects");
-        let db = Self { store, url, _dir: None, pg: Some((admin, name)) };
+        let db = Self { store, url, _dir: None, pg: Some(pg) };
         db.load_movies().await;
         db
     }
 
     /// The admin URL and database name of a PostgreSQL test database.
     pub fn postgres_admin(&self) -> Option<(String, String)> {
-        self.pg.clone()
+        self.pg.as_ref().map(|pg| (pg.admin_url().to_owned(), pg.name().to_owned()))
     }
 
     async fn load_movies(&self) {
         let movies: Vec<MovieRow> =
             ml_small().movies().expect("movies.csv opens").map(|m| m.expect("movies.csv parses")).collect();
         self.store.upsert_movies(&movies).await.expect("movies load");
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else { return };
-        let dropper = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
-                    let _ = conn.close().await;
-                }
-            });
-        });
-        let _ = dropper.join();
     }
 }
 

@@ -3,7 +3,6 @@
 //! `consumer` binary's `--metrics-listen`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use consumer::{Embedded, Metrics, Settings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::events::{RatingSubmitted, TagAdded, encode};
 use store::Store;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::metrics::{StderrWatch, samples};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -22,28 +21,13 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `GET /metrics` over plain HTTP/1.0: the status code and the body.
 async fn get_metrics(addr: SocketAddr) -> Result<(u16, String), String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").await.map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.map_err(|e| e.to_string())?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("no header end")?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status")?;
+    let response = testkit::metrics::get(addr, "/metrics").await.map_err(|e| format!("GET {addr}/metrics: {e}"))?;
     assert!(
-        head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
-        "not the text exposition format: {head}"
+        response.head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
+        "not the text exposition format: {}",
+        response.head
     );
-    Ok((status, body.to_owned()))
-}
-
-/// The samples of an exposition, keyed by `name{labels}` exactly as written.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    Ok((response.status, response.body))
 }
 
 /// Scrapes `/metrics` (asserting a 200).
@@ -63,10 +47,10 @@ fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
 
 /// The `consumer_lag` samples of a topic: (number of partitions, summed lag).
 fn lag(samples: &BTreeMap<String, f64>, topic: &str) -> (usize, f64) {
-    let series: Vec<f64> = samples
-        .iter()
-        .filter(|(k, _)| k.starts_with("cinedata_consumer_lag{") && k.contains(&format!("topic=\"{topic}\"")))
-        .map(|(_, v)| *v)
+    let topic = format!("topic=\"{topic}\"");
+    let series: Vec<f64> = testkit::metrics::series(samples, "cinedata_consumer_lag")
+        .filter(|(labels, _)| labels.contains(&topic))
+        .map(|(_, v)| v)
         .collect();
     (series.len(), series.iter().sum())
 }
@@ -269,22 +253,8 @@ async fn the_consumer_binary_serves_metrics_on_metrics_listen_until_sigterm() {
         .spawn()
         .expect("the consumer binary starts");
     // The binary says where it listens on stderr; keep draining stderr after that.
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("metrics at http://").and_then(|l| l.strip_suffix("/metrics")) {
-                let _ = tx.send(addr.parse().expect("a socket address"));
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
-        .await
-        .expect("task")
-        .expect("the consumer printed its metrics address");
+    let stderr = StderrWatch::start(child.stderr.take().expect("stderr"));
+    let addr = stderr.metrics_address(Duration::from_secs(60)).await.expect("the consumer printed its metrics address");
 
     // Lag is refreshed every 5 s in the binary.
     wait_for("150 ratings persisted and the lag of 32 partitions at 0", TIMEOUT, || async {
@@ -306,7 +276,7 @@ async fn the_consumer_binary_serves_metrics_on_metrics_listen_until_sigterm() {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
     assert!(status.success());
     let exited = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait task").expect("wait");
-    let lines = log.join().expect("stderr reader");
+    let lines = stderr.lines();
     assert!(exited.success(), "the consumer exited with {exited:?} on SIGTERM; stderr:\n{}", lines.join("\n"));
     assert!(get_metrics(addr).await.is_err(), "the metrics port is still open after the process exited");
     assert_eq!(rating_count(&db.store).await, 150);

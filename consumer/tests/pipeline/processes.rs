@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use producer::replay::{ReplayOptions, Timeline};
 use producer::topics::{RATINGS, TAGS};
 use store::ImportOptions;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::metrics::samples;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -136,23 +136,8 @@ impl Drop for Process {
 
 /// The body of `GET /metrics` (plain HTTP/1.0), if the status is 200.
 async fn get_metrics(addr: SocketAddr) -> Result<String, String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").await.map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.map_err(|e| e.to_string())?;
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("no header end")?;
-    if head.split_whitespace().nth(1) == Some("200") { Ok(body.to_owned()) } else { Err(head.to_owned()) }
-}
-
-/// The samples of an exposition, keyed by `name{labels}` exactly as written.
-fn samples(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    let response = testkit::metrics::get(addr, "/metrics").await.map_err(|e| e.to_string())?;
+    if response.status == 200 { Ok(response.body) } else { Err(response.head) }
 }
 
 fn get(samples: &BTreeMap<String, f64>, key: &str) -> f64 {

@@ -14,20 +14,18 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use movielens::Release;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serving::startup::{Application, ServeSettings};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 use store::{Backend, ImportOptions, Store};
+use testkit::postgres::{self, execute, server_url, unique_name, with_database};
 use tokio_util::sync::CancellationToken;
 
-/// The PostgreSQL server the postgres variants use (any database on it; ours are created beside).
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Advisory lock serialising template creation and copies across test processes.
 const TEMPLATE_LOCK: i64 = 0x00C1_DE7A;
 /// Template databases start with this; stale ones (from older builds) are dropped.
@@ -100,26 +98,6 @@ async fn import_ml_small(store: &Store) {
     assert_eq!(report.rejected, 0, "ml-latest-small has no bad rows: {:?}", report.errors);
 }
 
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Replaces the database name (the path) of a PostgreSQL URL, keeping any query string.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{database}?{q}"),
-        None => format!("{server}/{database}"),
-    }
-}
-
 /// The template's name: a hash of this test binary (so a rebuild of the store, the importer
 /// or the migrations never reuses an old template) and of the data files.
 fn template_name() -> String {
@@ -134,23 +112,14 @@ fn template_name() -> String {
     format!("{TEMPLATE_PREFIX}{:016x}", hasher.finish())
 }
 
-async fn execute(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
-}
-
 /// Creates `cinedata_test_<unique>` holding ml-latest-small, building the template first if
 /// this build has none yet. Returns (server URL, database name, URL of the new database).
 ///
 /// # Panics
 /// When PostgreSQL cannot be reached: the postgres variants must fail, not pass silently.
 async fn create_postgres_database() -> (String, String, String) {
-    let server = std::env::var("CINEDATA_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-    let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is unreachable at {server} ({e}). The suite runs against PostgreSQL as well as \
-             SQLite: start it (scripts/test.sh does) or point CINEDATA_TEST_POSTGRES_URL at a server."
-        )
-    });
+    let server = server_url();
+    let mut admin = postgres::connect(&server).await;
     // Session-level: released by the unlock below, or by the server if this process dies.
     sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK).execute(&mut admin).await.expect("advisory lock");
 
@@ -179,7 +148,7 @@ async fn create_postgres_database() -> (String, String, String) {
         execute(&mut admin, format!("ALTER DATABASE {building} RENAME TO {template}")).await.expect("renaming");
     }
 
-    let name = format!("cinedata_test_{}", unique_suffix());
+    let name = unique_name("cinedata_test");
     execute(&mut admin, format!("CREATE DATABASE {name} TEMPLATE {template}"))
         .await
         .unwrap_or_else(|e| panic!("creating database {name} from {template} on {server}: {e}"));
@@ -187,21 +156,6 @@ async fn create_postgres_database() -> (String, String, String) {
     let _ = admin.close().await;
     let url = with_database(&server, &name);
     (server, name, url)
-}
-
-/// Drops a test database, ending the connections still open on it. Best effort: runs on its
-/// own thread and runtime because it is called from `Drop`.
-fn drop_postgres_database(server: String, name: String) {
-    let dropper = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        rt.block_on(async move {
-            if let Ok(mut conn) = PgConnection::connect(&server).await {
-                let _ = execute(&mut conn, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                let _ = conn.close().await;
-            }
-        });
-    });
-    let _ = dropper.join();
 }
 
 /// Starts the service on a fresh database holding ml-latest-small.
@@ -255,7 +209,7 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.token.cancel();
         if let Some((server, name)) = self.pg_database.take() {
-            drop_postgres_database(server, name);
+            postgres::drop_database(&server, &name);
         }
     }
 }
@@ -311,11 +265,4 @@ impl TestApp {
         assert!(!detail.is_empty(), "GET {path}: empty detail");
         detail.to_owned()
     }
-}
-
-#[test]
-fn with_database_replaces_only_the_database_name() {
-    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

@@ -7,56 +7,19 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use serving::startup::{Application, ServeSettings};
-use sqlx::{Connection, PgConnection};
 use store::{ImportOptions, Store};
+use testkit::postgres::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::ml_small;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh database holding ml-latest-small; dropped by [`Database::drop`].
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn new() -> Self {
-        let mut admin = PgConnection::connect(SERVER)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL is unreachable at {SERVER} ({e}); scripts/test.sh starts it"));
-        let name = format!("cinedata_replicas_{}_{}", std::process::id(), rand_suffix());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-        let db = Self { name };
-        let store = Store::connect(&db.url()).await.unwrap();
-        store.import(&movielens::Release::new(ml_small()), &ImportOptions::default()).await.unwrap();
-        store.close().await;
-        db
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(SERVER).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-                }
-            });
-        })
-        .join();
-    }
+/// A fresh database holding ml-latest-small, dropped with the returned [`TestDatabase`].
+async fn database() -> TestDatabase {
+    let db = TestDatabase::create("cinedata_replicas").await;
+    let store = Store::connect(db.url()).await.unwrap();
+    store.import(&movielens::Release::new(ml_small()), &ImportOptions::default()).await.unwrap();
+    store.close().await;
+    db
 }
 
 async fn get(client: &reqwest::Client, base: &str, path: &str) -> Value {
@@ -67,7 +30,7 @@ async fn get(client: &reqwest::Client, base: &str, path: &str) -> Value {
 
 #[tokio::test]
 async fn two_replicas_on_one_postgres_store_answer_consistently() {
-    let db = Database::new().await;
+    let db = database().await;
     let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 4)]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token = CancellationToken::new();
