@@ -34,10 +34,14 @@ export SCHEMATHESIS="$PWD/.venv-tools/bin/schemathesis"
 # MLflow: evaluate's MLflow test starts a real tracking server. Pinned, installed once, in its
 # own venv (.venv-tools/mlflow/) so its many dependencies never meet schemathesis'.
 MLFLOW_VERSION=3.17.2
+# The install (~850 MB, mostly download) runs in the background while tansu builds below.
+mlflow_install=
 if ! compgen -G ".venv-tools/mlflow/lib/python3*/site-packages/mlflow-$MLFLOW_VERSION.dist-info" >/dev/null; then
-  echo "installing mlflow $MLFLOW_VERSION into .venv-tools/mlflow (one-time)" >&2
-  python3 -m venv .venv-tools/mlflow
-  .venv-tools/mlflow/bin/pip install -q "mlflow==$MLFLOW_VERSION"
+  echo "installing mlflow $MLFLOW_VERSION into .venv-tools/mlflow (one-time, in the background)" >&2
+  mkdir -p .venv-tools
+  (python3 -m venv .venv-tools/mlflow && .venv-tools/mlflow/bin/pip install -q "mlflow==$MLFLOW_VERSION") \
+    >.venv-tools/mlflow-install.log 2>&1 &
+  mlflow_install=$!
 fi
 export CINEDATA_MLFLOW="$PWD/.venv-tools/mlflow/bin/mlflow"
 
@@ -78,4 +82,10 @@ CINEDATA_TANSU="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
 export CINEDATA_TANSU
 
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+if [ -n "$mlflow_install" ] && ! wait "$mlflow_install"; then
+  cat .venv-tools/mlflow-install.log >&2
+  echo "installing mlflow $MLFLOW_VERSION failed" >&2
+  exit 1
+fi
 exec cargo nextest run --workspace --no-fail-fast "$@"
