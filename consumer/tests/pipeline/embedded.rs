@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use consumer::group::{DLQ_KIND, DLQ_REASON, DLQ_TOPIC};
-use consumer::{Embedded, Metrics, ReplayPlan, Settings};
+use consumer::{Embedded, Metrics, Settings};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -42,31 +42,7 @@ fn spawn_consumer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_ml_latest_small_fills_the_tables_with_exactly_the_csv_files() {
-    let db = TestDb::sqlite().await;
-    let release = ml_small();
-    let embedded = Embedded::start(&Settings::new(None, db.url.clone())).expect("embedded broker");
-    let plan = ReplayPlan::release(release.clone(), embedded.settings(), false).await.expect("release loads");
-    let metrics = Metrics::default();
-    let shutdown = CancellationToken::new();
-    let total = (ML_SMALL_RATINGS + ML_SMALL_TAGS) as u64;
-
-    let run = embedded.run(db.store.clone(), metrics.clone(), None, Some(plan), shutdown.clone());
-    let wait = async {
-        wait_for("every event handled", TIMEOUT, || async {
-            let s = metrics.snapshot();
-            if s.handled >= total { Ok(()) } else { Err(format!("{s:?}")) }
-        })
-        .await;
-        shutdown.cancel();
-    };
-    let (report, ()) = tokio::join!(run, wait);
-    let report = report.expect("the pipeline runs").expect("a replay report");
-    assert_delivered(&report, ML_SMALL_RATINGS + ML_SMALL_TAGS);
-
-    assert_ratings_equal_csv(&db.store, &release).await;
-    assert_same_rows("tags table vs tags.csv", &stored_tags(&db.store).await, &expected_tags(&release));
-    let s = metrics.snapshot();
-    assert_eq!((s.ratings, s.tags, s.dead_letters), (ML_SMALL_RATINGS as u64, ML_SMALL_TAGS as u64, 0), "{s:?}");
+    replay_ml_small_and_check_the_tables(&TestDb::sqlite().await, TIMEOUT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

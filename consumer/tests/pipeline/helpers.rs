@@ -216,3 +216,33 @@ pub fn first_ratings(n: usize) -> Vec<movielens::RatingRow> {
 pub fn outgoing(rows: &[movielens::RatingRow]) -> Vec<Outgoing> {
     rows.iter().copied().map(Outgoing::Rating).collect()
 }
+
+/// Replays ml-latest-small through the embedded broker into `db` and checks that the tables
+/// then hold exactly the CSV files and that nothing was dead-lettered (both backends' suites).
+pub async fn replay_ml_small_and_check_the_tables(db: &TestDb, timeout: Duration) {
+    use consumer::{Embedded, Metrics, ReplayPlan, Settings};
+    let release = ml_small();
+    let embedded = Embedded::start(&Settings::new(None, db.url.clone())).expect("embedded broker");
+    let plan = ReplayPlan::release(release.clone(), embedded.settings(), false).await.expect("release loads");
+    let metrics = Metrics::default();
+    let shutdown = CancellationToken::new();
+    let total = (ML_SMALL_RATINGS + ML_SMALL_TAGS) as u64;
+
+    let run = embedded.run(db.store.clone(), metrics.clone(), None, Some(plan), shutdown.clone());
+    let wait = async {
+        wait_for("every event handled", timeout, || async {
+            let s = metrics.snapshot();
+            if s.handled >= total { Ok(()) } else { Err(format!("{s:?}")) }
+        })
+        .await;
+        shutdown.cancel();
+    };
+    let (report, ()) = tokio::join!(run, wait);
+    let report = report.expect("the pipeline runs").expect("a replay report");
+    assert_delivered(&report, ML_SMALL_RATINGS + ML_SMALL_TAGS);
+
+    assert_ratings_equal_csv(&db.store, &release).await;
+    assert_same_rows("tags table vs tags.csv", &stored_tags(&db.store).await, &expected_tags(&release));
+    let s = metrics.snapshot();
+    assert_eq!((s.ratings, s.tags, s.dead_letters), (ML_SMALL_RATINGS as u64, ML_SMALL_TAGS as u64, 0), "{s:?}");
+}

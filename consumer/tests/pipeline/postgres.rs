@@ -2,34 +2,14 @@
 
 use std::time::Duration;
 
-use consumer::{Embedded, Metrics, ReplayPlan, Settings};
+use consumer::{Embedded, Metrics, Settings};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_ml_latest_small_into_postgres_fills_the_tables_with_exactly_the_csv_files() {
-    let db = TestDb::postgres().await;
-    let release = ml_small();
-    let embedded = Embedded::start(&Settings::new(None, db.url.clone())).expect("embedded broker");
-    let plan = ReplayPlan::release(release.clone(), embedded.settings(), false).await.expect("release loads");
-    let metrics = Metrics::default();
-    let shutdown = CancellationToken::new();
-    let total = (ML_SMALL_RATINGS + ML_SMALL_TAGS) as u64;
-
-    let run = embedded.run(db.store.clone(), metrics.clone(), None, Some(plan), shutdown.clone());
-    let wait = async {
-        wait_for("every event handled", Duration::from_secs(120), || async {
-            let s = metrics.snapshot();
-            if s.handled >= total { Ok(()) } else { Err(format!("{s:?}")) }
-        })
-        .await;
-        shutdown.cancel();
-    };
-    let (report, ()) = tokio::join!(run, wait);
-    assert_delivered(&report.expect("the pipeline runs").expect("a report"), ML_SMALL_RATINGS + ML_SMALL_TAGS);
-    assert_ratings_equal_csv(&db.store, &release).await;
-    assert_same_rows("tags table vs tags.csv", &stored_tags(&db.store).await, &expected_tags(&release));
+    replay_ml_small_and_check_the_tables(&TestDb::postgres().await, Duration::from_secs(120)).await;
 }
 
 /// Runs SQL on the server's `postgres` database (to fence a test database off and back on).
