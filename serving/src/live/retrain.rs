@@ -195,6 +195,7 @@ impl Retrainer {
             training_ratings: 0,
             holdout: None,
         };
+        let mut failed = false;
         match outcome {
             Ok(None) => report.reason = Some("no ratings in the store yet".into()),
             Ok(Some(c)) => {
@@ -227,14 +228,13 @@ impl Retrainer {
             Err(error) => {
                 tracing::error!(error = format!("{error:#}"), trigger, "retrain failed");
                 report.reason = Some(format!("failed: {error:#}"));
+                failed = true;
             }
         }
-        let outcome = if report.accepted {
-            "accepted"
-        } else if report.reason.as_deref().is_some_and(|r| r.starts_with("failed")) {
-            "failed"
-        } else {
-            "rejected"
+        let outcome = match (report.accepted, failed) {
+            (true, _) => "accepted",
+            (false, true) => "failed",
+            (false, false) => "rejected",
         };
         metrics.retrains.with_label_values(&[outcome]).inc();
         if !report.accepted {
