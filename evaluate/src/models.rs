@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use model::{
-    BiasedMf, Centring, ItemId, ModelError, OnlineModel, Popularity, Query, Ratings, Recommender, Scored, TruncatedSvd,
-    UserId,
+    BiasedMf, Centring, ItemId, KnnBaseline, LinearBlend, ModelError, OnlineConfig, OnlineModel, Popularity, Query,
+    Ratings, Recommender, Scored, SgdParams, TruncatedSvd, Update, UserId,
 };
 use serde_json::{Value, json};
 
@@ -22,8 +22,17 @@ pub enum ModelName {
     Baseline,
     /// Batch biased MF ([`model::BiasedMf`]).
     Mf,
-    /// The live per-event biased MF ([`model::OnlineModel`]).
+    /// Item-based neighbourhood on the baselines ([`model::KnnBaseline`], Surprise's KNNBaseline).
+    KnnBaseline,
+    /// Least-squares blend of `mf` and `knn-baseline` ([`model::LinearBlend`]).
+    Blend,
+    /// The live per-event biased MF ([`model::OnlineModel`]) with the prequential settings:
+    /// 16 factors, fast factor steps, warming bias rates.
     Online,
+    /// [`model::OnlineModel`] with River's BiasedMF settings (the prequential anchor).
+    OnlineRiver,
+    /// [`model::OnlineModel`] with the defaults `serving` uses on top of a batch model.
+    OnlineServing,
     /// PureSVD ([`model::TruncatedSvd`]).
     PureSvd,
     /// Most-liked movies ([`model::Popularity`]).
@@ -32,11 +41,15 @@ pub enum ModelName {
 
 impl ModelName {
     /// Every model, in report order.
-    pub const ALL: [ModelName; 6] = [
+    pub const ALL: [ModelName; 10] = [
         ModelName::GlobalMean,
         ModelName::Baseline,
         ModelName::Mf,
+        ModelName::KnnBaseline,
+        ModelName::Blend,
         ModelName::Online,
+        ModelName::OnlineRiver,
+        ModelName::OnlineServing,
         ModelName::PureSvd,
         ModelName::Popularity,
     ];
@@ -47,20 +60,32 @@ impl ModelName {
             ModelName::GlobalMean => "global-mean",
             ModelName::Baseline => "baseline",
             ModelName::Mf => "mf",
+            ModelName::KnnBaseline => "knn-baseline",
+            ModelName::Blend => "blend",
             ModelName::Online => "online",
+            ModelName::OnlineRiver => "online-river",
+            ModelName::OnlineServing => "online-serving",
             ModelName::PureSvd => "pure-svd",
             ModelName::Popularity => "popularity",
         }
     }
 
     /// Whether the model can run under `protocol`: batch models for cv and top-N, per-event
-    /// learners for prequential (a constant global mean is no ranking, so not in top-N).
+    /// learners for prequential (a constant global mean is no ranking, so not in top-N). The
+    /// neighbourhood model and the blend predict ratings: ranking a whole catalogue with them
+    /// costs a list merge per movie and rating predictors rank poorly anyway, so cv only.
     pub fn applies_to(self, protocol: Protocol) -> bool {
         match protocol {
-            Protocol::Cv => self != ModelName::Online,
-            Protocol::Prequential => matches!(self, ModelName::GlobalMean | ModelName::Online),
-            Protocol::TopN => !matches!(self, ModelName::GlobalMean | ModelName::Online),
+            Protocol::Cv => !self.is_online(),
+            Protocol::Prequential => self == ModelName::GlobalMean || self.is_online(),
+            Protocol::TopN => {
+                !matches!(self, ModelName::GlobalMean | ModelName::KnnBaseline | ModelName::Blend) && !self.is_online()
+            }
         }
+    }
+
+    fn is_online(self) -> bool {
+        matches!(self, ModelName::Online | ModelName::OnlineRiver | ModelName::OnlineServing)
     }
 
     /// The models of `protocol`, in report order.
@@ -78,18 +103,32 @@ impl ModelName {
         Ok(match self {
             ModelName::GlobalMean => (Box::new(GlobalMean { mean: train.global_mean() }), json!({})),
             ModelName::Baseline => {
-                let b = Baseline::default();
+                let b = model::Baseline::default();
                 let params = json!({"epochs": b.epochs, "reg_user": b.reg_user, "reg_item": b.reg_item});
                 (Box::new(b.fit(train)?), params)
             }
             ModelName::Mf => {
                 let mf = BiasedMf::builder().build()?;
-                let sgd = mf.sgd();
+                (Box::new(mf.fit(train)?), mf_params(&mf))
+            }
+            ModelName::KnnBaseline => {
+                let knn = KnnBaseline::default();
+                (Box::new(knn.fit(train)?), knn_params(&knn))
+            }
+            ModelName::Blend => {
+                let (mf, knn) = (BiasedMf::builder().build()?, KnnBaseline::default());
+                let fit_mf = |r: &Ratings| Ok(Box::new(mf.fit(r)?) as Box<dyn Recommender>);
+                let fit_knn = |r: &Ratings| Ok(Box::new(knn.fit(r)?) as Box<dyn Recommender>);
+                let blend = LinearBlend::default();
+                let model = blend.fit(train, &[("mf", &fit_mf), ("knn-baseline", &fit_knn)])?;
+                let weights: serde_json::Map<String, Value> =
+                    model.weights().into_iter().map(|(n, w)| (n.to_owned(), json!(w))).collect();
                 let params = json!({
-                    "factors": mf.factors(), "epochs": 40, "lr_bias": sgd.lr_bias, "lr_factor": sgd.lr_factor,
-                    "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "lr_decay": 0.95, "seed": 42,
+                    "members": {"mf": mf_params(&mf), "knn-baseline": knn_params(&knn)},
+                    "holdout": blend.holdout, "seed": blend.seed, "ridge": blend.ridge,
+                    "intercept": model.intercept(), "weights": weights,
                 });
-                (Box::new(mf.fit(train)?), params)
+                (Box::new(model), params)
             }
             ModelName::PureSvd => {
                 // Raw stars rank best for top-N (see `Centring::None`); centred ratings predict.
@@ -106,13 +145,33 @@ impl ModelName {
                 let p = Popularity::builder().positive_threshold(4.0).build()?;
                 (Box::new(p.fit(train)?), json!({"positive": 4.0}))
             }
-            ModelName::Online => {
+            ModelName::Online | ModelName::OnlineRiver | ModelName::OnlineServing => {
                 return Err(ModelError::InvalidParameter {
                     name: "model",
                     reason: "online is evaluated prequentially only".into(),
                 });
             }
         })
+    }
+
+    /// The online model's settings under each name. `online`'s were chosen on the first 20% of
+    /// the prequential stream (BENCHMARKS.md lists the grid); River's are its BiasedMF anchor's
+    /// (its squared loss' gradient is 2·error, so its rates 0.025 / 0.05 are 0.05 / 0.1 here).
+    fn online_config(self) -> Result<OnlineConfig, ModelError> {
+        let sgd = |lr_bias, lr_factor, reg_factor| SgdParams {
+            lr_bias,
+            lr_factor,
+            reg_bias: 0.0,
+            reg_factor,
+            ..SgdParams::default()
+        };
+        match self {
+            ModelName::OnlineRiver => {
+                OnlineModel::builder().factors(10).init_std(0.1).sgd(sgd(0.05, 0.1, 0.0)).prior_mean(0.0).build()
+            }
+            ModelName::OnlineServing => OnlineModel::builder().build(),
+            _ => OnlineModel::builder().factors(16).init_std(0.05).sgd(sgd(0.05, 0.15, 0.01)).bias_warmup(5.0).build(),
+        }
     }
 
     /// A fresh per-event learner and its parameters as JSON, or `None` for a batch-only model.
@@ -122,12 +181,13 @@ impl ModelName {
     pub fn learner(self) -> Result<Option<NewLearner>, ModelError> {
         Ok(match self {
             ModelName::GlobalMean => Some((Box::new(RunningMean::default()), json!({}))),
-            ModelName::Online => {
-                let config = OnlineModel::builder().build()?;
+            ModelName::Online | ModelName::OnlineRiver | ModelName::OnlineServing => {
+                let config = self.online_config()?;
                 let sgd = config.sgd();
                 let params = json!({
                     "factors": config.factors(), "lr_bias": sgd.lr_bias, "lr_factor": sgd.lr_factor,
-                    "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "init_std": 0.05, "seed": 42,
+                    "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "bias_warmup": config.bias_warmup(),
+                    "init_std": config.init_std(), "seed": 42,
                 });
                 Some((Box::new(OnlineModel::new(config)), params))
             }
@@ -152,6 +212,21 @@ impl FromStr for ModelName {
     }
 }
 
+fn mf_params(mf: &BiasedMf) -> Value {
+    let sgd = mf.sgd();
+    json!({
+        "factors": mf.factors(), "epochs": mf.epochs(), "lr_bias": sgd.lr_bias, "lr_factor": sgd.lr_factor,
+        "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "lr_decay": 0.95, "seed": 42,
+    })
+}
+
+fn knn_params(knn: &KnnBaseline) -> Value {
+    json!({
+        "k": knn.k, "shrink": knn.shrink, "min_k": knn.min_k, "similarity": "pearson_baseline",
+        "baseline": {"epochs": knn.baseline.epochs, "reg_user": knn.baseline.reg_user, "reg_item": knn.baseline.reg_item},
+    })
+}
+
 /// A fresh prequential learner and its hyper-parameters as JSON.
 pub type NewLearner = (Box<dyn Learner>, Value);
 
@@ -165,6 +240,23 @@ pub trait Learner {
     /// # Errors
     /// The model's rejection of the rating.
     fn learn(&mut self, user: UserId, item: ItemId, rating: f32, timestamp: i64) -> Result<(), ModelError>;
+
+    /// [`Learner::predict`], then [`Learner::learn`]: one prequential test. A model may do both
+    /// in one pass as long as the prediction comes from its state before the rating.
+    ///
+    /// # Errors
+    /// The model's rejection of the rating.
+    fn predict_then_learn(
+        &mut self,
+        user: UserId,
+        item: ItemId,
+        rating: f32,
+        timestamp: i64,
+    ) -> Result<f32, ModelError> {
+        let p = self.predict(user, item);
+        self.learn(user, item, rating, timestamp)?;
+        Ok(p)
+    }
 }
 
 impl Learner for OnlineModel {
@@ -174,6 +266,21 @@ impl Learner for OnlineModel {
 
     fn learn(&mut self, user: UserId, item: ItemId, rating: f32, timestamp: i64) -> Result<(), ModelError> {
         self.update(user, item, rating, timestamp).map(|_| ())
+    }
+
+    /// One locked pass: `update` reports the prediction it made before stepping.
+    fn predict_then_learn(
+        &mut self,
+        user: UserId,
+        item: ItemId,
+        rating: f32,
+        timestamp: i64,
+    ) -> Result<f32, ModelError> {
+        match self.update(user, item, rating, timestamp)? {
+            Update::Applied { prediction, .. } => Ok(prediction),
+            // Nothing was learned, so the state is still the one before the event.
+            Update::Duplicate | Update::Outdated => Ok(Recommender::predict(self, user, item)),
+        }
     }
 }
 
@@ -212,113 +319,6 @@ impl Recommender for GlobalMean {
     }
 }
 
-/// Hyper-parameters of ALS baselines, Surprise's defaults: `b_i` then `b_u` in each epoch,
-/// each the regularised mean of the residuals.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Baseline {
-    epochs: usize,
-    reg_user: f32,
-    reg_item: f32,
-}
-
-impl Default for Baseline {
-    fn default() -> Self {
-        Self { epochs: 10, reg_user: 15.0, reg_item: 10.0 }
-    }
-}
-
-impl Baseline {
-    /// Fits the biases on `train`.
-    ///
-    /// # Errors
-    /// [`ModelError::EmptyRatings`].
-    pub fn fit(&self, train: &Ratings) -> Result<BaselineModel, ModelError> {
-        if train.is_empty() {
-            return Err(ModelError::EmptyRatings);
-        }
-        let mu = f64::from(train.global_mean());
-        let (users, items, values) = (train.users(), train.items(), train.values());
-        let mut bu = vec![0f64; train.n_users()];
-        let mut bi = vec![0f64; train.n_items()];
-        let mut n_item = vec![0f64; train.n_items()];
-        let mut n_user = vec![0f64; train.n_users()];
-        for (&u, &i) in users.iter().zip(items) {
-            n_user[u as usize] += 1.0;
-            n_item[i as usize] += 1.0;
-        }
-        let mut acc_i = vec![0f64; train.n_items()];
-        let mut acc_u = vec![0f64; train.n_users()];
-        for _ in 0..self.epochs {
-            acc_i.fill(0.0);
-            for ((&u, &i), &r) in users.iter().zip(items).zip(values) {
-                acc_i[i as usize] += f64::from(r) - mu - bu[u as usize];
-            }
-            for (b, (a, n)) in bi.iter_mut().zip(acc_i.iter().zip(&n_item)) {
-                *b = a / (f64::from(self.reg_item) + n);
-            }
-            acc_u.fill(0.0);
-            for ((&u, &i), &r) in users.iter().zip(items).zip(values) {
-                acc_u[u as usize] += f64::from(r) - mu - bi[i as usize];
-            }
-            for (b, (a, n)) in bu.iter_mut().zip(acc_u.iter().zip(&n_user)) {
-                *b = a / (f64::from(self.reg_user) + n);
-            }
-        }
-        let seen = (0..train.n_users() as u32)
-            .map(|u| {
-                let mut s: Vec<ItemId> = train.user_row(u).0.iter().map(|&i| train.item_ids().id(i)).collect();
-                s.sort_unstable();
-                s
-            })
-            .collect();
-        Ok(BaselineModel {
-            mu: mu as f32,
-            user_ids: train.user_ids().ids().to_vec(),
-            item_ids: train.item_ids().ids().to_vec(),
-            user_bias: bu.into_iter().map(|b| b as f32).collect(),
-            item_bias: bi.into_iter().map(|b| b as f32).collect(),
-            seen,
-        })
-    }
-}
-
-/// Fitted baselines: `mu + b_u + b_i`.
-#[derive(Debug, Clone)]
-pub struct BaselineModel {
-    mu: f32,
-    /// Sorted MovieLens ids, index = dense index.
-    user_ids: Vec<UserId>,
-    item_ids: Vec<ItemId>,
-    user_bias: Vec<f32>,
-    item_bias: Vec<f32>,
-    /// Each user's training movies, sorted.
-    seen: Vec<Vec<ItemId>>,
-}
-
-impl Recommender for BaselineModel {
-    fn predict(&self, user: UserId, item: ItemId) -> f32 {
-        let bu = self.user_ids.binary_search(&user).map_or(0.0, |u| self.user_bias[u]);
-        let bi = self.item_ids.binary_search(&item).map_or(0.0, |i| self.item_bias[i]);
-        clip(self.mu + bu + bi)
-    }
-
-    /// Ranks by movie bias (the user's bias shifts every score alike).
-    fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored> {
-        let seen = self.user_ids.binary_search(&user).map_or(&[][..], |u| &self.seen[u][..]);
-        let mut list: Vec<Scored> = self
-            .item_ids
-            .iter()
-            .zip(&self.item_bias)
-            .filter(|&(&item, _)| query.accepts(item))
-            .filter(|&(item, _)| !query.excludes_seen() || seen.binary_search(item).is_err())
-            .map(|(&item, &b)| Scored { item, score: self.mu + b })
-            .collect();
-        list.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
-        list.truncate(query.n());
-        list
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,18 +329,6 @@ mod tests {
             assert_eq!(m.as_str().parse::<ModelName>(), Ok(m));
         }
         assert!("svd++".parse::<ModelName>().is_err());
-    }
-
-    #[test]
-    fn baseline_learns_that_a_liked_movie_beats_a_disliked_one() {
-        let rows = [(1, 10, 5.0, 0), (2, 10, 4.5, 0), (1, 20, 1.0, 0), (2, 20, 2.0, 0), (3, 30, 3.0, 0)];
-        let train = Ratings::from_rows(rows).unwrap();
-        let m = Baseline::default().fit(&train).unwrap();
-        assert!(m.predict(3, 10) > m.predict(3, 20));
-        let list = m.recommend(3, &Query::top(5));
-        assert_eq!(list.iter().map(|s| s.item).collect::<Vec<_>>(), vec![10, 20]);
-        // An unknown user and movie fall back to the global mean.
-        assert!((m.predict(99, 99) - train.global_mean()).abs() < 1e-6);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! Modules, one concept each:
 //! - [`ratings`]: the in-memory ratings container every batch model fits on.
+//! - [`baseline`]: ALS user/movie biases (Surprise's BaselineOnly).
+//! - [`knn`]: item-based neighbourhood correction of the baselines (KNNBaseline).
+//! - [`blend`]: least-squares blends of rating predictors.
 //! - [`sgd`]: the one SGD step shared by online updates and offline training.
 //! - [`online`]: the live biased MF model the consumer updates while serving reads.
 //! - [`mf`]: batch biased MF (Funk-SVD), which re-bases the online model.
@@ -19,13 +22,16 @@
 //! Ids are MovieLens `i64` ids at the API boundary and dense `u32` indices inside.
 #![deny(missing_docs)]
 
+pub mod baseline;
 pub mod batch;
+pub mod blend;
 pub mod content;
 pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod ids;
 mod init;
+pub mod knn;
 pub mod linalg;
 pub mod mf;
 pub mod online;
@@ -37,19 +43,22 @@ pub mod similarity;
 pub mod svd;
 pub mod topn;
 
+pub use baseline::{Baseline, BaselineModel};
 pub use batch::{BatchModels, Recompute};
+pub use blend::{BlendModel, LinearBlend, Member};
 pub use content::ContentIndex;
 pub use engine::{ColdStart, Engine, Recommendations, Source};
 pub use error::ModelError;
 pub use explain::Reason;
 pub use ids::{IdMap, ItemId, UserId};
+pub use knn::{KnnBaseline, KnnBaselineModel};
 pub use mf::{BiasedMf, MfModel, Shuffle};
 pub use online::{
     ItemRecord, ItemState, OnlineConfig, OnlineModel, OnlineState, RatedRecord, Update, UserRecord, UserState,
 };
 pub use popularity::{PopularItem, Popularity, PopularityModel, PopularityState};
 pub use ratings::{Rating, Ratings};
-pub use sgd::{SgdParams, sgd_step};
+pub use sgd::{BiasRates, SgdParams, sgd_step, sgd_step_with};
 pub use similarity::ItemSimilarity;
 pub use svd::{Centring, PureSvd, TruncatedSvd};
 pub use topn::{Query, Scored};

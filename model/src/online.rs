@@ -8,6 +8,7 @@
 //! so nothing hands out a guard. Movie blocks store factors in scoring panels, so top-N scans
 //! the live model as fast as a frozen one.
 
+use std::collections::{BTreeMap, btree_map};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -23,7 +24,7 @@ use crate::init::factors_for;
 use crate::mf::MfModel;
 use crate::panel::{PANEL, element, panel_norms_sq, score_panel};
 use crate::ratings::Ratings;
-use crate::sgd::{SgdParams, sgd_step};
+use crate::sgd::{BiasRates, SgdParams, sgd_step_with};
 use crate::topn::{Query, Scored, Selector};
 
 mod state;
@@ -46,6 +47,7 @@ pub struct OnlineConfig {
     max_items: usize,
     prior_mean: f32,
     shrink: f32,
+    bias_warmup: Option<f32>,
 }
 
 /// Builder of [`OnlineConfig`].
@@ -63,6 +65,7 @@ impl Default for OnlineConfigBuilder {
             max_items: 1 << 22,
             prior_mean: 3.5,
             shrink: 10.0,
+            bias_warmup: None,
         })
     }
 }
@@ -118,6 +121,14 @@ impl OnlineConfigBuilder {
         self
     }
 
+    /// Bias learning rates that start at `1 / (n + warmup)` for a user's or movie's `n`-th
+    /// rating and settle at the SGD `lr_bias` (default: off, every step uses `lr_bias`).
+    /// Prequentially this is what lets a new user's first ratings set their offset quickly.
+    pub fn bias_warmup(mut self, warmup: f32) -> Self {
+        self.0.bias_warmup = Some(warmup);
+        self
+    }
+
     /// Validates the settings.
     ///
     /// # Errors
@@ -136,6 +147,9 @@ impl OnlineConfigBuilder {
         }
         if !(c.shrink.is_finite() && c.shrink >= 0.0) {
             return bad("shrink", "must be finite and >= 0");
+        }
+        if c.bias_warmup.is_some_and(|w| !(w.is_finite() && w > 0.0)) {
+            return bad("bias_warmup", "must be finite and > 0");
         }
         if c.max_items == 0 || c.max_items > u32::MAX as usize {
             return bad("max_items", "must be in 1..=u32::MAX");
@@ -167,6 +181,16 @@ impl OnlineConfig {
     pub fn max_items(&self) -> usize {
         self.max_items
     }
+
+    /// Spread of new rows' random factors.
+    pub fn init_std(&self) -> f32 {
+        self.init_std
+    }
+
+    /// See [`OnlineConfigBuilder::bias_warmup`].
+    pub fn bias_warmup(&self) -> Option<f32> {
+        self.bias_warmup
+    }
 }
 
 /// What an event did to the model.
@@ -176,6 +200,9 @@ pub enum Update {
     Applied {
         /// `rating − prediction` before the step (prequential error).
         error: f32,
+        /// What [`Recommender::predict`] said for this pair just before the event (clipped,
+        /// from the mean and parameters before it): a prequential test without a second lookup.
+        prediction: f32,
         /// The user was seen for the first time.
         new_user: bool,
         /// The movie was seen for the first time.
@@ -217,12 +244,34 @@ struct Rated {
     timestamp: i64,
 }
 
+/// A user's latest rating per movie, ordered by dense movie index. A B-tree, not a sorted
+/// `Vec`: an active user's new rating lands mid-list, and shifting thousands of entries per
+/// event cost more than the SGD step itself.
+#[derive(Debug, Default, Clone)]
+struct RatedSet(BTreeMap<u32, (f32, i64)>);
+
+impl RatedSet {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Rated> + '_ {
+        self.0.iter().map(|(&item, &(rating, timestamp))| Rated { item, rating, timestamp })
+    }
+}
+
+impl FromIterator<Rated> for RatedSet {
+    /// A pair listed twice keeps the later entry.
+    fn from_iter<I: IntoIterator<Item = Rated>>(iter: I) -> Self {
+        Self(iter.into_iter().map(|r| (r.item, (r.rating, r.timestamp))).collect())
+    }
+}
+
 #[derive(Debug)]
 struct UserRow {
     bias: f32,
     factors: Vec<f32>,
-    /// Sorted by dense movie index.
-    rated: Vec<Rated>,
+    rated: RatedSet,
     /// SGD steps taken on this user since the model was built (a change counter for caches).
     steps: u64,
 }
@@ -468,23 +517,24 @@ impl OnlineModel {
         let mut row = inner.users.entry(user).or_insert_with(|| {
             new_user = true;
             let factors = factors_for(inner.config.seed, USER_SALT, user, inner.k, inner.config.init_std);
-            UserRow { bias: 0.0, factors, rated: Vec::new(), steps: 0 }
+            UserRow { bias: 0.0, factors, rated: RatedSet::default(), steps: 0 }
         });
-        let first_rating = match row.rated.binary_search_by_key(&idx, |r| r.item) {
-            Ok(pos) => {
-                let prev = row.rated[pos];
-                if timestamp < prev.timestamp {
+        let mu_before = self.global_mean();
+        let first_rating = match row.rated.0.entry(idx) {
+            btree_map::Entry::Occupied(mut e) => {
+                let (prev_rating, prev_timestamp) = *e.get();
+                if timestamp < prev_timestamp {
                     return Ok(Update::Outdated);
                 }
-                if timestamp == prev.timestamp && rating == prev.rating {
+                if timestamp == prev_timestamp && rating == prev_rating {
                     return Ok(Update::Duplicate);
                 }
-                row.rated[pos] = Rated { item: idx, rating, timestamp };
-                self.add_to_mean(f64::from(rating) - f64::from(prev.rating), 0);
+                e.insert((rating, timestamp));
+                self.add_to_mean(f64::from(rating) - f64::from(prev_rating), 0);
                 false
             }
-            Err(pos) => {
-                row.rated.insert(pos, Rated { item: idx, rating, timestamp });
+            btree_map::Entry::Vacant(e) => {
+                e.insert((rating, timestamp));
                 self.add_to_mean(f64::from(rating), 1);
                 true
             }
@@ -510,12 +560,22 @@ impl OnlineModel {
         };
         data.gather(slot, q);
         row.steps += 1;
+        let sgd = &inner.config.sgd;
+        let rates = match inner.config.bias_warmup {
+            Some(w) => BiasRates::warming(sgd.lr_bias, w, row.rated.len(), data.counts[slot] as usize),
+            None => BiasRates { user: sgd.lr_bias, item: sgd.lr_bias },
+        };
+        let biases = row.bias + data.biases[slot];
         let UserRow { bias, factors, .. } = &mut *row;
         let p = ArrayViewMut1::from(&mut factors[..]);
         let error =
-            sgd_step(mu, bias, &mut data.biases[slot], p, ArrayViewMut1::from(&mut *q), rating, &inner.config.sgd);
+            sgd_step_with(mu, bias, &mut data.biases[slot], p, ArrayViewMut1::from(&mut *q), rating, sgd, rates);
         data.scatter(slot, q);
-        Ok(Update::Applied { error, new_user, new_item })
+        // `predict` has no factor term for a pair it did not know; else recover the dot product
+        // from the step's error instead of computing it twice.
+        let dot = if new_user || new_item { 0.0 } else { rating - error - mu - biases };
+        let prediction = (mu_before + biases + dot).clamp(lo, hi);
+        Ok(Update::Applied { error, prediction, new_user, new_item })
     }
 
     /// A copy of the user's parameters, if known.
@@ -544,7 +604,7 @@ impl OnlineModel {
 
     /// The user's latest rating of each movie they rated, by ascending movie index.
     pub fn rated(&self, user: UserId) -> Vec<(ItemId, f32)> {
-        let rated: Vec<Rated> = self.inner.users.get(&user).map(|r| r.rated.clone()).unwrap_or_default();
+        let rated: Vec<Rated> = self.inner.users.get(&user).map(|r| r.rated.iter().collect()).unwrap_or_default();
         rated.iter().filter_map(|r| Some((self.item_id(r.item)?, r.rating))).collect()
     }
 
@@ -628,20 +688,27 @@ impl OnlineModel {
 
 impl Recommender for OnlineModel {
     /// Unknown users or movies fall back to the biases that exist, else the global mean.
+    /// Reads in place (one user shard and one movie block, no copies): prequential evaluation
+    /// and per-pair predictions call this once per event.
     fn predict(&self, user: UserId, item: ItemId) -> f32 {
-        let u = self.user(user);
-        let i = self.item(item);
+        let inner = &self.inner;
         let mut s = self.global_mean();
-        if let Some(u) = &u {
-            s += u.bias;
+        let row = inner.users.get(&user);
+        if let Some(row) = &row {
+            s += row.bias;
         }
-        if let Some(i) = &i {
-            s += i.bias;
+        let idx = inner.item_index.get(&item).map(|i| *i);
+        if let Some(block) = idx.and_then(|i| self.block(i)) {
+            let data = block.read();
+            let slot = idx.unwrap_or_default() as usize % BLOCK;
+            s += data.biases[slot];
+            if let Some(row) = &row {
+                let start = element(slot, 0, inner.k);
+                let column = data.factors[start..].iter().step_by(PANEL);
+                s += row.factors.iter().zip(column).map(|(a, b)| a * b).sum::<f32>();
+            }
         }
-        if let (Some(u), Some(i)) = (&u, &i) {
-            s += u.factors.iter().zip(&i.factors).map(|(a, b)| a * b).sum::<f32>();
-        }
-        let (lo, hi) = self.inner.config.rating_range;
+        let (lo, hi) = inner.config.rating_range;
         s.clamp(lo, hi)
     }
 
@@ -649,7 +716,7 @@ impl Recommender for OnlineModel {
     /// changes the next list. An unknown user is ranked by movie bias alone.
     fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored> {
         let (p, bias, seen) = match self.inner.users.get(&user) {
-            Some(row) => (row.factors.clone(), row.bias, row.rated.iter().map(|r| r.item).collect::<Vec<u32>>()),
+            Some(row) => (row.factors.clone(), row.bias, row.rated.0.keys().copied().collect::<Vec<u32>>()),
             None => (vec![0.0; self.inner.k], 0.0, Vec::new()),
         };
         let offset = self.global_mean() + bias;
@@ -721,6 +788,50 @@ mod tests {
         let before = m.predict(1, 2);
         m.update(1, 2, 5.0, 1).unwrap();
         assert!(m.predict(1, 2) > before);
+    }
+
+    #[test]
+    fn an_update_reports_the_prediction_made_just_before_it() {
+        // A stream with new users, new movies, known pairs and a re-rating.
+        let m = OnlineModel::new(OnlineModel::builder().factors(8).bias_warmup(5.0).build().unwrap());
+        let mut events: Vec<(i64, i64, f32, i64)> =
+            (0..400).map(|t| (t % 17, (t * 7) % 23, 0.5 + ((t * 13) % 10) as f32 * 0.5, t)).collect();
+        events.push((3, 5, 1.0, 10_000));
+        for (u, i, r, t) in events {
+            let before = m.predict(u, i);
+            match m.update(u, i, r, t).unwrap() {
+                Update::Applied { prediction, .. } => {
+                    assert!((prediction - before).abs() < 1e-5, "{prediction} vs {before}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn warming_bias_rates_let_a_new_users_first_ratings_set_their_offset() {
+        let sgd = SgdParams { lr_bias: 0.02, lr_factor: 0.02, reg_bias: 0.0, reg_factor: 0.0, ..SgdParams::default() };
+        let build = |warm: bool| {
+            let b = OnlineModel::builder().factors(4).init_std(0.0).sgd(sgd);
+            OnlineModel::new(if warm { b.bias_warmup(1.0) } else { b }.build().unwrap())
+        };
+        let (plain, warm) = (build(false), build(true));
+        for m in [&plain, &warm] {
+            // Everyone rates 3.0; then user 99, a harsh critic, rates three movies 1.0.
+            for u in 0..20 {
+                for i in 0..5 {
+                    m.update(u, i, 3.0, 0).unwrap();
+                }
+            }
+            for i in 0..3 {
+                m.update(99, i, 1.0, 1).unwrap();
+            }
+        }
+        let (p, w) = (plain.predict(99, 4), warm.predict(99, 4));
+        assert!(w < p - 0.5, "warm {w} vs plain {p}");
+        assert!(w >= 0.5 && (1.0..=2.0).contains(&w), "{w}");
+        // Validation: a warmup must be positive.
+        assert!(OnlineModel::builder().bias_warmup(0.0).build().is_err());
     }
 
     #[test]

@@ -107,17 +107,53 @@ pub fn sgd_step(
     global_mean: f32,
     user_bias: &mut f32,
     item_bias: &mut f32,
+    user: ArrayViewMut1<'_, f32>,
+    item: ArrayViewMut1<'_, f32>,
+    rating: f32,
+    params: &SgdParams,
+) -> f32 {
+    let rates = BiasRates { user: params.lr_bias, item: params.lr_bias };
+    sgd_step_with(global_mean, user_bias, item_bias, user, item, rating, params, rates)
+}
+
+/// Learning rates of the two biases in one step, when they differ from `SgdParams::lr_bias`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BiasRates {
+    /// Rate of the user's bias.
+    pub user: f32,
+    /// Rate of the movie's bias.
+    pub item: f32,
+}
+
+impl BiasRates {
+    /// Rates that start near a running mean's `1 / (n + warmup)` for an entity's `n`-th rating
+    /// and settle at `floor`: a bias seen a few times moves fast (a new user's first ratings
+    /// say most about their offset), one seen often moves at the configured rate.
+    pub fn warming(floor: f32, warmup: f32, user_n: usize, item_n: usize) -> Self {
+        let rate = |n: usize| floor.max(1.0 / (n as f32 + warmup));
+        Self { user: rate(user_n), item: rate(item_n) }
+    }
+}
+
+/// [`sgd_step`] with per-bias learning rates (`params.lr_bias` is not used).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_step_with(
+    global_mean: f32,
+    user_bias: &mut f32,
+    item_bias: &mut f32,
     mut user: ArrayViewMut1<'_, f32>,
     mut item: ArrayViewMut1<'_, f32>,
     rating: f32,
     params: &SgdParams,
+    rates: BiasRates,
 ) -> f32 {
     assert_eq!(user.len(), item.len(), "user and item factors differ in length");
     let (dot, pp, qq) = dot_and_norms(&user, &item);
     let error = rating - (global_mean + *user_bias + *item_bias + dot);
     let mut e = error.clamp(-params.max_error, params.max_error);
     // First-order change of the prediction per unit error; keep it below 1 (no overshoot).
-    let gain = 2.0 * params.lr_bias + params.lr_factor * (pp + qq);
+    let gain = rates.user + rates.item + params.lr_factor * (pp + qq);
     if gain > 1.0 {
         e /= gain;
     }
@@ -125,8 +161,8 @@ pub fn sgd_step(
         return error;
     }
     let m = params.max_value;
-    *user_bias = clip(*user_bias + params.lr_bias * (e - params.reg_bias * *user_bias), m);
-    *item_bias = clip(*item_bias + params.lr_bias * (e - params.reg_bias * *item_bias), m);
+    *user_bias = clip(*user_bias + rates.user * (e - params.reg_bias * *user_bias), m);
+    *item_bias = clip(*item_bias + rates.item * (e - params.reg_bias * *item_bias), m);
     let (lr, reg) = (params.lr_factor, params.reg_factor);
     let update = |p: &mut f32, q: &mut f32| {
         let (p0, q0) = (*p, *q);

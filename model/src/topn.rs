@@ -75,6 +75,12 @@ impl<'a> Query<'a> {
         self
     }
 
+    /// The same query for `n` movies (e.g. a wider candidate list to re-rank).
+    pub fn with_n(mut self, n: usize) -> Self {
+        self.n = n;
+        self
+    }
+
     /// How many movies to return at most.
     pub fn n(&self) -> usize {
         self.n

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::{BLOCK, ItemBlock, OnlineConfig, OnlineModel, Rated, UserRow};
+use super::{BLOCK, ItemBlock, OnlineConfig, OnlineModel, Rated, RatedSet, UserRow};
 use crate::error::ModelError;
 use crate::ids::{IdMap, ItemId, UserId};
 use crate::panel::element;
@@ -152,7 +152,7 @@ impl OnlineModel {
             if user.factors.len() != k {
                 return Err(bad("user", user.id));
             }
-            let mut rated: Vec<Rated> = user
+            let rated: RatedSet = user
                 .rated
                 .iter()
                 .filter_map(|r| {
@@ -160,7 +160,6 @@ impl OnlineModel {
                     Some(Rated { item, rating: r.rating, timestamp: r.timestamp })
                 })
                 .collect();
-            rated.sort_unstable_by_key(|r| r.item);
             inner.users.insert(user.id, UserRow { bias: user.bias, factors: user.factors.clone(), rated, steps: 0 });
         }
         inner.sum.store(state.rating_sum.to_bits(), Ordering::Release);
@@ -176,7 +175,7 @@ impl OnlineModel {
     pub fn ratings(&self) -> Result<Ratings, ModelError> {
         let mut rows = Vec::with_capacity(self.inner.count.load(Ordering::Acquire) as usize);
         for row in self.inner.users.iter() {
-            for r in &row.rated {
+            for r in row.rated.iter() {
                 if let Some(item) = self.item_id(r.item) {
                     rows.push((*row.key(), item, r.rating, r.timestamp));
                 }
