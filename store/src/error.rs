@@ -12,6 +12,15 @@ pub enum StoreError {
     /// A migration failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The importer's own SQLite connection failed (see [`crate::RatingsLoader`]).
+    #[error(transparent)]
+    SqliteLoad(#[from] rusqlite::Error),
+    /// A bulk-load worker thread panicked or was cancelled.
+    #[error("bulk-load worker failed: {0}")]
+    LoaderWorker(#[from] tokio::task::JoinError),
+    /// A loader used after one of its batches failed.
+    #[error("bulk load used after a failed batch")]
+    LoaderBroken,
     /// A release file could not be opened.
     #[error(transparent)]
     Release(#[from] movielens::RowError),

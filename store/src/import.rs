@@ -173,6 +173,7 @@ impl Store {
             return Ok(report);
         }
 
+        tracing::debug!(elapsed = ?started.elapsed(), "catalogue imported");
         let check = known_movie(known.clone());
         let ratings_bar = bar(options.progress, "ratings");
         let mut rx = parse_in_background(release.ratings()?, options.batch_size, move |r| check(r.movie_id));
@@ -186,8 +187,10 @@ impl Store {
                 Batch::Rejected(e) => report.reject(&e, max),
             }
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "ratings written");
         loader.finish().await?;
         ratings_bar.finish();
+        tracing::debug!(elapsed = ?started.elapsed(), "ratings indexed");
 
         let check = known_movie(known);
         let tags_bar = bar(options.progress, "tags");

@@ -5,6 +5,8 @@
 //! - [`catalogue`]: the read side the data API serves (listings, details, analytics).
 //! - [`write`]: idempotent bulk upserts (a re-rating replaces the older one; newer timestamp wins).
 //! - [`import`]: loads a MovieLens release folder, reporting bad rows and carrying on.
+//! - [`load`]: the importer's bulk path for ratings (prepared statements on SQLite, binary
+//!   `COPY` on PostgreSQL).
 //! - [`experiments`]: experiment records of `evaluate` runs and production retrains.
 //!
 //! SQL text is shared between backends where it is portable (`$N` placeholders work in both);
@@ -14,6 +16,7 @@ pub mod catalogue;
 pub mod error;
 pub mod experiments;
 pub mod import;
+pub mod load;
 pub mod write;
 
 mod pool;
@@ -22,5 +25,5 @@ pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
 pub use error::StoreError;
 pub use experiments::ExperimentQuery;
 pub use import::{ImportOptions, ImportReport};
+pub use load::RatingsLoader;
 pub use pool::{Backend, Store};
-pub use write::RatingsLoader;

@@ -7,8 +7,7 @@
 use std::collections::HashSet;
 
 use movielens::{LinkRow, MovieRow, NO_GENRES, RatingRow, TagRow};
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, AssertSqlSafe, PgPool, Sqlite, SqliteConnection};
+use sqlx::{Acquire, AssertSqlSafe, PgPool, SqliteConnection};
 
 use crate::pool::Pool;
 use crate::{Store, StoreError};
@@ -18,7 +17,7 @@ const SQLITE_MAX_PARAMS: usize = 32_000;
 /// Rows per PostgreSQL `UNNEST` statement.
 const PG_CHUNK: usize = 50_000;
 
-const RATING_CONFLICT: &str = " ON CONFLICT (user_id, movie_id) DO UPDATE SET rating = excluded.rating, \
+pub(crate) const RATING_CONFLICT: &str = " ON CONFLICT (user_id, movie_id) DO UPDATE SET rating = excluded.rating, \
      timestamp = excluded.timestamp WHERE excluded.timestamp >= ratings.timestamp";
 const TAG_CONFLICT: &str = " ON CONFLICT (user_id, movie_id, tag) DO UPDATE SET timestamp = excluded.timestamp";
 const MOVIE_CONFLICT: &str = " ON CONFLICT (movie_id) DO UPDATE SET title = excluded.title, title_key = excluded.title_key, genres = excluded.genres";
@@ -52,7 +51,12 @@ fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
 }
 
 /// Keeps one row per key: the newest by timestamp, the later one on ties.
-fn dedup_newest<T: Copy, K: Ord>(rows: &[T], key: impl Fn(&T) -> K, ts: impl Fn(&T) -> i64) -> Vec<T> {
+/// The result is sorted by key.
+pub(crate) fn dedup_newest<T: Copy, K: Ord>(rows: &[T], key: impl Fn(&T) -> K, ts: impl Fn(&T) -> i64) -> Vec<T> {
+    // MovieLens files come sorted by key: then there is nothing to sort or drop.
+    if rows.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        return rows.to_vec();
+    }
     let mut sorted: Vec<(usize, T)> = rows.iter().copied().enumerate().collect();
     sorted.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)).then(ts(&a.1).cmp(&ts(&b.1))).then(a.0.cmp(&b.0)));
     let mut out: Vec<T> = Vec::with_capacity(sorted.len());
@@ -331,7 +335,8 @@ async fn pg_insert_ratings(pool: &PgPool, rows: &[RatingRow]) -> Result<(), sqlx
 }
 
 /// The secondary index on ratings, dropped during a bulk load into an empty table and built
-/// once at the end: sorting once is about twice as fast as updating it row by row.
+/// once at the end ([`crate::RatingsLoader`]): sorting once is about twice as fast as updating
+/// it row by row.
 pub(crate) const RATINGS_BY_MOVIE: &str = "CREATE INDEX IF NOT EXISTS ratings_by_movie ON ratings (movie_id)";
 
 /// Re-adds the ratings → movies foreign key if a bulk load dropped it (PostgreSQL).
@@ -339,106 +344,6 @@ pub(crate) const PG_RATINGS_FK: &str = "DO $$ BEGIN \
      IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'ratings_movie_id_fkey') THEN \
      ALTER TABLE ratings ADD CONSTRAINT ratings_movie_id_fkey FOREIGN KEY (movie_id) REFERENCES movies (movie_id); \
      END IF; END $$";
-
-/// A bulk load of ratings, for imports. While it is open, SQLite skips per-row foreign-key
-/// checks on its dedicated connection (the importer has already checked every movie id), and
-/// when the table started empty the `ratings_by_movie` index is built once at the end.
-/// If the process dies before [`RatingsLoader::finish`], [`Store::connect`] rebuilds the index.
-pub struct RatingsLoader {
-    target: LoaderTarget,
-    finished: bool,
-}
-
-enum LoaderTarget {
-    Sqlite(PoolConnection<Sqlite>),
-    Postgres(PgPool),
-}
-
-impl Store {
-    /// Starts a bulk load of ratings.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn ratings_loader(&self) -> Result<RatingsLoader, StoreError> {
-        let empty_sql = "SELECT NOT EXISTS (SELECT 1 FROM ratings)";
-        Ok(match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                let empty: bool = sqlx::query_scalar(empty_sql).fetch_one(&mut *conn).await?;
-                if empty {
-                    sqlx::query("DROP INDEX IF EXISTS ratings_by_movie").execute(&mut *conn).await?;
-                }
-                // Bulk-load settings for this connection only: no per-row foreign-key checks, no
-                // fsync at checkpoints (a crash mid-import loses only the import, which is
-                // re-runnable), and a page cache big enough for the B-tree's working set.
-                for pragma in ["PRAGMA foreign_keys = OFF", "PRAGMA synchronous = OFF", "PRAGMA cache_size = -1048576"]
-                {
-                    sqlx::query(pragma).execute(&mut *conn).await?;
-                }
-                RatingsLoader { target: LoaderTarget::Sqlite(conn), finished: false }
-            }
-            Pool::Postgres(pool) => {
-                let empty: bool = sqlx::query_scalar(empty_sql).fetch_one(pool).await?;
-                if empty {
-                    // Row-by-row foreign-key triggers dominate PostgreSQL's bulk insert; the
-                    // constraint is re-added (and checked in one pass) by `finish`.
-                    sqlx::query("DROP INDEX IF EXISTS ratings_by_movie").execute(pool).await?;
-                    sqlx::query("ALTER TABLE ratings DROP CONSTRAINT IF EXISTS ratings_movie_id_fkey")
-                        .execute(pool)
-                        .await?;
-                }
-                RatingsLoader { target: LoaderTarget::Postgres(pool.clone()), finished: false }
-            }
-        })
-    }
-}
-
-impl RatingsLoader {
-    /// Writes one batch (same semantics as [`Store::upsert_ratings`]).
-    ///
-    /// # Errors
-    /// A database error; nothing of the batch is written then.
-    pub async fn load(&mut self, rows: &[RatingRow]) -> Result<u64, StoreError> {
-        let rows = dedup_newest(rows, |r| (r.user_id, r.movie_id), |r| r.timestamp);
-        match &mut self.target {
-            LoaderTarget::Sqlite(conn) => sqlite_insert_ratings(conn, &rows).await?,
-            LoaderTarget::Postgres(pool) => pg_insert_ratings(pool, &rows).await?,
-        }
-        Ok(rows.len() as u64)
-    }
-
-    /// Builds the index if it was dropped and restores foreign-key checks.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn finish(mut self) -> Result<(), StoreError> {
-        match &mut self.target {
-            LoaderTarget::Sqlite(conn) => {
-                sqlx::query(RATINGS_BY_MOVIE).execute(&mut **conn).await?;
-                for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -65536"]
-                {
-                    sqlx::query(pragma).execute(&mut **conn).await?;
-                }
-            }
-            LoaderTarget::Postgres(pool) => {
-                sqlx::query(RATINGS_BY_MOVIE).execute(&*pool).await?;
-                sqlx::query(PG_RATINGS_FK).execute(&*pool).await?;
-            }
-        }
-        self.finished = true;
-        Ok(())
-    }
-}
-
-impl Drop for RatingsLoader {
-    fn drop(&mut self) {
-        // A loader dropped without `finish` must not hand a connection with foreign keys off
-        // back to the pool.
-        if let (false, LoaderTarget::Sqlite(conn)) = (self.finished, &mut self.target) {
-            conn.close_on_drop();
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use movielens::{RatingRow, Release};
+use sqlx::Connection;
 use store::{ImportOptions, ImportReport};
 
 mod common;
@@ -20,6 +21,10 @@ backend_tests!(
     reimporting_a_release_with_bad_rows_is_idempotent,
     rerating_keeps_the_newer_timestamp,
     an_older_rerating_in_the_same_batch_loses,
+    an_unsorted_release_with_repeated_pairs_keeps_the_newest_in_an_empty_store,
+    an_empty_store_and_a_non_empty_one_end_with_the_same_ratings,
+    reimporting_an_overlapping_release_upserts_into_a_non_empty_store,
+    an_import_into_an_empty_store_leaves_its_keys_and_indexes_in_place,
 );
 
 fn ml_small() -> PathBuf {
@@ -245,4 +250,158 @@ async fn an_older_rerating_in_the_same_batch_loses(db: &TestDb) {
     let r = db.store.rating(7, 6).await.expect("a query").expect("user 7 rated movie 6");
     assert_eq!((r.rating, r.timestamp), (1.0, 2_000_000_000));
     assert_eq!(db.store.counts().await.expect("counts").1, 6);
+}
+
+/// A catalogue of movies 1..=6 and `ratings` (`user,movie,rating,timestamp` lines, in file
+/// order) as a release folder.
+fn write_release_with_ratings(dir: &Path, ratings: &[&str]) {
+    let movies: Vec<String> = (1..=6).map(|id| format!("{id},Movie {id} (2000),Drama")).collect();
+    std::fs::write(dir.join("movies.csv"), format!("movieId,title,genres\n{}\n", movies.join("\n")))
+        .expect("writing movies.csv");
+    std::fs::write(dir.join("ratings.csv"), format!("userId,movieId,rating,timestamp\n{}\n", ratings.join("\n")))
+        .expect("writing ratings.csv");
+}
+
+/// Sorted for two batches of three, then pairs already written come back out of order (newer,
+/// older, same time), then a new pair: the importer's copy-straight-in path for an empty table
+/// must notice and merge from there on.
+const UNSORTED_RATINGS: [&str; 10] = [
+    "1,1,4.0,100",
+    "1,2,3.0,100",
+    "1,6,2.0,100",
+    "2,1,5.0,100",
+    "2,2,1.0,100",
+    "3,6,3.5,100",
+    "1,1,2.0,200", // newer: replaces 4.0
+    "2,2,4.5,50",  // older: 1.0 stays
+    "1,2,5.0,100", // same time, later row: replaces 3.0
+    "4,4,3.0,100",
+];
+
+/// What `UNSORTED_RATINGS` leaves, sorted by (user, movie).
+const UNSORTED_EXPECTED: [(i64, i64, f32, i64); 7] = [
+    (1, 1, 2.0, 200),
+    (1, 2, 5.0, 100),
+    (1, 6, 2.0, 100),
+    (2, 1, 5.0, 100),
+    (2, 2, 1.0, 100),
+    (3, 6, 3.5, 100),
+    (4, 4, 3.0, 100),
+];
+
+async fn sorted_ratings(db: &TestDb) -> Vec<(i64, i64, f32, i64)> {
+    let mut all = db.store.all_ratings().await.expect("all ratings");
+    all.sort_by_key(|&(user, movie, _, _)| (user, movie));
+    all
+}
+
+async fn an_unsorted_release_with_repeated_pairs_keeps_the_newest_in_an_empty_store(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_release_with_ratings(dir.path(), &UNSORTED_RATINGS);
+    let report = import(db, dir.path()).await;
+    assert_eq!(report.rejected, 0, "{:?}", report.errors);
+    assert_eq!(sorted_ratings(db).await, UNSORTED_EXPECTED);
+}
+
+async fn an_empty_store_and_a_non_empty_one_end_with_the_same_ratings(db: &TestDb) {
+    // Users 1..=30 rate movies 1..=6 in file order, then some pairs come back out of order.
+    let mut ratings: Vec<String> = (1..=30)
+        .flat_map(|user| (1..=6).map(move |movie| format!("{user},{movie},{}.5,{}", (user + movie) % 5, 1000 + user)))
+        .collect();
+    ratings.extend(["5,3,1.0,2000", "2,2,4.0,10", "30,6,2.0,1030", "1,1,3.0,1001"].map(String::from));
+    let lines: Vec<&str> = ratings.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_release_with_ratings(dir.path(), &lines);
+
+    // `db` starts empty, so the importer copies straight in; `seeded` already holds an older
+    // rating of a pair the release has, so every batch goes through the merge.
+    let seeded = TestDb::new(db.store.backend()).await;
+    let catalogue = tempfile::tempdir().expect("a temp dir");
+    write_release_with_ratings(catalogue.path(), &[]);
+    import(&seeded, catalogue.path()).await;
+    seeded.store.upsert_ratings(&[rating(1, 1, 0.5, 1)]).await.expect("a seed rating");
+
+    let first = import(db, dir.path()).await;
+    let second = import(&seeded, dir.path()).await;
+    assert_eq!((first.rejected, second.rejected), (0, 0), "{:?} {:?}", first.errors, second.errors);
+    let expected = sorted_ratings(db).await;
+    assert_eq!(expected.len(), 180);
+    assert!(expected.contains(&(5, 3, 1.0, 2000)) && expected.contains(&(30, 6, 2.0, 1030)));
+    assert!(expected.contains(&(1, 1, 3.0, 1001)) && expected.contains(&(2, 2, 4.5, 1002)));
+    assert_eq!(sorted_ratings(&seeded).await, expected);
+}
+
+async fn reimporting_an_overlapping_release_upserts_into_a_non_empty_store(db: &TestDb) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_release_with_ratings(dir.path(), &["1,1,4.0,100", "1,2,3.0,100", "2,1,5.0,100", "2,2,1.0,100"]);
+    import(db, dir.path()).await;
+    write_release_with_ratings(
+        dir.path(),
+        &[
+            "1,1,2.0,200", // newer: replaces
+            "1,2,5.0,50",  // older: ignored
+            "2,1,0.5,100", // same time: the later import wins
+            "3,3,4.0,100", // new pair
+        ],
+    );
+    let report = import(db, dir.path()).await;
+    assert_eq!(report.rejected, 0, "{:?}", report.errors);
+    assert_eq!(
+        sorted_ratings(db).await,
+        [(1, 1, 2.0, 200), (1, 2, 3.0, 100), (2, 1, 0.5, 100), (2, 2, 1.0, 100), (3, 3, 4.0, 100)]
+    );
+}
+
+/// The indexes on `ratings` and, on PostgreSQL, its constraints, by name (SQLite names the
+/// primary key `sqlite_autoindex_ratings_1`; its foreign keys live in the table definition).
+async fn ratings_schema(db: &TestDb) -> Vec<String> {
+    let mut names: Vec<String> = match db.store.backend() {
+        store::Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.expect("SQLite connects");
+            sqlx::query_scalar("SELECT name FROM pragma_index_list('ratings')").fetch_all(&mut conn).await
+        }
+        store::Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("PostgreSQL connects");
+            sqlx::query_scalar(
+                "SELECT indexname::TEXT FROM pg_indexes WHERE tablename = 'ratings' \
+                 UNION SELECT conname::TEXT FROM pg_constraint WHERE conrelid = 'ratings'::regclass",
+            )
+            .fetch_all(&mut conn)
+            .await
+        }
+    }
+    .expect("the schema query");
+    names.sort();
+    names.dedup();
+    names
+}
+
+async fn an_import_into_an_empty_store_leaves_its_keys_and_indexes_in_place(db: &TestDb) {
+    let before = ratings_schema(db).await;
+    let expected: &[&str] = match db.store.backend() {
+        store::Backend::Sqlite => &["ratings_by_movie", "sqlite_autoindex_ratings_1"],
+        store::Backend::Postgres => &["ratings_by_movie", "ratings_movie_id_fkey", "ratings_pkey"],
+    };
+    assert_eq!(before, expected);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_release_with_ratings(dir.path(), &UNSORTED_RATINGS[..6]);
+    import(db, dir.path()).await;
+    assert_eq!(ratings_schema(db).await, before, "the import rebuilt what it dropped");
+
+    let unknown_movie = db.store.upsert_ratings(&[rating(1, 99, 3.0, 1)]).await;
+    assert!(unknown_movie.is_err(), "the foreign key holds again");
+    db.store.upsert_ratings(&[rating(1, 1, 1.0, 500)]).await.expect("an upsert on the rebuilt key");
+    assert_eq!(db.store.counts().await.expect("counts").1, 6);
+}
+
+#[tokio::test]
+async fn an_in_memory_sqlite_store_imports_through_the_bulk_path() {
+    let store = store::Store::connect("sqlite::memory:").await.expect("an in-memory store");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    write_release_with_ratings(dir.path(), &UNSORTED_RATINGS);
+    let report = store.import(&Release::new(dir.path()), &ImportOptions::default()).await.expect("the import runs");
+    assert_eq!((report.ratings, report.rejected), (7, 0), "{:?}", report.errors);
+    let mut all = store.all_ratings().await.expect("all ratings");
+    all.sort_by_key(|&(user, movie, _, _)| (user, movie));
+    assert_eq!(all, UNSORTED_EXPECTED, "the loader wrote into the store's own in-memory database");
 }

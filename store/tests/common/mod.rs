@@ -11,6 +11,9 @@ use testkit::postgres::TestDatabase;
 /// A fresh, migrated, empty database that is removed on drop.
 pub struct TestDb {
     pub store: Store,
+    /// The database's URL, for tests that look at the schema with their own connection.
+    #[allow(dead_code, reason = "read by the import tests, not by every test binary")]
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     _pg: Option<TestDatabase>,
 }
@@ -22,12 +25,12 @@ impl TestDb {
                 let dir = tempfile::tempdir().expect("a temp dir");
                 let url = format!("sqlite://{}", dir.path().join("store.db").display());
                 let store = Store::connect(&url).await.expect("SQLite connects");
-                Self { store, _dir: Some(dir), _pg: None }
+                Self { store, url, _dir: Some(dir), _pg: None }
             }
             Backend::Postgres => {
                 let pg = TestDatabase::create("cinedata_test").await;
                 let store = Store::connect(pg.url()).await.expect("PostgreSQL connects");
-                Self { store, _dir: None, _pg: Some(pg) }
+                Self { store, url: pg.url().to_owned(), _dir: None, _pg: Some(pg) }
             }
         }
     }
