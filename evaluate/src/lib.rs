@@ -189,17 +189,20 @@ pub fn table(reports: &[Report]) -> String {
             }
         }
         Protocol::Prequential => {
-            out.push_str("| model | RMSE all | MAE all | RMSE last 20% | MAE last 20% | ratings/s |\n");
-            out.push_str("| --- | --- | --- | --- | --- | --- |\n");
+            out.push_str(
+                "| model | RMSE all | MAE all | RMSE last 20% | MAE last 20% | RMSE first 20% | ratings/s (median of runs) |\n",
+            );
+            out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
             for r in reports {
                 let _ = writeln!(
                     out,
-                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.0} |",
+                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.0} |",
                     r.model,
                     r.metric("rmse"),
                     r.metric("mae"),
                     r.metric("rmse_last20"),
                     r.metric("mae_last20"),
+                    r.metric("rmse_first20"),
                     r.metric("ratings_per_second")
                 );
             }

@@ -166,9 +166,13 @@ impl ModelName {
             ..SgdParams::default()
         };
         match self {
-            ModelName::OnlineRiver => {
-                OnlineModel::builder().factors(10).init_std(0.1).sgd(sgd(0.05, 0.1, 0.0)).prior_mean(0.0).build()
-            }
+            ModelName::OnlineRiver => OnlineModel::builder()
+                .factors(10)
+                .init_std(0.1)
+                .sgd(sgd(0.05, 0.1, 0.0))
+                .no_bias_warmup()
+                .prior_mean(0.0)
+                .build(),
             ModelName::OnlineServing => OnlineModel::builder().build(),
             _ => OnlineModel::builder().factors(16).init_std(0.05).sgd(sgd(0.05, 0.15, 0.01)).bias_warmup(5.0).build(),
         }

@@ -65,7 +65,7 @@ impl Default for OnlineConfigBuilder {
             max_items: 1 << 22,
             prior_mean: 3.5,
             shrink: 10.0,
-            bias_warmup: None,
+            bias_warmup: Some(5.0),
         })
     }
 }
@@ -122,10 +122,16 @@ impl OnlineConfigBuilder {
     }
 
     /// Bias learning rates that start at `1 / (n + warmup)` for a user's or movie's `n`-th
-    /// rating and settle at the SGD `lr_bias` (default: off, every step uses `lr_bias`).
-    /// Prequentially this is what lets a new user's first ratings set their offset quickly.
+    /// rating and settle at the SGD `lr_bias` (default 5). This is what lets a new user's first
+    /// ratings set their offset quickly; users and movies with many ratings are unaffected.
     pub fn bias_warmup(mut self, warmup: f32) -> Self {
         self.0.bias_warmup = Some(warmup);
+        self
+    }
+
+    /// Every bias step at the SGD `lr_bias`, however new the user or movie.
+    pub fn no_bias_warmup(mut self) -> Self {
+        self.0.bias_warmup = None;
         self
     }
 
@@ -812,7 +818,7 @@ mod tests {
     fn warming_bias_rates_let_a_new_users_first_ratings_set_their_offset() {
         let sgd = SgdParams { lr_bias: 0.02, lr_factor: 0.02, reg_bias: 0.0, reg_factor: 0.0, ..SgdParams::default() };
         let build = |warm: bool| {
-            let b = OnlineModel::builder().factors(4).init_std(0.0).sgd(sgd);
+            let b = OnlineModel::builder().factors(4).init_std(0.0).sgd(sgd).no_bias_warmup();
             OnlineModel::new(if warm { b.bias_warmup(1.0) } else { b }.build().unwrap())
         };
         let (plain, warm) = (build(false), build(true));
