@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use model::{
-    BiasedMf, Centring, ItemId, KnnBaseline, LinearBlend, ModelError, OnlineConfig, OnlineModel, Popularity, Query,
-    Ratings, Recommender, Scored, SgdParams, TruncatedSvd, Update, UserId,
+    BiasedMf, Centring, Ease, ItemId, KnnBaseline, LinearBlend, ModelError, OnlineConfig, OnlineModel, Popularity,
+    Query, Ratings, Recommender, Scored, SgdParams, TruncatedSvd, Update, UserId,
 };
 use serde_json::{Value, json};
 
@@ -35,13 +35,15 @@ pub enum ModelName {
     OnlineServing,
     /// PureSVD ([`model::TruncatedSvd`]).
     PureSvd,
+    /// EASE on the liked (≥ 4.0) ratings ([`model::Ease`]); top-N only.
+    Ease,
     /// Most-liked movies ([`model::Popularity`]).
     Popularity,
 }
 
 impl ModelName {
     /// Every model, in report order.
-    pub const ALL: [ModelName; 10] = [
+    pub const ALL: [ModelName; 11] = [
         ModelName::GlobalMean,
         ModelName::Baseline,
         ModelName::Mf,
@@ -51,6 +53,7 @@ impl ModelName {
         ModelName::OnlineRiver,
         ModelName::OnlineServing,
         ModelName::PureSvd,
+        ModelName::Ease,
         ModelName::Popularity,
     ];
 
@@ -66,6 +69,7 @@ impl ModelName {
             ModelName::OnlineRiver => "online-river",
             ModelName::OnlineServing => "online-serving",
             ModelName::PureSvd => "pure-svd",
+            ModelName::Ease => "ease",
             ModelName::Popularity => "popularity",
         }
     }
@@ -73,10 +77,11 @@ impl ModelName {
     /// Whether the model can run under `protocol`: batch models for cv and top-N, per-event
     /// learners for prequential (a constant global mean is no ranking, so not in top-N). The
     /// neighbourhood model and the blend predict ratings: ranking a whole catalogue with them
-    /// costs a list merge per movie and rating predictors rank poorly anyway, so cv only.
+    /// costs a list merge per movie and rating predictors rank poorly anyway, so cv only. EASE
+    /// ranks but predicts no rating (its predictions are movie means), so top-N only.
     pub fn applies_to(self, protocol: Protocol) -> bool {
         match protocol {
-            Protocol::Cv => !self.is_online(),
+            Protocol::Cv => !self.is_online() && self != ModelName::Ease,
             Protocol::Prequential => self == ModelName::GlobalMean || self.is_online(),
             Protocol::TopN => {
                 !matches!(self, ModelName::GlobalMean | ModelName::KnnBaseline | ModelName::Blend) && !self.is_online()
@@ -140,6 +145,13 @@ impl ModelName {
                 let params = json!({"rank": rank, "centring": format!("{centring:?}"), "oversample": 16,
                     "power_iters": 3, "seed": 42});
                 (Box::new(svd.fit(train)?), params)
+            }
+            ModelName::Ease => {
+                // λ = 100 was chosen on the inner split (see `model::ease`).
+                let ease = Ease::default();
+                let params = json!({"lambda": ease.lambda, "positive": ease.positive_threshold,
+                    "max_items": ease.max_items});
+                (Box::new(ease.fit(train)?), params)
             }
             ModelName::Popularity => {
                 let p = Popularity::builder().positive_threshold(4.0).build()?;

@@ -10,6 +10,7 @@
 //! - [`mf`]: batch biased MF (Funk-SVD), which re-bases the online model.
 //! - [`svd`]: sparse randomized truncated SVD and PureSVD top-N.
 //! - [`linalg`]: the small dense solvers behind it (Jacobi eigen and SVD).
+//! - [`ease`]: EASE item–item top-N (a closed-form shallow autoencoder of the liked movies).
 //! - [`similarity`]: item–item cosine for "similar movies".
 //! - [`content`]: genre/tag similarity for movies without ratings.
 //! - [`popularity`]: popular and trending lists for cold start.
@@ -26,6 +27,7 @@ pub mod baseline;
 pub mod batch;
 pub mod blend;
 pub mod content;
+pub mod ease;
 pub mod engine;
 pub mod error;
 pub mod explain;
@@ -47,6 +49,7 @@ pub use baseline::{Baseline, BaselineModel};
 pub use batch::{BatchModels, Recompute};
 pub use blend::{BlendModel, LinearBlend, Member};
 pub use content::ContentIndex;
+pub use ease::{Ease, EaseModel};
 pub use engine::{ColdStart, Engine, Recommendations, Source};
 pub use error::ModelError;
 pub use explain::Reason;
