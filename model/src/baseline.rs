@@ -64,7 +64,6 @@ impl Baseline {
                 *b = a / (f64::from(self.reg_user) + n);
             }
         }
-        let (lo, hi) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         let mut seen: Vec<Vec<ItemId>> = Vec::with_capacity(n_users);
         for u in 0..n_users as u32 {
             // Dense movie indices ascend with MovieLens ids, so each row is already sorted.
@@ -76,7 +75,7 @@ impl Baseline {
             item_ids: ratings.item_ids().clone(),
             user_bias: bu.into_iter().map(|b| b as f32).collect(),
             item_bias: bi.into_iter().map(|b| b as f32).collect(),
-            range: (lo, hi),
+            range: ratings.value_range().ok_or(ModelError::EmptyRatings)?,
             seen,
         })
     }

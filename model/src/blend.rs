@@ -76,14 +76,13 @@ impl LinearBlend {
         let projected = vectors.t().dot(&rhs) / values.mapv(|v| v.max(1e-12));
         let weights = vectors.dot(&projected);
         let fitted = members.iter().map(|(_, fit)| fit(ratings)).collect::<Result<Vec<_>, _>>()?;
-        let (lo, hi) =
-            ratings.values().iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let range = ratings.value_range().ok_or(ModelError::EmptyRatings)?;
         Ok(BlendModel {
             names: members.iter().map(|(n, _)| (*n).to_owned()).collect(),
             intercept: weights[0] as f32,
             weights: weights.iter().skip(1).map(|&w| w as f32).collect(),
             members: fitted,
-            range: (lo, hi),
+            range,
         })
     }
 }
