@@ -4,8 +4,9 @@
 //! Concurrency without a global lock: users live in a `DashMap` (sharded locks); movies live
 //! in fixed-size blocks of [`BLOCK`] rows, each behind its own `RwLock`, reached through a
 //! pre-sized table of `OnceLock`s so finding a block never locks. An update holds one user
-//! shard and one movie block; a reader holds one lock at a time and copies out what it needs,
-//! so nothing hands out a guard. Movie blocks store factors in scoring panels, so top-N scans
+//! shard, then one movie block; `predict` reads in the same order (so no cycle can form), every
+//! other reader holds one lock at a time and copies out what it needs, so nothing hands out a
+//! guard. Movie blocks store factors in scoring panels, so top-N scans
 //! the live model as fast as a frozen one.
 
 use std::collections::{BTreeMap, btree_map};
@@ -704,9 +705,11 @@ impl Recommender for OnlineModel {
             s += row.bias;
         }
         let idx = inner.item_index.get(&item).map(|i| *i);
-        if let Some(block) = idx.and_then(|i| self.block(i)) {
+        if let Some(idx) = idx
+            && let Some(block) = self.block(idx)
+        {
             let data = block.read();
-            let slot = idx.unwrap_or_default() as usize % BLOCK;
+            let slot = idx as usize % BLOCK;
             s += data.biases[slot];
             if let Some(row) = &row {
                 let start = element(slot, 0, inner.k);
