@@ -35,15 +35,18 @@ pub enum ModelName {
     OnlineServing,
     /// PureSVD ([`model::TruncatedSvd`]).
     PureSvd,
-    /// EASE on the liked (≥ 4.0) ratings ([`model::Ease`]); top-N only.
+    /// EASE on the liked (≥ 4.0) ratings ([`model::Ease`]), each liked movie weighted
+    /// `rating − 3` in the query; top-N only.
     Ease,
+    /// Plain EASE: every liked movie weighs 1 in the query; top-N only.
+    EasePlain,
     /// Most-liked movies ([`model::Popularity`]).
     Popularity,
 }
 
 impl ModelName {
     /// Every model, in report order.
-    pub const ALL: [ModelName; 11] = [
+    pub const ALL: [ModelName; 12] = [
         ModelName::GlobalMean,
         ModelName::Baseline,
         ModelName::Mf,
@@ -54,6 +57,7 @@ impl ModelName {
         ModelName::OnlineServing,
         ModelName::PureSvd,
         ModelName::Ease,
+        ModelName::EasePlain,
         ModelName::Popularity,
     ];
 
@@ -70,6 +74,7 @@ impl ModelName {
             ModelName::OnlineServing => "online-serving",
             ModelName::PureSvd => "pure-svd",
             ModelName::Ease => "ease",
+            ModelName::EasePlain => "ease-plain",
             ModelName::Popularity => "popularity",
         }
     }
@@ -81,7 +86,7 @@ impl ModelName {
     /// ranks but predicts no rating (its predictions are movie means), so top-N only.
     pub fn applies_to(self, protocol: Protocol) -> bool {
         match protocol {
-            Protocol::Cv => !self.is_online() && self != ModelName::Ease,
+            Protocol::Cv => !self.is_online() && !matches!(self, ModelName::Ease | ModelName::EasePlain),
             Protocol::Prequential => self == ModelName::GlobalMean || self.is_online(),
             Protocol::TopN => {
                 !matches!(self, ModelName::GlobalMean | ModelName::KnnBaseline | ModelName::Blend) && !self.is_online()
@@ -146,11 +151,14 @@ impl ModelName {
                     "power_iters": 3, "seed": 42});
                 (Box::new(svd.fit(train)?), params)
             }
-            ModelName::Ease => {
-                // λ = 100 was chosen on the inner split (see `model::ease`).
-                let ease = Ease::default();
+            ModelName::Ease | ModelName::EasePlain => {
+                // λ = 100 and the query weighting were chosen on the inner split (see `model::ease`).
+                let mut ease = Ease::default();
+                if self == ModelName::EasePlain {
+                    ease.query_offset = None;
+                }
                 let params = json!({"lambda": ease.lambda, "positive": ease.positive_threshold,
-                    "max_items": ease.max_items});
+                    "max_items": ease.max_items, "query_offset": ease.query_offset});
                 (Box::new(ease.fit(train)?), params)
             }
             ModelName::Popularity => {

@@ -7,7 +7,10 @@
 //! ```
 //!
 //! so `B` has a zero diagonal (a movie cannot recommend itself) and a user's score for movie `j`
-//! is the sum of `B[i, j]` over the movies `i` they liked.
+//! is the sum of `B[i, j]` over the movies `i` they liked, each weighted by how much they liked
+//! it (`rating − query_offset`, so a 5 counts twice a 4 at the default offset 3; see
+//! [`Ease::query_offset`]). `B` itself is fitted on the binary matrix: weighting the Gram
+//! matrix by rating as well ranks worse.
 //!
 //! The Gram matrix is dense, one row and column per movie with at least one positive rating;
 //! its inverse comes from `faer`'s blocked Cholesky (`LLᵀ`, then `P = L⁻ᵀ L⁻¹`), multithreaded
@@ -16,8 +19,10 @@
 //! (`4 · n²` bytes), so [`Ease::max_items`] refuses catalogues that would not fit in memory.
 //!
 //! On the ml-latest-small top-N split (EVALUATION.md C) λ = 100 was chosen on the inner split
-//! (NDCG@10 0.140 there vs 0.137 at 50 and 0.139 at 200). Fitting on all ratings instead of the
-//! positives ranks much worse (NDCG@10 0.102 vs 0.127 on test).
+//! (NDCG@10 0.140 there vs 0.137 at 50 and 0.139 at 200), and so was the query weighting
+//! (inner NDCG@10: binary 0.140, `r − 3` 0.143, `r − 3.5` 0.139, `(r − 3)²` 0.135).
+//! Fitting on all ratings instead of the positives ranks much worse (NDCG@10 0.102 vs 0.127 on
+//! test).
 
 use std::sync::Arc;
 
@@ -54,11 +59,15 @@ pub struct Ease {
     /// while fitting); more is refused with [`ModelError::InvalidParameter`] instead of
     /// allocating `16 · n²` bytes.
     pub max_items: usize,
+    /// A liked movie weighs `rating − query_offset` in a user's query (default `Some(3.0)`,
+    /// chosen on the inner split); `None` weighs every liked movie 1 (plain EASE). Must be
+    /// finite and below `positive_threshold`.
+    pub query_offset: Option<f32>,
 }
 
 impl Default for Ease {
     fn default() -> Self {
-        Self { lambda: 100.0, positive_threshold: 4.0, max_items: 12_000 }
+        Self { lambda: 100.0, positive_threshold: 4.0, max_items: 12_000, query_offset: Some(3.0) }
     }
 }
 
@@ -82,6 +91,17 @@ impl Ease {
             return Err(ModelError::InvalidParameter {
                 name: "positive_threshold",
                 reason: format!("must be finite, got {}", self.positive_threshold),
+            });
+        }
+        if let Some(offset) = self.query_offset
+            && !(offset.is_finite() && offset < self.positive_threshold)
+        {
+            return Err(ModelError::InvalidParameter {
+                name: "query_offset",
+                reason: format!(
+                    "must be finite and below the positive threshold {}, got {offset}",
+                    self.positive_threshold
+                ),
             });
         }
         if ratings.is_empty() {
@@ -121,10 +141,13 @@ impl Ease {
         let mut user_offsets = Vec::with_capacity(ratings.n_users() + 1);
         user_offsets.push(0);
         let mut user_items = Vec::new();
+        let mut user_weights = Vec::new();
         for u in 0..ratings.n_users() as u32 {
             let (row_items, row_values, _) = ratings.user_row(u);
-            user_items
-                .extend(row_items.iter().zip(row_values).filter(|(_, v)| liked(**v)).map(|(&i, _)| column[i as usize]));
+            for (&i, &v) in row_items.iter().zip(row_values).filter(|(_, v)| liked(**v)) {
+                user_items.push(column[i as usize]);
+                user_weights.push(query_weight(self.query_offset, v));
+            }
             user_offsets.push(user_items.len());
         }
 
@@ -139,14 +162,21 @@ impl Ease {
             items,
             column,
             weights,
+            query_offset: self.query_offset,
             user_offsets,
             user_items,
+            user_weights,
             seen: ratings.seen(),
             item_mean,
             global_mean,
             range: ratings.value_range().unwrap_or((f32::MIN, f32::MAX)),
         })
     }
+}
+
+/// A liked rating's weight in the user's query ([`Ease::query_offset`]).
+fn query_weight(offset: Option<f32>, rating: f32) -> f32 {
+    offset.map_or(1.0, |offset| rating - offset)
 }
 
 /// `B = I − P diagMat(1/diag(P))` with `P = (XᵀX + λI)⁻¹`, row-major `f32` (row `i` = what
@@ -246,9 +276,12 @@ pub struct EaseModel {
     /// Column of each dense movie index, `u32::MAX` for movies without a positive.
     column: Vec<u32>,
     weights: Array2<f32>,
+    query_offset: Option<f32>,
     user_offsets: Vec<usize>,
     /// Each user's positive columns, ascending.
     user_items: Vec<u32>,
+    /// The query weight of each entry of `user_items`.
+    user_weights: Vec<f32>,
     seen: Arc<Seen>,
     item_mean: Vec<f32>,
     global_mean: f32,
@@ -276,24 +309,24 @@ impl EaseModel {
         self.weights.view()
     }
 
-    /// Scores of every column for a user who liked `liked` columns.
-    fn scores(&self, liked: &[u32]) -> Vec<f32> {
+    /// Scores of every column for a user who liked the `liked` columns with these query weights.
+    fn scores(&self, liked: &[u32], weights: &[f32]) -> Vec<f32> {
         let mut scores = vec![0f32; self.items.len()];
-        for &i in liked {
+        for (&i, &q) in liked.iter().zip(weights) {
             let row = self.weights.row(i as usize);
             let row = row.as_slice().unwrap_or(&[]);
-            scores.iter_mut().zip(row).for_each(|(s, &w)| *s += w);
+            scores.iter_mut().zip(row).for_each(|(s, &w)| *s += q * w);
         }
         scores
     }
 
     /// The best columns under `query`; `seen` holds sorted dense movie indices to exclude.
-    fn top_n(&self, liked: &[u32], seen: &[u32], query: &Query<'_>) -> Vec<Scored> {
+    fn top_n(&self, liked: &[u32], weights: &[f32], seen: &[u32], query: &Query<'_>) -> Vec<Scored> {
         if liked.is_empty() || query.n() == 0 {
             return Vec::new();
         }
         let mut sel = Selector::new(query.n());
-        for (&dense, score) in self.items.iter().zip(self.scores(liked)) {
+        for (&dense, score) in self.items.iter().zip(self.scores(liked, weights)) {
             let item = self.item_ids.id(dense);
             sel.offer(item, score, || {
                 !(query.excludes_seen() && seen.binary_search(&dense).is_ok()) && query.accepts(item)
@@ -303,21 +336,24 @@ impl EaseModel {
     }
 
     /// EASE top-N from a user's current ratings (new or just-updated users, no refit):
-    /// ratings ≥ the positive threshold are the liked movies, and every rated movie counts as
-    /// seen. Movies unknown to the model are ignored.
+    /// ratings ≥ the positive threshold are the liked movies (weighted as in training), and
+    /// every rated movie counts as seen. Movies unknown to the model are ignored; a movie rated
+    /// twice counts once, with its first rating.
     pub fn recommend_for_ratings(&self, rated: &[(ItemId, f32)], query: &Query<'_>) -> Vec<Scored> {
-        let mut liked: Vec<u32> = rated
+        let mut liked: Vec<(u32, f32)> = rated
             .iter()
             .filter(|r| r.1 >= self.positive_threshold)
-            .filter_map(|r| self.item_ids.index(r.0))
-            .map(|i| self.column[i as usize])
-            .filter(|&c| c != u32::MAX)
+            .filter_map(|r| Some((self.item_ids.index(r.0)?, r.1)))
+            .map(|(i, v)| (self.column[i as usize], v))
+            .filter(|&(c, _)| c != u32::MAX)
             .collect();
-        liked.sort_unstable();
-        liked.dedup();
+        liked.sort_by_key(|l| l.0);
+        liked.dedup_by_key(|l| l.0);
+        let weights: Vec<f32> = liked.iter().map(|l| query_weight(self.query_offset, l.1)).collect();
+        let liked: Vec<u32> = liked.into_iter().map(|l| l.0).collect();
         let mut seen: Vec<u32> = rated.iter().filter_map(|r| self.item_ids.index(r.0)).collect();
         seen.sort_unstable();
-        self.top_n(&liked, &seen, query)
+        self.top_n(&liked, &weights, &seen, query)
     }
 }
 
@@ -329,12 +365,12 @@ impl Recommender for EaseModel {
         raw.clamp(self.range.0, self.range.1)
     }
 
-    /// Scores are `Σ B[i, ·]` over the user's liked training movies; ties go to the smaller
+    /// Scores are `Σ wᵢ B[i, ·]` over the user's liked training movies; ties go to the smaller
     /// movie id. Unknown users and users without a liked movie get an empty list.
     fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored> {
         let Some(u) = self.user_ids.index(user) else { return Vec::new() };
-        let liked = &self.user_items[self.user_offsets[u as usize]..self.user_offsets[u as usize + 1]];
-        self.top_n(liked, self.seen.of(u), query)
+        let row = self.user_offsets[u as usize]..self.user_offsets[u as usize + 1];
+        self.top_n(&self.user_items[row.clone()], &self.user_weights[row], self.seen.of(u), query)
     }
 }
 
@@ -419,6 +455,22 @@ mod tests {
     }
 
     #[test]
+    fn a_five_star_movie_pulls_harder_than_a_four_star_one() {
+        let m = small().fit(&ratings()).unwrap();
+        // Liking 10 and 30: the partner of the one rated 5 (20 or 40) comes first.
+        assert_eq!(ids(&m.recommend_for_ratings(&[(10, 5.0), (30, 4.0)], &Query::top(1))), vec![20]);
+        assert_eq!(ids(&m.recommend_for_ratings(&[(10, 4.0), (30, 5.0)], &Query::top(1))), vec![40]);
+        // Plain EASE weighs both likes 1: the same list whichever got the 5.
+        let plain = Ease { query_offset: None, ..small() }.fit(&ratings()).unwrap();
+        assert_eq!(
+            plain.recommend_for_ratings(&[(10, 5.0), (30, 4.0)], &Query::top(4)),
+            plain.recommend_for_ratings(&[(10, 4.0), (30, 5.0)], &Query::top(4))
+        );
+        // Training users are weighted the same way as folded-in ratings.
+        assert_eq!(m.recommend(1, &Query::top(3)), m.recommend_for_ratings(&[(10, 5.0), (20, 4.5)], &Query::top(3)));
+    }
+
+    #[test]
     fn users_without_a_liked_movie_get_nothing() {
         let m = small().fit(&ratings()).unwrap();
         assert!(m.recommend(10, &Query::top(5)).is_empty(), "liked nothing");
@@ -482,6 +534,10 @@ mod tests {
         }
         let err = Ease { positive_threshold: f32::NAN, ..Ease::default() }.fit(&r).unwrap_err();
         assert!(matches!(err, ModelError::InvalidParameter { name: "positive_threshold", .. }));
+        for offset in [4.0, 4.5, f32::NAN, f32::NEG_INFINITY] {
+            let err = Ease { query_offset: Some(offset), ..Ease::default() }.fit(&r).unwrap_err();
+            assert!(matches!(err, ModelError::InvalidParameter { name: "query_offset", .. }), "{offset}: {err}");
+        }
         let err = Ease { max_items: 4, ..Ease::default() }.fit(&r).unwrap_err();
         assert!(matches!(err, ModelError::InvalidParameter { name: "max_items", .. }), "{err}");
         assert!(Ease { max_items: 5, ..Ease::default() }.fit(&r).is_ok());
