@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use model::{
     BiasedMf, Centring, Ease, ItemId, KnnBaseline, LinearBlend, ModelError, OnlineConfig, OnlineModel, Popularity,
-    Query, Ratings, Recommender, Scored, SgdParams, TruncatedSvd, Update, UserId,
+    Query, Ratings, Recommender, Rerank, Scored, SgdParams, TruncatedSvd, Update, UserId,
 };
 use serde_json::{Value, json};
 
@@ -40,13 +40,16 @@ pub enum ModelName {
     Ease,
     /// Plain EASE: every liked movie weighs 1 in the query; top-N only.
     EasePlain,
+    /// `ease`'s best 100 movies re-ranked by gradient-boosted trees trained on a temporal
+    /// holdout of the training data ([`model::Rerank`]); top-N only.
+    EaseRerank,
     /// Most-liked movies ([`model::Popularity`]).
     Popularity,
 }
 
 impl ModelName {
     /// Every model, in report order.
-    pub const ALL: [ModelName; 12] = [
+    pub const ALL: [ModelName; 13] = [
         ModelName::GlobalMean,
         ModelName::Baseline,
         ModelName::Mf,
@@ -58,6 +61,7 @@ impl ModelName {
         ModelName::PureSvd,
         ModelName::Ease,
         ModelName::EasePlain,
+        ModelName::EaseRerank,
         ModelName::Popularity,
     ];
 
@@ -75,6 +79,7 @@ impl ModelName {
             ModelName::PureSvd => "pure-svd",
             ModelName::Ease => "ease",
             ModelName::EasePlain => "ease-plain",
+            ModelName::EaseRerank => "ease-rerank",
             ModelName::Popularity => "popularity",
         }
     }
@@ -86,7 +91,9 @@ impl ModelName {
     /// ranks but predicts no rating (its predictions are movie means), so top-N only.
     pub fn applies_to(self, protocol: Protocol) -> bool {
         match protocol {
-            Protocol::Cv => !self.is_online() && !matches!(self, ModelName::Ease | ModelName::EasePlain),
+            Protocol::Cv => {
+                !self.is_online() && !matches!(self, ModelName::Ease | ModelName::EasePlain | ModelName::EaseRerank)
+            }
             Protocol::Prequential => self == ModelName::GlobalMean || self.is_online(),
             Protocol::TopN => {
                 !matches!(self, ModelName::GlobalMean | ModelName::KnnBaseline | ModelName::Blend) && !self.is_online()
@@ -160,6 +167,26 @@ impl ModelName {
                 let params = json!({"lambda": ease.lambda, "positive": ease.positive_threshold,
                     "max_items": ease.max_items, "query_offset": ease.query_offset});
                 (Box::new(ease.fit(train)?), params)
+            }
+            ModelName::EaseRerank => {
+                // Chosen on the inner split (see `model::rerank` and BENCHMARKS.md).
+                let r = Rerank::default();
+                let model = r.fit(train)?;
+                let importance: serde_json::Map<String, Value> = model::rerank::FEATURE_NAMES
+                    .iter()
+                    .zip(model.feature_importance())
+                    .map(|(n, g)| ((*n).to_owned(), json!((g * 10.0).round() / 10.0)))
+                    .collect();
+                let params = json!({
+                    "ease": {"lambda": r.ease.lambda, "positive": r.ease.positive_threshold,
+                        "query_offset": r.ease.query_offset},
+                    "candidates": r.candidates, "holdout": r.holdout, "trees": r.trees,
+                    "learning_rate": r.learning_rate, "max_leaves": r.max_leaves,
+                    "min_leaf_weight": r.min_leaf_weight, "subsample": r.subsample, "colsample": r.colsample,
+                    "ensembles": model.ensembles(), "window_days": r.window_seconds / 86_400, "seed": r.seed,
+                    "feature_gain": importance,
+                });
+                (Box::new(model), params)
             }
             ModelName::Popularity => {
                 let p = Popularity::builder().positive_threshold(4.0).build()?;

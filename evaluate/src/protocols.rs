@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use model::{ItemId, Query, Ratings, UserId};
+use model::{ItemId, ModelError, Query, Ratings, Recommender, UserId};
 use movielens::RatingRow;
 use serde_json::{Value, json};
 
@@ -152,6 +152,21 @@ pub enum Level {
 /// # Errors
 /// A model that fails to fit.
 pub fn top_n(rows: &[RatingRow], parts: &[Part], level: Level, model: ModelName) -> Result<Report, EvalError> {
+    top_n_with(rows, parts, level, model, |train| model.fit(train, Protocol::TopN))
+}
+
+/// [`top_n`] with a model fitted by `fit` (returning the model and its parameters) instead of
+/// by name; `model` only labels the report. For hyper-parameter searches on the inner split.
+///
+/// # Errors
+/// What `fit` returns.
+pub fn top_n_with(
+    rows: &[RatingRow],
+    parts: &[Part],
+    level: Level,
+    model: ModelName,
+    fit: impl FnOnce(&Ratings) -> Result<(Box<dyn Recommender>, Value), ModelError>,
+) -> Result<Report, EvalError> {
     let is_train = |p: Part| match level {
         Level::Outer => p != Part::Test,
         Level::Inner => p == Part::Train,
@@ -172,7 +187,7 @@ pub fn top_n(rows: &[RatingRow], parts: &[Part], level: Level, model: ModelName)
     users.sort_unstable();
 
     let start = Instant::now();
-    let (fitted, params) = model.fit(&train, Protocol::TopN)?;
+    let (fitted, params) = fit(&train)?;
     let fit_seconds = start.elapsed().as_secs_f64();
 
     let start = Instant::now();

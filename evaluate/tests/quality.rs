@@ -53,9 +53,20 @@ fn weighted_ease_beats_the_als_anchor_and_plain_ease_with_als_coverage() {
     let parts = splits::temporal_split(&rows);
     let ease = top_n(&rows, &parts, Level::Outer, ModelName::Ease).unwrap();
     let plain = top_n(&rows, &parts, Level::Outer, ModelName::EasePlain).unwrap();
-    // implicit's ALS anchor: NDCG@10 0.1226 with coverage 0.0588 (the goal, 0.147, is not met).
+    // implicit's ALS anchor: NDCG@10 0.1226 with coverage 0.0588 (ease-rerank meets the goal).
     assert!(metric(&ease, "ndcg@10") >= 0.131, "ease ndcg@10 {}", metric(&ease, "ndcg@10"));
     assert!(metric(&ease, "coverage") >= 0.0588, "ease coverage {}", metric(&ease, "coverage"));
     // The query weighting (chosen on the inner split) must keep paying on test.
     assert!(metric(&ease, "ndcg@10") > metric(&plain, "ndcg@10") + 0.003, "plain {}", metric(&plain, "ndcg@10"));
+}
+
+#[test]
+fn the_reranked_ease_meets_the_top_n_goal_with_als_coverage() {
+    let rows = ratings();
+    let parts = splits::temporal_split(&rows);
+    let rerank = top_n(&rows, &parts, Level::Outer, ModelName::EaseRerank).unwrap();
+    let (ndcg, coverage) = (metric(&rerank, "ndcg@10"), metric(&rerank, "coverage"));
+    // The goal: 1.2 × implicit ALS's NDCG@10 (0.1226), with at least its coverage (0.0588).
+    assert!(ndcg >= 0.147, "ease-rerank ndcg@10 {ndcg}");
+    assert!(coverage >= 0.0588, "ease-rerank coverage {coverage}");
 }

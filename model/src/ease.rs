@@ -321,6 +321,27 @@ impl EaseModel {
         scores
     }
 
+    /// Column of `item` in `B`, if anyone liked it in training.
+    pub(crate) fn column_of(&self, item: ItemId) -> Option<usize> {
+        let c = self.column[self.item_ids.index(item)? as usize];
+        (c != u32::MAX).then_some(c as usize)
+    }
+
+    /// Every column's score for a user with these `(movie, rating)` ratings: the liked ones
+    /// are the query, weighted as in training, or all weighing 1 if not `weighted`. Movies
+    /// unknown to the model are ignored.
+    pub(crate) fn scores_of(&self, rated: &[(ItemId, f32)], weighted: bool) -> Vec<f32> {
+        let (liked, weights): (Vec<u32>, Vec<f32>) = rated
+            .iter()
+            .filter(|r| r.1 >= self.positive_threshold)
+            .filter_map(|&(item, v)| {
+                let w = if weighted { query_weight(self.query_offset, v) } else { 1.0 };
+                Some((self.column_of(item)? as u32, w))
+            })
+            .unzip();
+        self.scores(&liked, &weights)
+    }
+
     /// The best columns under `query`; `seen` holds sorted dense movie indices to exclude.
     fn top_n(&self, liked: &[u32], weights: &[f32], seen: &[u32], query: &Query<'_>) -> Vec<Scored> {
         if liked.is_empty() || query.n() == 0 {

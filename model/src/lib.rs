@@ -40,6 +40,7 @@ pub mod online;
 mod panel;
 pub mod popularity;
 pub mod ratings;
+pub mod rerank;
 pub mod sgd;
 pub mod similarity;
 pub mod svd;
@@ -61,6 +62,7 @@ pub use online::{
 };
 pub use popularity::{PopularItem, Popularity, PopularityModel, PopularityState};
 pub use ratings::{Rating, Ratings};
+pub use rerank::{Rerank, RerankModel};
 pub use sgd::{BiasRates, SgdParams, sgd_step, sgd_step_with};
 pub use similarity::ItemSimilarity;
 pub use svd::{Centring, PureSvd, TruncatedSvd};
