@@ -11,6 +11,8 @@
 //! - [`svd`]: sparse randomized truncated SVD and PureSVD top-N.
 //! - [`linalg`]: the small dense solvers behind it (Jacobi eigen and SVD).
 //! - [`ease`]: EASE item–item top-N (a closed-form shallow autoencoder of the liked movies).
+//! - [`rerank`]: EASE candidates re-ranked by gradient-boosted trees learnt from a temporal
+//!   holdout of the training ratings (the best top-N model offline).
 //! - [`similarity`]: item–item cosine for "similar movies".
 //! - [`content`]: genre/tag similarity for movies without ratings.
 //! - [`popularity`]: popular and trending lists for cold start.
