@@ -50,8 +50,6 @@ pub const FEATURE_NAMES: [&str; N_FEATURES] = [
     "ln_user_span_hours",
 ];
 
-/// Pseudo-ratings at the global mean in a movie's mean (as in [`EaseModel::predict`]).
-const MEAN_PRIOR: f64 = 5.0;
 /// Likes among a user's latest ratings that form the "recent" EASE query.
 const RECENT_RATINGS: usize = 20;
 /// Latest movies a candidate's cosine similarity is taken against.
@@ -144,21 +142,29 @@ impl Rerank {
     }
 
     fn validate(&self) -> Result<(), ModelError> {
-        let invalid = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if !(self.holdout > 0.0 && self.holdout < 1.0) {
-            return invalid("holdout", format!("must be in (0, 1), got {}", self.holdout));
+        let checks: [(&'static str, bool, &str); 9] = [
+            ("holdout", self.holdout > 0.0 && self.holdout < 1.0, "must be in (0, 1)"),
+            ("candidates", self.candidates >= 1, "must be ≥ 1"),
+            ("trees", self.trees >= 1, "must be ≥ 1"),
+            ("ensembles", self.ensembles >= 1, "must be ≥ 1"),
+            ("max_leaves", self.max_leaves >= 2, "must be ≥ 2"),
+            ("learning_rate", self.learning_rate > 0.0 && self.learning_rate <= 1.0, "must be in (0, 1]"),
+            ("subsample", self.subsample > 0.0 && self.subsample <= 1.0, "must be in (0, 1]"),
+            ("colsample", self.colsample > 0.0 && self.colsample <= 1.0, "must be in (0, 1]"),
+            (
+                "min_leaf_weight",
+                self.min_leaf_weight.is_finite() && self.min_leaf_weight >= 0.0,
+                "must be finite and ≥ 0",
+            ),
+        ];
+        if let Some((name, _, rule)) = checks.iter().find(|c| !c.1) {
+            return Err(ModelError::InvalidParameter { name, reason: format!("{rule} ({self:?})") });
         }
-        if self.candidates == 0 || self.trees == 0 || self.max_leaves < 2 || self.ensembles == 0 {
-            return invalid("candidates", "candidates, trees and ensembles must be ≥ 1 and max_leaves ≥ 2".to_string());
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            return invalid("learning_rate", format!("must be in (0, 1], got {}", self.learning_rate));
-        }
-        if !(self.subsample > 0.0 && self.subsample <= 1.0 && self.colsample > 0.0 && self.colsample <= 1.0) {
-            return invalid("subsample", "subsample and colsample must be in (0, 1]".to_string());
-        }
-        if !(self.min_leaf_weight.is_finite() && self.min_leaf_weight >= 0.0) || self.window_seconds <= 0 {
-            return invalid("min_leaf_weight", "must be finite and ≥ 0; window_seconds > 0".to_string());
+        if self.window_seconds <= 0 {
+            return Err(ModelError::InvalidParameter {
+                name: "window_seconds",
+                reason: format!("must be > 0, got {}", self.window_seconds),
+            });
         }
         Ok(())
     }
@@ -254,10 +260,10 @@ struct Context {
     positive_threshold: f32,
     window: i64,
     n_ratings: f64,
-    /// Per movie: ratings, likes, mean (shrunk to the global mean), first rating time.
+    /// Per movie: ratings, likes, first rating time (its mean comes from
+    /// [`EaseModel::predict`]).
     item_count: Vec<u32>,
     item_likes: Vec<u32>,
-    item_mean: Vec<f32>,
     item_first: Vec<i64>,
     /// Per movie (CSR by `item_offsets`): rating times ascending, and raters ascending.
     item_offsets: Vec<usize>,
@@ -273,20 +279,12 @@ struct Context {
 impl Context {
     fn new(ratings: &Ratings, ease: EaseModel, positive_threshold: f32, window: i64) -> Self {
         let n_items = ratings.n_items();
-        let mu = f64::from(ratings.global_mean());
         let mut item_count = vec![0u32; n_items];
         let mut item_likes = vec![0u32; n_items];
-        let mut sum = vec![0f64; n_items];
         for (&i, &v) in ratings.items().iter().zip(ratings.values()) {
             item_count[i as usize] += 1;
             item_likes[i as usize] += u32::from(v >= positive_threshold);
-            sum[i as usize] += f64::from(v);
         }
-        let item_mean = sum
-            .iter()
-            .zip(&item_count)
-            .map(|(s, &c)| ((s + MEAN_PRIOR * mu) / (f64::from(c) + MEAN_PRIOR)) as f32)
-            .collect();
 
         let mut item_offsets = Vec::with_capacity(n_items + 1);
         item_offsets.push(0);
@@ -332,7 +330,6 @@ impl Context {
             n_ratings: ratings.len() as f64,
             item_count,
             item_likes,
-            item_mean,
             item_first,
             item_offsets,
             item_times,
@@ -412,7 +409,7 @@ impl Context {
                     at_column(&recent_scores),
                     (count / self.n_ratings * 1e5).ln_1p(),
                     (likes / self.n_ratings * 1e5).ln_1p(),
-                    f64::from(self.item_mean[iu]),
+                    f64::from(self.ease.predict(0, c.item)),
                     likes / count.max(1.0),
                     (in_window / window_total * 1e4).ln_1p(),
                     in_window / count.max(1.0),
@@ -639,6 +636,9 @@ mod tests {
             Rerank { holdout: 1.0, ..Rerank::default() },
             Rerank { candidates: 0, ..Rerank::default() },
             Rerank { max_leaves: 1, ..Rerank::default() },
+            Rerank { trees: 0, ..Rerank::default() },
+            Rerank { ensembles: 0, ..Rerank::default() },
+            Rerank { colsample: 0.0, ..Rerank::default() },
             Rerank { learning_rate: 0.0, ..Rerank::default() },
             Rerank { subsample: 1.5, ..Rerank::default() },
             Rerank { min_leaf_weight: f32::NAN, ..Rerank::default() },
