@@ -169,7 +169,7 @@ impl Rerank {
         Ok(())
     }
 
-    /// One row per (user with a held-out like, EASE candidate), column-major, and its label.
+    /// One feature row per (user with a held-out like, EASE candidate), and its label.
     fn training_rows(&self, context: &Context, late: &HeldOutLikes) -> (Vec<[f64; N_FEATURES]>, Vec<f64>) {
         let mut features = Vec::new();
         let mut labels = Vec::new();
