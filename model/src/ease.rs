@@ -328,18 +328,24 @@ impl EaseModel {
     }
 
     /// Every column's score for a user with these `(movie, rating)` ratings: the liked ones
-    /// are the query, weighted as in training, or all weighing 1 if not `weighted`. Movies
-    /// unknown to the model are ignored.
+    /// are the query, weighted as in training, or all weighing 1 if not `weighted`.
     pub(crate) fn scores_of(&self, rated: &[(ItemId, f32)], weighted: bool) -> Vec<f32> {
-        let (liked, weights): (Vec<u32>, Vec<f32>) = rated
+        let (liked, weights) = self.query_of(rated, weighted);
+        self.scores(&liked, &weights)
+    }
+
+    /// The query of a user with these `(movie, rating)` ratings: the columns of the liked
+    /// movies, ascending, and their weights (`weighted`: as in training; else 1). Movies
+    /// unknown to the model are ignored; a movie rated twice counts once, with its first rating.
+    fn query_of(&self, rated: &[(ItemId, f32)], weighted: bool) -> (Vec<u32>, Vec<f32>) {
+        let mut liked: Vec<(u32, f32)> = rated
             .iter()
             .filter(|r| r.1 >= self.positive_threshold)
-            .filter_map(|&(item, v)| {
-                let w = if weighted { query_weight(self.query_offset, v) } else { 1.0 };
-                Some((self.column_of(item)? as u32, w))
-            })
-            .unzip();
-        self.scores(&liked, &weights)
+            .filter_map(|&(item, v)| Some((self.column_of(item)? as u32, v)))
+            .collect();
+        liked.sort_by_key(|l| l.0);
+        liked.dedup_by_key(|l| l.0);
+        liked.into_iter().map(|(c, v)| (c, if weighted { query_weight(self.query_offset, v) } else { 1.0 })).unzip()
     }
 
     /// The best columns under `query`; `seen` holds sorted dense movie indices to exclude.
@@ -362,17 +368,7 @@ impl EaseModel {
     /// every rated movie counts as seen. Movies unknown to the model are ignored; a movie rated
     /// twice counts once, with its first rating.
     pub fn recommend_for_ratings(&self, rated: &[(ItemId, f32)], query: &Query<'_>) -> Vec<Scored> {
-        let mut liked: Vec<(u32, f32)> = rated
-            .iter()
-            .filter(|r| r.1 >= self.positive_threshold)
-            .filter_map(|r| Some((self.item_ids.index(r.0)?, r.1)))
-            .map(|(i, v)| (self.column[i as usize], v))
-            .filter(|&(c, _)| c != u32::MAX)
-            .collect();
-        liked.sort_by_key(|l| l.0);
-        liked.dedup_by_key(|l| l.0);
-        let weights: Vec<f32> = liked.iter().map(|l| query_weight(self.query_offset, l.1)).collect();
-        let liked: Vec<u32> = liked.into_iter().map(|l| l.0).collect();
+        let (liked, weights) = self.query_of(rated, true);
         let mut seen: Vec<u32> = rated.iter().filter_map(|r| self.item_ids.index(r.0)).collect();
         seen.sort_unstable();
         self.top_n(&liked, &weights, &seen, query)

@@ -273,6 +273,15 @@ impl Ratings {
 
     /// Rows = movies, columns = user indices (ascending), values mapped by `f(user, item, value)`.
     pub(crate) fn by_item_with(&self, f: impl Fn(u32, u32, f32) -> f32) -> Csr {
+        let (offsets, order) = self.by_item_order();
+        let indices = order.iter().map(|&j| self.users[j]).collect();
+        let values = order.iter().map(|&j| f(self.users[j], self.items[j], self.values[j])).collect();
+        Csr { offsets, indices, values }
+    }
+
+    /// The ratings grouped by movie: movie `i`'s are the rating positions
+    /// `order[offsets[i]..offsets[i + 1]]`, users ascending. Returns `(offsets, order)`.
+    pub(crate) fn by_item_order(&self) -> (Vec<usize>, Vec<usize>) {
         let n_items = self.n_items();
         let mut offsets = vec![0usize; n_items + 1];
         for &i in &self.items {
@@ -282,16 +291,13 @@ impl Ratings {
             offsets[i + 1] += offsets[i];
         }
         let mut next = offsets.clone();
-        let mut indices = vec![0u32; self.len()];
-        let mut values = vec![0f32; self.len()];
-        for j in 0..self.len() {
-            let (u, i) = (self.users[j], self.items[j]);
+        let mut order = vec![0usize; self.len()];
+        for (j, &i) in self.items.iter().enumerate() {
             let slot = &mut next[i as usize];
-            indices[*slot] = u;
-            values[*slot] = f(u, i, self.values[j]);
+            order[*slot] = j;
             *slot += 1;
         }
-        Csr { offsets, indices, values }
+        (offsets, order)
     }
 
     /// Number of ratings of each movie.

@@ -226,20 +226,26 @@ fn temporal_holdout(
     let mut late = Vec::new();
     for u in 0..ratings.n_users() as u32 {
         let user = ratings.user_ids().id(u);
-        let mut row: Vec<(i64, ItemId, f32)> = {
-            let (items, values, times) = ratings.user_row(u);
-            items.iter().zip(values).zip(times).map(|((&i, &v), &t)| (t, ratings.item_ids().id(i), v)).collect()
-        };
-        row.sort_by_key(|r| (r.0, r.1));
+        let row = in_time_order(ratings, u);
         let keep = ((1.0 - holdout) * row.len() as f64).floor() as usize;
-        early.extend(row[..keep].iter().map(|&(t, item, v)| Rating { user, item, value: v, timestamp: t }));
-        let liked: Vec<ItemId> = row[keep..].iter().filter(|r| r.2 >= threshold).map(|r| r.1).collect();
+        let item = |i: u32| ratings.item_ids().id(i);
+        early.extend(row[..keep].iter().map(|&(i, v, t)| Rating { user, item: item(i), value: v, timestamp: t }));
+        let liked: Vec<ItemId> = row[keep..].iter().filter(|r| r.1 >= threshold).map(|r| item(r.0)).collect();
         if !liked.is_empty() {
             late.push((user, liked));
         }
     }
     let early = if early.is_empty() { None } else { Some(Ratings::from_rows(early)?) };
     Ok((early, late))
+}
+
+/// User `u`'s ratings as (dense movie, rating, time) in (time, movie id) order: the order
+/// the protocol splits in.
+fn in_time_order(ratings: &Ratings, u: u32) -> Vec<(u32, f32, i64)> {
+    let (items, values, times) = ratings.user_row(u);
+    let mut row: Vec<(u32, f32, i64)> = items.iter().zip(values).zip(times).map(|((&i, &v), &t)| (i, v, t)).collect();
+    row.sort_by_key(|r| (r.2, ratings.item_ids().id(r.0)));
+    row
 }
 
 fn column_major(rows: &[[f64; N_FEATURES]]) -> Vec<f64> {
@@ -260,9 +266,8 @@ struct Context {
     positive_threshold: f32,
     window: i64,
     n_ratings: f64,
-    /// Per movie: ratings, likes, first rating time (its mean comes from
-    /// [`EaseModel::predict`]).
-    item_count: Vec<u32>,
+    /// Per movie: likes and first rating time (its count is the length of its CSR row, its
+    /// mean comes from [`EaseModel::predict`]).
     item_likes: Vec<u32>,
     item_first: Vec<i64>,
     /// Per movie (CSR by `item_offsets`): rating times ascending, and raters ascending.
@@ -279,34 +284,18 @@ struct Context {
 impl Context {
     fn new(ratings: &Ratings, ease: EaseModel, positive_threshold: f32, window: i64) -> Self {
         let n_items = ratings.n_items();
-        let mut item_count = vec![0u32; n_items];
         let mut item_likes = vec![0u32; n_items];
         for (&i, &v) in ratings.items().iter().zip(ratings.values()) {
-            item_count[i as usize] += 1;
             item_likes[i as usize] += u32::from(v >= positive_threshold);
         }
-
-        let mut item_offsets = Vec::with_capacity(n_items + 1);
-        item_offsets.push(0);
-        for &c in &item_count {
-            item_offsets.push(item_offsets.last().copied().unwrap_or(0) + c as usize);
+        let (item_offsets, order) = ratings.by_item_order();
+        let item_users = order.iter().map(|&j| ratings.users()[j]).collect();
+        let mut item_times: Vec<i64> = order.iter().map(|&j| ratings.timestamps()[j]).collect();
+        for w in item_offsets.windows(2) {
+            item_times[w[0]..w[1]].sort_unstable();
         }
-        let mut fill = item_offsets.clone();
-        let mut item_times = vec![0i64; ratings.len()];
-        let mut item_users = vec![0u32; ratings.len()];
-        for ((&u, &i), &t) in ratings.users().iter().zip(ratings.items()).zip(ratings.timestamps()) {
-            let slot = &mut fill[i as usize];
-            item_times[*slot] = t;
-            item_users[*slot] = u;
-            *slot += 1;
-        }
-        let mut item_first = vec![0i64; n_items];
-        for i in 0..n_items {
-            let range = item_offsets[i]..item_offsets[i + 1];
-            item_times[range.clone()].sort_unstable();
-            item_users[range.clone()].sort_unstable();
-            item_first[i] = item_times.get(range.start).copied().filter(|_| !range.is_empty()).unwrap_or(0);
-        }
+        // Every movie of `ratings` has at least one rating.
+        let item_first = item_offsets[..n_items].iter().map(|&o| item_times[o]).collect();
         let mut all_times = ratings.timestamps().to_vec();
         all_times.sort_unstable();
 
@@ -314,10 +303,7 @@ impl Context {
         user_offsets.push(0);
         let mut history = Vec::with_capacity(ratings.len());
         for u in 0..ratings.n_users() as u32 {
-            let (items, values, times) = ratings.user_row(u);
-            let start = history.len();
-            history.extend(items.iter().zip(values).zip(times).map(|((&i, &v), &t)| (i, v, t)));
-            history[start..].sort_by_key(|h| (h.2, ratings.item_ids().id(h.0)));
+            history.extend(in_time_order(ratings, u));
             user_offsets.push(history.len());
         }
 
@@ -328,7 +314,6 @@ impl Context {
             positive_threshold,
             window,
             n_ratings: ratings.len() as f64,
-            item_count,
             item_likes,
             item_first,
             item_offsets,
@@ -397,7 +382,7 @@ impl Context {
                 let iu = i as usize;
                 let column = self.ease.column_of(c.item);
                 let at_column = |s: &[f32]| column.map_or(0.0, |col| f64::from(s[col]));
-                let count = f64::from(self.item_count[iu]);
+                let count = (self.item_offsets[iu + 1] - self.item_offsets[iu]) as f64;
                 let likes = f64::from(self.item_likes[iu]);
                 let times = &self.item_times[self.item_offsets[iu]..self.item_offsets[iu + 1]];
                 let in_window = self.in_window(times, last) as f64;
