@@ -45,11 +45,15 @@ pub enum ModelName {
     EaseRerank,
     /// Most-liked movies ([`model::Popularity`]).
     Popularity,
+    /// What serving answers with: the production pipeline ([`model::Recompute::run`]: fit on
+    /// all but a holdout, check, publish) and its [`model::Engine`], whose lists come from the
+    /// top-N model over each user's live history; top-N only.
+    Served,
 }
 
 impl ModelName {
     /// Every model, in report order.
-    pub const ALL: [ModelName; 13] = [
+    pub const ALL: [ModelName; 14] = [
         ModelName::GlobalMean,
         ModelName::Baseline,
         ModelName::Mf,
@@ -63,6 +67,7 @@ impl ModelName {
         ModelName::EasePlain,
         ModelName::EaseRerank,
         ModelName::Popularity,
+        ModelName::Served,
     ];
 
     /// The `--model` name.
@@ -81,6 +86,7 @@ impl ModelName {
             ModelName::EasePlain => "ease-plain",
             ModelName::EaseRerank => "ease-rerank",
             ModelName::Popularity => "popularity",
+            ModelName::Served => "served",
         }
     }
 
@@ -92,7 +98,11 @@ impl ModelName {
     pub fn applies_to(self, protocol: Protocol) -> bool {
         match protocol {
             Protocol::Cv => {
-                !self.is_online() && !matches!(self, ModelName::Ease | ModelName::EasePlain | ModelName::EaseRerank)
+                !self.is_online()
+                    && !matches!(
+                        self,
+                        ModelName::Ease | ModelName::EasePlain | ModelName::EaseRerank | ModelName::Served
+                    )
             }
             Protocol::Prequential => self == ModelName::GlobalMean || self.is_online(),
             Protocol::TopN => {
@@ -187,6 +197,20 @@ impl ModelName {
                     "feature_gain": importance,
                 });
                 (Box::new(model), params)
+            }
+            ModelName::Served => {
+                let pipeline = model::Recompute::builder().build()?;
+                let published = pipeline.run(train.iter().collect())?;
+                let holdout = published.holdout;
+                let engine = published
+                    .engine(OnlineModel::builder().build()?, std::sync::Arc::new(model::ContentIndex::default()))?;
+                let h = pipeline.holdout();
+                let params = json!({
+                    "holdout_users": h.users, "holdout_fraction": h.fraction,
+                    "holdout_ndcg@10": holdout.and_then(|h| h.ndcg_at_10),
+                    "holdout_rmse": holdout.map(|h| h.rmse),
+                });
+                (Box::new(engine), params)
             }
             ModelName::Popularity => {
                 let p = Popularity::builder().positive_threshold(4.0).build()?;

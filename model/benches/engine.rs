@@ -4,7 +4,8 @@
 //! ```text
 //! cargo bench -p model --bench engine                      # SGD, online, top-N, recompute
 //! cargo bench -p model --bench engine -- topn online       # a subset of sections
-//! cargo bench -p model --bench engine -- synthetic-25m     # 25 M-rating recompute + 62k top-N
+//! cargo bench -p model --bench engine -- personal          # served personal lists (pipeline + engine)
+//! cargo bench -p model --bench engine -- synthetic-25m     # 25 M-rating pipeline, personal lists, RSS
 //! ```
 //! ml-latest-small is read from `CINEDATA_ML_SMALL` or `/work/shared/data/movielens/ml-latest-small`.
 
@@ -289,8 +290,41 @@ fn bench_recompute_small(ratings: &Ratings) {
     }
     let (o, b) = (median(ours), median(base));
     println!(
-        "full recompute ml-latest-small (MF k=64 x 40 epochs || SVD rank 32 + popularity + similarity): median {o:.3} s over 5 runs; biases-only 20-epoch baseline {b:.3} s; ratio {:.1}",
+        "full recompute ml-latest-small (MF k=64 x 40 epochs + SVD rank 32 || EASE + re-ranking trees + popularity + similarity): median {o:.3} s over 5 runs; biases-only 20-epoch baseline {b:.3} s; ratio {:.1}",
         o / b
+    );
+}
+
+/// The published pipeline's engine on `ratings` (fit, holdout check, online model), timed.
+fn published_engine(ratings: &Ratings) -> (model::Engine, f64, Option<model::HoldoutReport>) {
+    let t = Instant::now();
+    let published = Recompute::builder().build().unwrap().run(ratings.iter().collect()).unwrap();
+    let holdout = published.holdout;
+    let engine = published
+        .engine(OnlineModel::builder().build().unwrap(), std::sync::Arc::new(model::ContentIndex::default()))
+        .unwrap();
+    (engine, t.elapsed().as_secs_f64(), holdout)
+}
+
+/// What `GET /users/{id}/recommendations` computes when its cache misses: `Engine::recommend`
+/// (the top-N model over the live history), against the live MF's list in the same run.
+fn bench_personal(label: &str, engine: &model::Engine, users: &[i64], rounds: usize) {
+    let q = Query::top(10);
+    let (base, base_p99) = time_calls(users, rounds, |u| {
+        black_box(engine.online().recommend(u, &q));
+    });
+    let (m, p99) = time_calls(users, rounds, |u| {
+        black_box(engine.recommend(u, &q));
+    });
+    println!(
+        "personal top-10 {label}, Engine::recommend (EASE + re-ranking trees over the live history, uncached): \
+         median {:.2} ms, p99 {:.2} ms over {} calls; live MF list (the old path) median {:.2} ms, p99 {:.2} ms; ratio {:.1}",
+        m / 1e3,
+        p99 / 1e3,
+        users.len() * rounds,
+        base / 1e3,
+        base_p99 / 1e3,
+        m / base
     );
 }
 
@@ -340,6 +374,12 @@ fn main() {
     if run("recompute") {
         bench_recompute_small(&small);
     }
+    if run("personal") {
+        let (engine, secs, holdout) = published_engine(&small);
+        println!("pipeline run ml-latest-small (fit + holdout check + online model): {secs:.1} s; holdout {holdout:?}");
+        let users: Vec<i64> = small.user_ids().ids().to_vec();
+        bench_personal("ml-latest-small", &engine, &users, 5);
+    }
     if run("62k") {
         let big = catalogue_62k();
         let mf = BiasedMf::builder().epochs(3).build().unwrap().fit(&big).unwrap();
@@ -365,15 +405,33 @@ fn synthetic_25m() {
     let base = biases_only(&ratings);
     let b = t.elapsed().as_secs_f64();
     black_box(base);
+    // What a retrain computes: hold out, fit every model (top-N, MF, SVD, popularity,
+    // similarity), check, then the online model over all ratings.
     let t = Instant::now();
-    let batch = Recompute::builder().build().unwrap().fit(&ratings).unwrap();
-    let o = t.elapsed().as_secs_f64();
+    let published = Recompute::builder().build().unwrap().run(ratings.iter().collect()).unwrap();
+    let fit = t.elapsed().as_secs_f64();
+    let users = sample_users(&ratings, 1000, 5);
+    drop(ratings);
+    let holdout = published.holdout;
+    bench_top_n(
+        "25M synthetic (62k catalogue)",
+        &published.ratings,
+        &published.models.mf,
+        Some(&published.models.svd),
+        &users,
+        3,
+    );
+    let t = Instant::now();
+    let engine = published
+        .engine(OnlineModel::builder().build().unwrap(), std::sync::Arc::new(model::ContentIndex::default()))
+        .unwrap();
+    let o = fit + t.elapsed().as_secs_f64();
     println!(
-        "full recompute 25 M synthetic (defaults): {o:.1} s (single run); biases-only 20-epoch baseline {b:.1} s; ratio {:.1}; peak RSS {:.0} MiB",
+        "pipeline run 25 M synthetic (a full retrain: fit every model + holdout check + online model): {o:.1} s \
+         (single run); biases-only 20-epoch baseline {b:.1} s; ratio {:.1}; holdout {holdout:?}; peak RSS {:.0} MiB",
         o / b,
         peak_rss_mib()
     );
-    let users = sample_users(&ratings, 1000, 5);
-    bench_top_n("25M synthetic (62k catalogue)", &ratings, &batch.mf, Some(&batch.svd), &users, 3);
+    bench_personal("25M synthetic (62k catalogue)", &engine, &users, 3);
     println!("peak RSS at exit (incl. online model) {:.0} MiB", peak_rss_mib());
 }

@@ -1,19 +1,92 @@
-//! The full recompute: every batch model fitted from all ratings in one call.
+//! The full recompute: the one recommender pipeline that serving's retrain and `evaluate`
+//! share. [`Recompute::run`] holds out the latest ratings of a sample of users, fits every
+//! batch model on the rest ([`Recompute::fit`]), checks them on the held-out part (RMSE of
+//! the batch MF, NDCG@10 of the top-N model) and returns a [`Published`] candidate, which
+//! [`Published::engine`] turns into the [`Engine`] serving answers from (the held-out
+//! ratings are learned by the online model and read from the live history, so nothing is lost).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::Recommender;
+use crate::content::ContentIndex;
+use crate::engine::Engine;
 use crate::error::ModelError;
+use crate::ids::{ItemId, UserId};
+use crate::metrics::{Errors, Ranking, rank_user};
 use crate::mf::{BiasedMf, MfModel};
+use crate::online::{OnlineConfig, OnlineModel};
 use crate::popularity::{Popularity, PopularityModel};
-use crate::ratings::Ratings;
+use crate::ratings::{Rating, Ratings};
+use crate::rerank::{Rerank, RerankModel};
 use crate::similarity::ItemSimilarity;
 use crate::svd::{PureSvd, TruncatedSvd};
+use crate::topn::Query;
 
-/// What the periodic recompute fits; construct with [`Recompute::builder`].
+/// The list length the holdout's ranking metric scores (NDCG@10, as protocol C).
+pub const HOLDOUT_K: usize = 10;
+
+/// What the periodic recompute fits and how it checks it; construct with
+/// [`Recompute::builder`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recompute {
     mf: BiasedMf,
     svd: TruncatedSvd,
     popularity: Popularity,
     similarity_shrink: f32,
+    top_n: Rerank,
+    holdout: Holdout,
+}
+
+/// Which ratings the check holds out: the latest `fraction` (in time order, ties to the
+/// smaller movie id) of the ratings of a fixed hash-chosen `users` share of users, so
+/// successive retrains check on comparable holdouts and the check asks what protocol C asks
+/// (the rest of a user's session).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Holdout {
+    /// Share of users held out (default 0.1; 0 checks nothing). In [0, 1).
+    pub users: f64,
+    /// Share of each held-out user's ratings (default 0.2). In (0, 1).
+    pub fraction: f64,
+}
+
+impl Default for Holdout {
+    fn default() -> Self {
+        Self { users: 0.1, fraction: 0.2 }
+    }
+}
+
+impl Holdout {
+    /// Whether `user`'s latest ratings are held out: a fixed hash of the id.
+    pub fn holds(&self, user: UserId) -> bool {
+        let mut x = (user as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        (x as f64 / u64::MAX as f64) < self.users
+    }
+
+    /// Splits `rows` into (kept, held out); the held-out part in time order.
+    pub fn split(&self, rows: Vec<Rating>) -> (Vec<Rating>, Vec<Rating>) {
+        let mut by_user: HashMap<UserId, Vec<Rating>> = HashMap::new();
+        let mut kept = Vec::with_capacity(rows.len());
+        for r in rows {
+            if self.holds(r.user) {
+                by_user.entry(r.user).or_default().push(r);
+            } else {
+                kept.push(r);
+            }
+        }
+        let mut held = Vec::new();
+        for (_, mut row) in by_user {
+            row.sort_by_key(|r| (r.timestamp, r.item));
+            let keep = ((1.0 - self.fraction) * row.len() as f64).floor() as usize;
+            held.extend(row.drain(keep.max(1).min(row.len())..));
+            kept.extend(row);
+        }
+        held.sort_by_key(|r| (r.timestamp, r.user, r.item));
+        (kept, held)
+    }
 }
 
 /// Builder of [`Recompute`]; every part defaults to its own builder's defaults.
@@ -23,6 +96,8 @@ pub struct RecomputeBuilder {
     svd: Option<TruncatedSvd>,
     popularity: Option<Popularity>,
     similarity_shrink: f32,
+    top_n: Rerank,
+    holdout: Holdout,
 }
 
 impl RecomputeBuilder {
@@ -51,19 +126,41 @@ impl RecomputeBuilder {
         self
     }
 
+    /// The top-N model: EASE re-ranked by trees (default: the tuned [`Rerank`], the best
+    /// model of protocol C).
+    pub fn top_n(mut self, top_n: Rerank) -> Self {
+        self.top_n = top_n;
+        self
+    }
+
+    /// What [`Recompute::run`] holds out to check the models.
+    pub fn holdout(mut self, holdout: Holdout) -> Self {
+        self.holdout = holdout;
+        self
+    }
+
     /// Fills in defaults and validates.
     ///
     /// # Errors
-    /// [`ModelError::InvalidParameter`] from a default builder or for a negative shrink.
+    /// [`ModelError::InvalidParameter`] from a default builder, for a negative shrink or a
+    /// holdout share out of range.
     pub fn build(self) -> Result<Recompute, ModelError> {
         if !(self.similarity_shrink.is_finite() && self.similarity_shrink >= 0.0) {
             return Err(ModelError::InvalidParameter { name: "similarity_shrink", reason: "must be >= 0".into() });
+        }
+        if !((0.0..1.0).contains(&self.holdout.users) && self.holdout.fraction > 0.0 && self.holdout.fraction < 1.0) {
+            return Err(ModelError::InvalidParameter {
+                name: "holdout",
+                reason: format!("users must be in [0, 1) and fraction in (0, 1), got {:?}", self.holdout),
+            });
         }
         Ok(Recompute {
             mf: self.mf.map_or_else(|| BiasedMf::builder().build(), Ok)?,
             svd: self.svd.map_or_else(|| TruncatedSvd::builder().build(), Ok)?,
             popularity: self.popularity.map_or_else(|| Popularity::builder().build(), Ok)?,
             similarity_shrink: self.similarity_shrink,
+            top_n: self.top_n,
+            holdout: self.holdout,
         })
     }
 }
@@ -81,16 +178,119 @@ pub struct BatchModels {
     pub similarity: ItemSimilarity,
     /// Popular and trending lists for cold start.
     pub popularity: PopularityModel,
+    /// Personal top-N lists: EASE candidates re-ranked by trees, folding in the user's live
+    /// history at request time.
+    pub top_n: Arc<RerankModel>,
+}
+
+/// How the candidate did on the held-out ratings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HoldoutReport {
+    /// RMSE of the batch MF's predictions (clipped to the training range).
+    pub rmse: f64,
+    /// MAE, likewise.
+    pub mae: f64,
+    /// Held-out ratings.
+    pub ratings: u64,
+    /// NDCG@10 of the top-N model's lists for the held-out users against their held-out
+    /// likes (protocol C's definition); `None` when no held-out user liked anything.
+    pub ndcg_at_10: Option<f64>,
+    /// HitRate@10 of the same lists.
+    pub hit_rate_at_10: Option<f64>,
+    /// NDCG@10 of the popularity model's lists for the same users: the floor a personal
+    /// model must clear on this very holdout (figures from different holdouts move by more
+    /// than models differ).
+    pub popularity_ndcg_at_10: Option<f64>,
+    /// Users the ranking metrics average over.
+    pub ranking_users: u64,
+}
+
+/// A fitted and checked candidate, ready to publish.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The batch models, fitted on `ratings`.
+    pub models: BatchModels,
+    /// The ratings they were fitted on (the online model starts from them).
+    pub ratings: Ratings,
+    /// The held-out ratings, in time order.
+    pub held: Vec<Rating>,
+    /// The check; `None` when nothing was held out.
+    pub holdout: Option<HoldoutReport>,
+}
+
+impl Published {
+    /// The engine serving answers from: an online model re-based on the batch MF that then
+    /// learns the held-out ratings as events (so the live history holds every rating), with
+    /// the batch models behind it.
+    ///
+    /// # Errors
+    /// [`ModelError::CapacityExceeded`] if the catalogue exceeds the online model's capacity.
+    pub fn engine(self, online: OnlineConfig, content: Arc<ContentIndex>) -> Result<Engine, ModelError> {
+        let model = OnlineModel::from_batch(online, &self.models.mf, &self.ratings)?;
+        for r in &self.held {
+            let _ = model.update(r.user, r.item, r.value, r.timestamp);
+        }
+        Ok(Engine::new(model, Arc::new(self.models), content))
+    }
 }
 
 impl Recompute {
     /// A builder with every part at its defaults.
     pub fn builder() -> RecomputeBuilder {
-        RecomputeBuilder { mf: None, svd: None, popularity: None, similarity_shrink: 20.0 }
+        RecomputeBuilder {
+            mf: None,
+            svd: None,
+            popularity: None,
+            similarity_shrink: 20.0,
+            top_n: Rerank::default(),
+            holdout: Holdout::default(),
+        }
     }
 
-    /// Fits every model on `ratings`. MF runs on a second thread while the SVD and
-    /// popularity run on this one; each is seeded, so the result does not depend on
+    /// The top-N model's settings.
+    pub fn top_n(&self) -> &Rerank {
+        &self.top_n
+    }
+
+    /// The batch MF's settings.
+    pub fn mf(&self) -> &BiasedMf {
+        &self.mf
+    }
+
+    /// The popularity settings.
+    pub fn popularity(&self) -> &Popularity {
+        &self.popularity
+    }
+
+    /// Support damping of item–item similarity.
+    pub fn similarity_shrink(&self) -> f32 {
+        self.similarity_shrink
+    }
+
+    /// What [`Self::run`] holds out.
+    pub fn holdout(&self) -> Holdout {
+        self.holdout
+    }
+
+    /// Fit, check, publish: holds out the latest ratings of a sample of users (see
+    /// [`Holdout`]), fits every model on the rest and scores them on the held-out part.
+    ///
+    /// # Errors
+    /// [`ModelError::EmptyRatings`] or any model's fitting error.
+    pub fn run(&self, rows: Vec<Rating>) -> Result<Published, ModelError> {
+        let (mut kept, mut held) = self.holdout.split(rows);
+        if kept.is_empty() {
+            // Too little data to hold any out: train on all of it.
+            kept.append(&mut held);
+        }
+        let ratings = Ratings::from_rows(kept)?;
+        let models = self.fit(&ratings)?;
+        let holdout = (!held.is_empty()).then(|| check(&models, &ratings, &held));
+        Ok(Published { models, ratings, held, holdout })
+    }
+
+    /// Fits every model on `ratings`. MF and the SVD run on a second thread while the top-N
+    /// model and popularity run on this one; each is seeded, so the result does not depend on
     /// scheduling.
     ///
     /// # Errors
@@ -100,10 +300,10 @@ impl Recompute {
             return Err(ModelError::EmptyRatings);
         }
         std::thread::scope(|scope| {
-            let mf = scope.spawn(|| self.mf.fit(ratings));
-            let svd = self.svd.fit(ratings)?;
+            let factors = scope.spawn(|| Ok::<_, ModelError>((self.mf.fit(ratings)?, self.svd.fit(ratings)?)));
+            let top_n = Arc::new(self.top_n.fit(ratings)?);
             let popularity = self.popularity.fit(ratings)?;
-            let mf = mf.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+            let (mf, svd) = factors.join().unwrap_or_else(|e| std::panic::resume_unwind(e))?;
             let counts = ratings.item_counts();
             let similarity = ItemSimilarity::from_factors(
                 ratings.item_ids().clone(),
@@ -111,7 +311,113 @@ impl Recompute {
                 Some(&counts),
                 self.similarity_shrink,
             );
-            Ok(BatchModels { mf, svd, similarity, popularity })
+            Ok(BatchModels { mf, svd, similarity, popularity, top_n })
         })
+    }
+}
+
+/// Scores `models` (fitted on `ratings`) on the held-out ratings.
+fn check(models: &BatchModels, ratings: &Ratings, held: &[Rating]) -> HoldoutReport {
+    let (lo, hi) = ratings.value_range().unwrap_or((f32::MIN, f32::MAX));
+    let mut errors = Errors::default();
+    let mut liked: HashMap<UserId, HashSet<ItemId>> = HashMap::new();
+    let threshold = models.top_n.ease().positive_threshold();
+    for r in held {
+        errors.add(models.mf.predict(r.user, r.item).clamp(lo, hi), r.value);
+        if r.value >= threshold {
+            liked.entry(r.user).or_default().insert(r.item);
+        }
+    }
+    let (mut ranking, mut popular) = (Ranking::default(), Ranking::default());
+    let mut users: Vec<&UserId> = liked.keys().collect();
+    users.sort_unstable();
+    for user in users {
+        let query = Query::top(HOLDOUT_K);
+        let list: Vec<ItemId> = models.top_n.recommend(*user, &query).into_iter().map(|s| s.item).collect();
+        ranking.add(&list, rank_user(&list, &liked[user], HOLDOUT_K));
+        let list: Vec<ItemId> = models.popularity.recommend(*user, &query).into_iter().map(|s| s.item).collect();
+        popular.add(&list, rank_user(&list, &liked[user], HOLDOUT_K));
+    }
+    let means = (ranking.users() > 0).then(|| ranking.means());
+    HoldoutReport {
+        rmse: errors.rmse(),
+        mae: errors.mae(),
+        ratings: errors.len(),
+        ndcg_at_10: means.map(|m| m.ndcg),
+        hit_rate_at_10: means.map(|m| m.hit),
+        popularity_ndcg_at_10: means.map(|_| popular.means().ndcg),
+        ranking_users: ranking.users() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 40 users in two tastes over movies 1–20 (odd or even), each rating in time order.
+    fn rows() -> Vec<Rating> {
+        let mut rows = Vec::new();
+        for u in 1..=40i64 {
+            for (k, m) in (1..=20i64).filter(|m| m % 2 == u % 2).enumerate() {
+                let value = if (u + m) % 5 == 0 { 2.0 } else { 4.5 };
+                rows.push(Rating { user: u, item: m, value, timestamp: 1_000 * u + k as i64 });
+            }
+        }
+        rows
+    }
+
+    fn small() -> Recompute {
+        Recompute::builder()
+            .mf(BiasedMf::builder().factors(4).epochs(5).build().unwrap())
+            .svd(TruncatedSvd::builder().rank(3).build().unwrap())
+            .top_n(Rerank { trees: 20, ensembles: 1, ..Rerank::default() })
+            .holdout(Holdout { users: 0.5, fraction: 0.2 })
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_holdout_is_the_latest_fifth_of_a_fixed_sample_of_users() {
+        let holdout = Holdout { users: 0.5, fraction: 0.2 };
+        let (kept, held) = holdout.split(rows());
+        assert_eq!(kept.len() + held.len(), rows().len());
+        let held_users: HashSet<UserId> = held.iter().map(|r| r.user).collect();
+        assert!((10..=30).contains(&held_users.len()), "{}", held_users.len());
+        for u in 1..=40 {
+            let mine: Vec<&Rating> = held.iter().filter(|r| r.user == u).collect();
+            assert_eq!(mine.len(), if holdout.holds(u) { 2 } else { 0 }, "user {u}");
+            // The held-out ones are the user's latest.
+            let last_kept = kept.iter().filter(|r| r.user == u).map(|r| r.timestamp).max().unwrap();
+            assert!(mine.iter().all(|r| r.timestamp > last_kept));
+        }
+        assert!(held.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        assert_eq!(Holdout { users: 0.0, fraction: 0.2 }.split(rows()).1.len(), 0);
+    }
+
+    #[test]
+    fn run_checks_rmse_and_ndcg_and_the_engine_knows_every_rating() {
+        let published = small().run(rows()).unwrap();
+        let report = published.holdout.expect("ratings were held out");
+        assert_eq!(report.ratings as usize, published.held.len());
+        assert!(report.rmse.is_finite() && report.rmse < 2.5, "{report:?}");
+        let ndcg = report.ndcg_at_10.expect("held-out likes");
+        // The tastes are separable: the held-out likes of a user rank near the top.
+        assert!(ndcg > 0.5, "{report:?}");
+        assert!(report.popularity_ndcg_at_10.is_some_and(|p| p < ndcg), "{report:?}");
+        assert_eq!(published.ratings.len() + published.held.len(), rows().len());
+        let held = published.held.clone();
+        let engine =
+            published.engine(OnlineModel::builder().build().unwrap(), Arc::new(ContentIndex::default())).unwrap();
+        for r in &held {
+            assert!(engine.history(r.user).iter().any(|h| h.0 == r.item && h.1 == r.value), "{r:?}");
+        }
+        assert!(engine.top_n().is_some());
+    }
+
+    #[test]
+    fn bad_holdouts_are_refused() {
+        for holdout in [Holdout { users: 1.0, fraction: 0.2 }, Holdout { users: 0.1, fraction: 0.0 }] {
+            assert!(Recompute::builder().holdout(holdout).build().is_err(), "{holdout:?}");
+        }
     }
 }

@@ -1,5 +1,7 @@
-//! The facade serving calls: personal lists for known users, trending for cold ones,
-//! collaborative "similar movies" once a movie has ratings and content-based ones before.
+//! The facade serving calls: personal lists for known users (the top-N model over their live
+//! history, so a rating just learned changes the next list), trending for cold ones,
+//! collaborative "similar movies" once a movie has ratings and content-based ones before, and
+//! explanations that cite what the user liked.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use crate::explain::Reason;
 use crate::ids::{ItemId, UserId};
 use crate::online::OnlineModel;
 use crate::popularity::PopularityModel;
+use crate::rerank::RerankModel;
 use crate::similarity::ItemSimilarity;
 use crate::topn::{Query, Scored};
 
@@ -32,9 +35,11 @@ impl Default for ColdStart {
 /// Which model produced a list; serving can show it ("Trending now", "Because you liked …").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    /// Personal scores from the live factor model.
+    /// Personal scores: the top-N model over the user's live history (the live factor model
+    /// before the first recompute).
     Personal,
-    /// Recency-weighted popularity (cold user).
+    /// Recency-weighted popularity (a user without ratings, or without a liked movie the
+    /// top-N model knows; also the last resort for similar movies).
     Trending,
     /// Item–item similarity from ratings.
     Collaborative,
@@ -51,12 +56,13 @@ pub struct Recommendations {
     pub items: Vec<Scored>,
 }
 
-/// The live online model, the cold-start models of the last recompute and the content
-/// index, with the cold-start routing between them. Cheap to clone; swap in a new one after a
+/// The live online model, the top-N and cold-start models of the last recompute and the
+/// content index, with the routing between them. Cheap to clone; swap in a new one after a
 /// recompute.
 #[derive(Debug, Clone)]
 pub struct Engine {
     online: OnlineModel,
+    top_n: Option<Arc<RerankModel>>,
     popularity: Option<Arc<PopularityModel>>,
     similarity: Option<Arc<ItemSimilarity>>,
     content: Arc<ContentIndex>,
@@ -66,24 +72,33 @@ pub struct Engine {
 impl Engine {
     /// Combines the models of a full recompute with the default [`ColdStart`] thresholds.
     pub fn new(online: OnlineModel, batch: Arc<BatchModels>, content: Arc<ContentIndex>) -> Self {
-        Self::from_parts(
+        let mut engine = Self::from_parts(
             online,
             Some(Arc::new(batch.popularity.clone())),
             Some(Arc::new(batch.similarity.clone())),
             content,
-        )
+        );
+        engine.top_n = Some(batch.top_n.clone());
+        engine
     }
 
-    /// Combines models fitted separately (e.g. restored from a snapshot). Without a
-    /// popularity model cold users get the live model's most-rated movies; without a
-    /// similarity index "similar movies" come from the live factors.
+    /// Combines models fitted separately (e.g. restored from a snapshot), without a top-N
+    /// model: personal lists then come from the live factors. Without a popularity model cold
+    /// users get the live model's most-rated movies; without a similarity index "similar
+    /// movies" come from the live factors.
     pub fn from_parts(
         online: OnlineModel,
         popularity: Option<Arc<PopularityModel>>,
         similarity: Option<Arc<ItemSimilarity>>,
         content: Arc<ContentIndex>,
     ) -> Self {
-        Self { online, popularity, similarity, content, cold: ColdStart::default() }
+        Self { online, top_n: None, popularity, similarity, content, cold: ColdStart::default() }
+    }
+
+    /// With a top-N model for personal lists (e.g. restored from a snapshot).
+    pub fn with_top_n(mut self, top_n: Arc<RerankModel>) -> Self {
+        self.top_n = Some(top_n);
+        self
     }
 
     /// Other cold-start thresholds.
@@ -95,6 +110,22 @@ impl Engine {
     /// The live model (the consumer calls [`OnlineModel::update`] on it).
     pub fn online(&self) -> &OnlineModel {
         &self.online
+    }
+
+    /// The top-N model of the last recompute, if any.
+    pub fn top_n(&self) -> Option<&RerankModel> {
+        self.top_n.as_deref()
+    }
+
+    /// The user's live history: their latest rating of each movie with its time, in time
+    /// order (empty for an unknown user).
+    pub fn history(&self, user: UserId) -> Vec<(ItemId, f32, i64)> {
+        self.online.history(user)
+    }
+
+    /// The live model's predicted rating (clipped to the rating scale).
+    pub fn predict(&self, user: UserId, item: ItemId) -> f32 {
+        self.online.predict(user, item)
     }
 
     /// The popularity model of the last recompute, if any.
@@ -112,16 +143,23 @@ impl Engine {
         &self.content
     }
 
-    /// Personal top-N from the live model, or trending for a user with too few ratings (still
-    /// excluding whatever they did rate).
+    /// Personal top-N from the top-N model over the user's live history (from the live
+    /// factors before the first recompute), or trending for a user with too few ratings or
+    /// no liked movie the top-N model knows (still excluding whatever they did rate).
     pub fn recommend(&self, user: UserId, query: &Query<'_>) -> Recommendations {
-        let rated = self.online.user(user).map_or(0, |u| u.n_ratings);
-        if rated >= self.cold.min_user_ratings && rated > 0 {
-            return Recommendations { source: Source::Personal, items: self.online.recommend(user, query) };
+        let history = self.online.history(user);
+        if history.len() >= self.cold.min_user_ratings && !history.is_empty() {
+            let items = match &self.top_n {
+                Some(top_n) => top_n.recommend_for_history(&history, query),
+                None => self.online.recommend(user, query),
+            };
+            if !items.is_empty() {
+                return Recommendations { source: Source::Personal, items };
+            }
         }
         let mut q = query.clone();
         if query.excludes_seen() {
-            q = q.exclude(self.online.rated(user).into_iter().map(|r| r.0));
+            q = q.exclude(history.iter().map(|h| h.0));
         }
         let items = match &self.popularity {
             Some(p) => p.trending(&q),
@@ -133,14 +171,32 @@ impl Engine {
     /// Similar movies: collaborative once the movie has enough ratings (batch similarity, or
     /// the live factors for a movie newer than the batch), content-based before that.
     pub fn similar(&self, item: ItemId, query: &Query<'_>) -> Recommendations {
+        self.similar_in(item, query, &self.content)
+    }
+
+    /// [`Self::similar`] with `content` as the content index (a catalogue newer than the last
+    /// recompute's); a movie that nothing relates to yet (no ratings, genres or tags) gets the
+    /// trending list without itself rather than nothing.
+    pub fn similar_in(&self, item: ItemId, query: &Query<'_>, content: &ContentIndex) -> Recommendations {
         if self.online.item_count(item) >= self.cold.min_item_ratings {
             let items = match &self.similarity {
                 Some(s) if s.item_ids().index(item).is_some() => s.similar(item, query),
                 _ => self.online.similar(item, query),
             };
-            return Recommendations { source: Source::Collaborative, items };
+            if !items.is_empty() {
+                return Recommendations { source: Source::Collaborative, items };
+            }
         }
-        Recommendations { source: Source::Content, items: self.content.similar(item, query) }
+        let items = content.similar(item, query);
+        if !items.is_empty() {
+            return Recommendations { source: Source::Content, items };
+        }
+        let query = query.clone().exclude([item]);
+        let items = match &self.popularity {
+            Some(p) => p.trending(&query),
+            None => self.online.most_rated(&query),
+        };
+        Recommendations { source: Source::Trending, items }
     }
 
     /// Content-similar movies for a feature set (a movie not even in the content index yet).
@@ -148,10 +204,28 @@ impl Engine {
         Recommendations { source: Source::Content, items: self.content.similar_to(features, query) }
     }
 
-    /// "Because you rated …" for recommending `item` to `user`, from the live model.
+    /// "Because you liked …" for recommending `item` to `user`: only movies the user liked are
+    /// cited (rated ≥ 4, or ≥ their own mean when nothing reaches 4), weighted by what drove
+    /// the score: each liked movie's share of the top-N model's score (EASE's item–item
+    /// weights), or before the first recompute the live factors' similarity.
     pub fn explain(&self, user: UserId, item: ItemId, n: usize) -> Vec<Reason> {
-        self.online.explain(user, item, n)
+        let history = self.online.history(user);
+        if let Some(top_n) = &self.top_n {
+            return top_n.explain_for_history(&history, item, n);
+        }
+        let liked = liked_threshold(&history);
+        self.online.explain(user, item, usize::MAX).into_iter().filter(|r| r.rating >= liked).take(n).collect()
     }
+}
+
+/// The rating from which a user's movie counts as liked: 4, or the user's mean rating when
+/// none of theirs reaches 4.
+pub fn liked_threshold(history: &[(ItemId, f32, i64)]) -> f32 {
+    const LIKED: f32 = 4.0;
+    if history.is_empty() || history.iter().any(|h| h.1 >= LIKED) {
+        return LIKED;
+    }
+    history.iter().map(|h| h.1).sum::<f32>() / history.len() as f32
 }
 
 impl Recommender for Engine {
@@ -215,10 +289,12 @@ mod tests {
     #[test]
     fn a_known_user_gets_personal_scores_without_seen_movies() {
         let e = engine();
-        let got = e.recommend(4, &Query::top(20));
+        let got = e.recommend(5, &Query::top(20));
         assert_eq!(got.source, Source::Personal);
-        let seen: Vec<ItemId> = e.online().rated(4).into_iter().map(|r| r.0).collect();
-        assert_eq!(got.items.len(), 20 - seen.len());
+        let seen: Vec<ItemId> = e.online().rated(5).into_iter().map(|r| r.0).collect();
+        // Every unseen movie the top-N model knows (someone liked it), and nothing else.
+        let known = e.top_n().unwrap().ease().item_ids().filter(|i| !seen.contains(i)).count();
+        assert_eq!(got.items.len(), known);
         assert!(got.items.iter().all(|s| !seen.contains(&s.item)));
     }
 
@@ -258,12 +334,38 @@ mod tests {
     }
 
     #[test]
-    fn explanations_cite_movies_the_user_rated() {
+    fn explanations_cite_only_movies_the_user_liked() {
         let e = engine();
-        let top = e.recommend(4, &Query::top(1)).items[0].item;
-        let rated: Vec<ItemId> = e.online().rated(4).into_iter().map(|r| r.0).collect();
-        let why = e.explain(4, top, 3);
-        assert!(why.len() <= 3);
-        assert!(why.iter().all(|r| rated.contains(&r.item) && r.weight > 0.0));
+        let top = e.recommend(5, &Query::top(1)).items[0].item;
+        let liked: Vec<ItemId> = e.online().rated(5).into_iter().filter(|r| r.1 >= 4.0).map(|r| r.0).collect();
+        let why = e.explain(5, top, 3);
+        assert!(!why.is_empty() && why.len() <= 3);
+        assert!(why.iter().all(|r| liked.contains(&r.item) && r.weight > 0.0), "{why:?}");
+        // Before the first recompute the live factors explain, still citing likes only.
+        let live = Engine::from_parts(e.online().clone(), None, None, Arc::new(e.content().clone()));
+        assert!(live.explain(5, top, 20).iter().all(|r| liked.contains(&r.item)));
+    }
+
+    #[test]
+    fn a_new_rating_changes_the_next_personal_list_without_a_refit() {
+        let e = engine();
+        let before = e.recommend(5, &Query::top(5));
+        assert_eq!(before.source, Source::Personal);
+        assert!(e.top_n().is_some(), "lists come from the top-N model");
+        e.online().update(5, before.items[0].item, 5.0, 100 * 86_400).unwrap();
+        let after = e.recommend(5, &Query::top(5));
+        assert_ne!(after.items, before.items);
+        assert!(after.items.iter().all(|s| s.item != before.items[0].item));
+    }
+
+    #[test]
+    fn a_user_liked_nothing_gets_the_trending_list_without_their_movies() {
+        let e = engine();
+        e.online().update(777, 20, 1.0, 5).unwrap();
+        let got = e.recommend(777, &Query::top(5));
+        assert_eq!(got.source, Source::Trending);
+        assert!(got.items.iter().all(|s| s.item != 20));
+        assert_eq!(liked_threshold(&[(1, 3.0, 0), (2, 2.0, 1)]), 2.5);
+        assert_eq!(liked_threshold(&[(1, 4.5, 0), (2, 2.0, 1)]), 4.0);
     }
 }

@@ -46,8 +46,10 @@ impl Hasher for IdHasher {
 /// `BuildHasher` for [`IdHasher`], usable with `HashMap` and `DashMap`.
 pub type IdBuildHasher = BuildHasherDefault<IdHasher>;
 
-/// Bidirectional map between external ids and dense indices `0..len`.
-#[derive(Debug, Clone, Default)]
+/// Bidirectional map between external ids and dense indices `0..len`. Serialised as its
+/// sorted ids; the index is rebuilt on load.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<i64>", into = "Vec<i64>")]
 pub struct IdMap {
     ids: Vec<i64>,
     index: HashMap<i64, u32, IdBuildHasher>,
@@ -92,6 +94,20 @@ impl IdMap {
     /// All ids, ascending (position = dense index).
     pub fn ids(&self) -> &[i64] {
         &self.ids
+    }
+}
+
+impl From<Vec<i64>> for IdMap {
+    fn from(mut ids: Vec<i64>) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        Self::from_sorted(ids)
+    }
+}
+
+impl From<IdMap> for Vec<i64> {
+    fn from(map: IdMap) -> Self {
+        map.ids
     }
 }
 

@@ -18,8 +18,11 @@
 //! - [`popularity`]: popular and trending lists for cold start.
 //! - [`topn`]: top-N queries (exclusions, filters) and selection.
 //! - [`explain`]: "because you rated X".
-//! - [`batch`]: the full recompute of all batch models.
-//! - [`engine`]: the facade with cold-start routing.
+//! - [`metrics`]: RMSE, MAE and the top-N metrics of `EVALUATION.md`.
+//! - [`batch`]: the full recompute, the one pipeline shared by serving's retrain and
+//!   `evaluate`: fit every batch model, check on a holdout, publish an [`Engine`].
+//! - [`engine`]: the facade serving calls: personal lists from the top-N model over the live
+//!   history, cold-start routing, similar movies with their fallbacks, explanations.
 //! - [`ids`], [`error`]: id types and the crate's error.
 //!
 //! Ids are MovieLens `i64` ids at the API boundary and dense `u32` indices inside.
@@ -37,6 +40,7 @@ pub mod ids;
 mod init;
 pub mod knn;
 pub mod linalg;
+pub mod metrics;
 pub mod mf;
 pub mod online;
 mod panel;
@@ -49,7 +53,7 @@ pub mod svd;
 pub mod topn;
 
 pub use baseline::{Baseline, BaselineModel};
-pub use batch::{BatchModels, Recompute};
+pub use batch::{BatchModels, Holdout, HoldoutReport, Published, Recompute, RecomputeBuilder};
 pub use blend::{BlendModel, LinearBlend, Member};
 pub use content::ContentIndex;
 pub use ease::{Ease, EaseModel};
@@ -64,7 +68,7 @@ pub use online::{
 };
 pub use popularity::{PopularItem, Popularity, PopularityModel, PopularityState};
 pub use ratings::{Rating, Ratings};
-pub use rerank::{Rerank, RerankModel};
+pub use rerank::{Rerank, RerankModel, RerankState};
 pub use sgd::{BiasRates, SgdParams, sgd_step, sgd_step_with};
 pub use similarity::ItemSimilarity;
 pub use svd::{Centring, PureSvd, TruncatedSvd};

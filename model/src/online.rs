@@ -615,6 +615,16 @@ impl OnlineModel {
         rated.iter().filter_map(|r| Some((self.item_id(r.item)?, r.rating))).collect()
     }
 
+    /// The user's latest rating of each movie they rated with its time, in (time, movie id)
+    /// order: the live history the top-N model reads at request time.
+    pub fn history(&self, user: UserId) -> Vec<(ItemId, f32, i64)> {
+        let rated: Vec<Rated> = self.inner.users.get(&user).map(|r| r.rated.iter().collect()).unwrap_or_default();
+        let mut h: Vec<(ItemId, f32, i64)> =
+            rated.iter().filter_map(|r| Some((self.item_id(r.item)?, r.rating, r.timestamp))).collect();
+        h.sort_by_key(|r| (r.2, r.0));
+        h
+    }
+
     fn item_id(&self, idx: u32) -> Option<ItemId> {
         self.block(idx)?.read().ids[idx as usize % BLOCK]
     }

@@ -323,7 +323,7 @@ impl Ratings {
 }
 
 /// Per-user sorted movie indices and their stars: what top-N excludes and explanations cite.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Seen {
     offsets: Vec<usize>,
     items: Vec<u32>,

@@ -21,6 +21,7 @@ use forust_ml::{GradientBooster, Matrix};
 use crate::Recommender;
 use crate::ease::{Ease, EaseModel};
 use crate::error::ModelError;
+use crate::explain::Reason;
 use crate::ids::{IdMap, ItemId, UserId};
 use crate::ratings::{Rating, Ratings};
 use crate::topn::{Query, Scored};
@@ -56,6 +57,8 @@ const RECENT_RATINGS: usize = 20;
 const LAST_MOVIES: usize = 5;
 /// Latest ratings in the user's recent mean.
 const RECENT_MEAN_RATINGS: usize = 10;
+/// Raters per movie the cosine feature looks at (ml-latest-small's most rated movie has 329).
+const COSINE_RATERS: usize = 2_000;
 
 /// Hyper-parameters of the re-ranker; `Rerank::default()` is the tuned setting.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +90,10 @@ pub struct Rerank {
     pub window_seconds: i64,
     /// Seed of the first ensemble (the others add 1, 2, …).
     pub seed: u64,
+    /// Most users whose held-out likes label training rows (default 20,000; ml-latest-small
+    /// has 610): a larger data set samples every k-th user, which bounds the trees' training
+    /// time at ml-25m's size (162k users, 16 M candidate rows otherwise).
+    pub max_training_users: usize,
 }
 
 impl Default for Rerank {
@@ -104,6 +111,7 @@ impl Default for Rerank {
             ensembles: 3,
             window_seconds: 90 * 86_400,
             seed: 0,
+            max_training_users: 20_000,
         }
     }
 }
@@ -142,7 +150,8 @@ impl Rerank {
     }
 
     fn validate(&self) -> Result<(), ModelError> {
-        let checks: [(&'static str, bool, &str); 9] = [
+        let checks: [(&'static str, bool, &str); 10] = [
+            ("max_training_users", self.max_training_users >= 1, "must be ≥ 1"),
             ("holdout", self.holdout > 0.0 && self.holdout < 1.0, "must be in (0, 1)"),
             ("candidates", self.candidates >= 1, "must be ≥ 1"),
             ("trees", self.trees >= 1, "must be ≥ 1"),
@@ -173,12 +182,14 @@ impl Rerank {
     fn training_rows(&self, context: &Context, late: &HeldOutLikes) -> (Vec<[f64; N_FEATURES]>, Vec<f64>) {
         let mut features = Vec::new();
         let mut labels = Vec::new();
-        for (user, liked) in late {
+        // A large data set trains on an even sample of its users (every k-th in id order).
+        let step = late.len().div_ceil(self.max_training_users.max(1)).max(1);
+        for (user, liked) in late.iter().step_by(step) {
             let Some(u) = context.user_ids.index(*user) else { continue };
             let candidates = context.ease.recommend(*user, &Query::top(self.candidates));
             let liked: HashSet<ItemId> = liked.iter().copied().collect();
             labels.extend(candidates.iter().map(|c| f64::from(u8::from(liked.contains(&c.item)))));
-            features.extend(context.features(u, &candidates));
+            features.extend(context.features(&context.history_of(u), &candidates));
         }
         (features, labels)
     }
@@ -258,7 +269,7 @@ fn column_major(rows: &[[f64; N_FEATURES]]) -> Vec<f64> {
 
 /// What the features are computed from: the EASE model and the statistics of the ratings it
 /// was fitted on. Dense user and movie indices are those of the `Ratings`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Context {
     ease: EaseModel,
     user_ids: IdMap,
@@ -332,10 +343,15 @@ impl Context {
         hi - lo
     }
 
-    /// Cosine similarity of two movies over who rated them (binary).
+    /// Cosine similarity of two movies over who rated them (binary), over the first
+    /// [`COSINE_RATERS`] raters of each in user order: the same user sample for every movie, so
+    /// a request's 500 cosines stay cheap when popular movies have 80k raters (ml-25m).
     fn cosine(&self, a: u32, b: u32) -> f64 {
-        let ua = &self.item_users[self.item_offsets[a as usize]..self.item_offsets[a as usize + 1]];
-        let ub = &self.item_users[self.item_offsets[b as usize]..self.item_offsets[b as usize + 1]];
+        let raters = |i: u32| {
+            let all = &self.item_users[self.item_offsets[i as usize]..self.item_offsets[i as usize + 1]];
+            &all[..all.len().min(COSINE_RATERS)]
+        };
+        let (ua, ub) = (raters(a), raters(b));
         if ua.is_empty() || ub.is_empty() {
             return 0.0;
         }
@@ -354,10 +370,19 @@ impl Context {
         f64::from(common) / ((ua.len() * ub.len()) as f64).sqrt()
     }
 
-    /// The [`FEATURE_NAMES`] of each candidate (in list order, best EASE score first) for the
-    /// user at dense index `u`.
-    fn features(&self, u: u32, candidates: &[Scored]) -> Vec<[f64; N_FEATURES]> {
-        let history = &self.history[self.user_offsets[u as usize]..self.user_offsets[u as usize + 1]];
+    /// A training user's history (dense index `u`) as `(movie, rating, time)` in time order.
+    fn history_of(&self, u: u32) -> Vec<(ItemId, f32, i64)> {
+        self.history[self.user_offsets[u as usize]..self.user_offsets[u as usize + 1]]
+            .iter()
+            .map(|&(i, v, t)| (self.item_ids.id(i), v, t))
+            .collect()
+    }
+
+    /// The [`FEATURE_NAMES`] of each candidate (in list order, best EASE score first) for a
+    /// user with this history (`(movie, rating, time)` in (time, movie id) order): the training
+    /// history, or the live one at request time. Movies the statistics do not know count in
+    /// the user's own figures only.
+    fn features(&self, history: &[(ItemId, f32, i64)], candidates: &[Scored]) -> Vec<[f64; N_FEATURES]> {
         let Some(&(_, _, last)) = history.last() else { return Vec::new() };
         let first = history[0].2;
         let n = history.len() as f64;
@@ -365,12 +390,16 @@ impl Context {
         let like_rate = history.iter().filter(|h| h.1 >= self.positive_threshold).count() as f64 / n;
         let tail = &history[history.len().saturating_sub(RECENT_MEAN_RATINGS)..];
         let recent_mean = tail.iter().map(|h| f64::from(h.1)).sum::<f64>() / tail.len() as f64;
-        let rated = |hs: &[(u32, f32, i64)]| -> Vec<(ItemId, f32)> {
-            hs.iter().map(|h| (self.item_ids.id(h.0), h.1)).collect()
-        };
-        let recent_scores = self.ease.scores_of(&rated(&history[history.len().saturating_sub(RECENT_RATINGS)..]), true);
-        let plain_scores = self.ease.scores_of(&rated(history), false);
-        let last_movies: Vec<u32> = history[history.len().saturating_sub(LAST_MOVIES)..].iter().map(|h| h.0).collect();
+        let rated = |hs: &[(ItemId, f32, i64)]| -> Vec<(ItemId, f32)> { hs.iter().map(|h| (h.0, h.1)).collect() };
+        // The recent and unweighted EASE scores are needed at the candidates only.
+        let columns: Vec<Option<usize>> = candidates.iter().map(|c| self.ease.column_of(c.item)).collect();
+        let recent = &history[history.len().saturating_sub(RECENT_RATINGS)..];
+        let recent_scores = self.ease.scores_at(&rated(recent), true, &columns);
+        let plain_scores = self.ease.scores_at(&rated(history), false, &columns);
+        let last_movies: Vec<u32> = history[history.len().saturating_sub(LAST_MOVIES)..]
+            .iter()
+            .filter_map(|h| self.item_ids.index(h.0))
+            .collect();
         let window_total = self.in_window(&self.all_times, last).max(1) as f64;
         let best = candidates.first().map_or(1.0, |c| if c.score > 0.0 { f64::from(c.score) } else { 1.0 });
 
@@ -380,8 +409,6 @@ impl Context {
             .map(|(rank, c)| {
                 let Some(i) = self.item_ids.index(c.item) else { return [0.0; N_FEATURES] };
                 let iu = i as usize;
-                let column = self.ease.column_of(c.item);
-                let at_column = |s: &[f32]| column.map_or(0.0, |col| f64::from(s[col]));
                 let count = (self.item_offsets[iu + 1] - self.item_offsets[iu]) as f64;
                 let likes = f64::from(self.item_likes[iu]);
                 let times = &self.item_times[self.item_offsets[iu]..self.item_offsets[iu + 1]];
@@ -391,7 +418,7 @@ impl Context {
                     f64::from(c.score),
                     f64::from(c.score) / best,
                     (rank as f64).ln_1p(),
-                    at_column(&recent_scores),
+                    f64::from(recent_scores[rank]),
                     (count / self.n_ratings * 1e5).ln_1p(),
                     (likes / self.n_ratings * 1e5).ln_1p(),
                     f64::from(self.ease.predict(0, c.item)),
@@ -401,7 +428,7 @@ impl Context {
                     (last - self.item_first[iu]) as f64 / (365.0 * 86_400.0),
                     n.ln(),
                     mean,
-                    at_column(&plain_scores),
+                    f64::from(plain_scores[rank]),
                     cosine,
                     like_rate,
                     recent_mean,
@@ -429,7 +456,56 @@ impl std::fmt::Debug for RerankModel {
     }
 }
 
+/// A fitted [`RerankModel`] as plain data, for snapshots (the trees as forust's JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RerankState {
+    context: Context,
+    boosters: Vec<String>,
+    candidates: usize,
+}
+
 impl RerankModel {
+    /// The model as plain data.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidParameter`] if a tree ensemble cannot be written.
+    pub fn export(&self) -> Result<RerankState, ModelError> {
+        let boosters = self
+            .boosters
+            .iter()
+            .map(|b| {
+                b.json_dump().map_err(|e| ModelError::InvalidParameter {
+                    name: "trees",
+                    reason: format!("cannot write a tree ensemble: {e}"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RerankState { context: self.context.clone(), boosters, candidates: self.candidates })
+    }
+
+    /// The model [`Self::export`] wrote.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidParameter`] if a tree ensemble does not read back.
+    pub fn restore(state: RerankState) -> Result<Self, ModelError> {
+        let boosters = state
+            .boosters
+            .iter()
+            .map(|json| {
+                GradientBooster::from_json(json).map_err(|e| ModelError::InvalidParameter {
+                    name: "trees",
+                    reason: format!("cannot read a tree ensemble: {e}"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { context: state.context, boosters, candidates: state.candidates })
+    }
+
+    /// EASE candidates re-ranked per list.
+    pub fn candidates(&self) -> usize {
+        self.candidates
+    }
+
     /// Tree ensembles trained (0 when the holdout had nothing to learn from: EASE order).
     pub fn ensembles(&self) -> usize {
         self.boosters.len()
@@ -464,17 +540,45 @@ impl Recommender for RerankModel {
     /// EASE's best `max(candidates, n)` movies under `query`, re-ordered by the mean tree
     /// ensemble score (log-odds of a like), ties to the smaller movie id.
     fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored> {
-        let n = query.n();
         let Some(u) = self.context.user_ids.index(user) else { return Vec::new() };
-        if n == 0 {
+        if query.n() == 0 {
             return Vec::new();
         }
-        let mut candidates = self.context.ease.recommend(user, &query.clone().with_n(self.candidates.max(n)));
+        let candidates = self.context.ease.recommend(user, &query.clone().with_n(self.candidates.max(query.n())));
+        self.rerank(&self.context.history_of(u), candidates, query.n())
+    }
+}
+
+impl RerankModel {
+    /// Top-N for a user with this history (`(movie, rating, time)`, any order): the live
+    /// state's ratings at request time, so a rating just given changes the next list without a
+    /// refit. EASE's query is the liked movies of `history`, every movie in it counts as seen,
+    /// and the trees' user features come from it too.
+    pub fn recommend_for_history(&self, history: &[(ItemId, f32, i64)], query: &Query<'_>) -> Vec<Scored> {
+        if query.n() == 0 || history.is_empty() {
+            return Vec::new();
+        }
+        let history = time_ordered(history);
+        let rated: Vec<(ItemId, f32)> = history.iter().map(|h| (h.0, h.1)).collect();
+        let candidates =
+            self.context.ease.recommend_for_ratings(&rated, &query.clone().with_n(self.candidates.max(query.n())));
+        self.rerank(&history, candidates, query.n())
+    }
+
+    /// Why `item` is recommended to a user with this history: EASE's per-movie shares of its
+    /// score (see [`EaseModel::explain_for_ratings`]); only liked movies are cited.
+    pub fn explain_for_history(&self, history: &[(ItemId, f32, i64)], item: ItemId, n: usize) -> Vec<Reason> {
+        let rated: Vec<(ItemId, f32)> = time_ordered(history).iter().map(|h| (h.0, h.1)).collect();
+        self.context.ease.explain_for_ratings(&rated, item, n)
+    }
+
+    /// Re-orders `candidates` (EASE's, best first) by the trees and keeps the best `n`.
+    fn rerank(&self, history: &[(ItemId, f32, i64)], mut candidates: Vec<Scored>, n: usize) -> Vec<Scored> {
         if self.boosters.is_empty() || candidates.is_empty() {
             candidates.truncate(n);
             return candidates;
         }
-        let rows = self.context.features(u, &candidates);
+        let rows = self.context.features(history, &candidates);
         let data = column_major(&rows);
         let matrix = Matrix::new(&data, rows.len(), N_FEATURES);
         let mut scores = vec![0.0f64; rows.len()];
@@ -488,6 +592,13 @@ impl Recommender for RerankModel {
         candidates.truncate(n);
         candidates
     }
+}
+
+/// A history in (time, movie id) order, the order training histories are in.
+fn time_ordered(history: &[(ItemId, f32, i64)]) -> Vec<(ItemId, f32, i64)> {
+    let mut h = history.to_vec();
+    h.sort_by_key(|r| (r.2, r.0));
+    h
 }
 
 #[cfg(test)]
@@ -655,5 +766,30 @@ mod tests {
         assert_eq!(ctx.in_window(times(10), 0), 2);
         assert_eq!(ctx.in_window(times(10), 10 * DAY), 1);
         assert_eq!(ctx.in_window(&ctx.all_times, 0), 5);
+    }
+
+    #[test]
+    fn a_live_history_ranks_as_the_training_one_and_a_new_like_changes_the_list_at_once() {
+        let ratings = eras();
+        let model = Rerank { ensembles: 1, trees: 50, ..Rerank::default() }.fit(&ratings).unwrap();
+        // Era 1's user who has rated only the classics (in shuffled order: any order is taken).
+        let user = 130;
+        let mut history: Vec<(ItemId, f32, i64)> =
+            ratings.iter().filter(|r| r.user == user).map(|r| (r.item, r.value, r.timestamp)).collect();
+        history.reverse();
+        let before = model.recommend_for_history(&history, &Query::top(6));
+        assert_eq!(before, model.recommend(user, &Query::top(6)));
+        // Liking an era-3 movie now, no refit: that movie is seen and the list moves.
+        let last = history.iter().map(|h| h.2).max().unwrap();
+        history.push((4003, 5.0, last + 3 * 730 * DAY));
+        let after = model.recommend_for_history(&history, &Query::top(6));
+        assert_ne!(after, before);
+        assert!(after.iter().all(|s| s.item != 4003));
+        let why = model.explain_for_history(&history, after[0].item, 3);
+        assert!(why.iter().all(|r| r.rating >= 4.0 && r.weight > 0.0), "{why:?}");
+        assert!(model.recommend_for_history(&[], &Query::top(6)).is_empty());
+        // A snapshot's copy answers alike.
+        let restored = RerankModel::restore(model.export().unwrap()).unwrap();
+        assert_eq!(restored.recommend_for_history(&history, &Query::top(6)), after);
     }
 }

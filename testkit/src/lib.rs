@@ -1,11 +1,27 @@
 //! Test support shared by CineData's test suites (a dev-dependency only, never published).
 //!
 //! - [`postgres`]: a fresh PostgreSQL database per test, dropped when the test ends.
+//! - [`quick_pipeline`]: small, fast model settings for suites that do not measure quality.
 //! - [`metrics`]: the samples of a Prometheus text exposition, and [`metrics::get`], a plain
 //!   HTTP/1.0 `GET` for scraping `/metrics`.
 
 pub mod metrics;
 pub mod postgres;
+
+/// The recommender pipeline with a small top-N model (one 60-tree ensemble) and the default
+/// MF (whose factors give "similar movies"): suites that test behaviour rather than list
+/// quality retrain in a few seconds with it.
+pub fn quick_pipeline() -> model::Recompute {
+    quick_pipeline_with(model::Recompute::builder())
+}
+
+/// [`quick_pipeline`] on top of other settings (e.g. a smaller MF).
+pub fn quick_pipeline_with(builder: model::RecomputeBuilder) -> model::Recompute {
+    builder
+        .top_n(model::Rerank { trees: 60, ensembles: 1, ..model::Rerank::default() })
+        .build()
+        .expect("valid pipeline settings")
+}
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
