@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
-    /// Personal scores from the live factor model (the user has ratings).
+    /// Personal scores from the top-N model over the user's ratings (the user liked at least
+    /// one movie it knows; before the first retrain, the live factor model).
     Personal,
-    /// Recently liked movies: a user without ratings (cold start).
+    /// Recently liked movies: a user without ratings or without a liked movie (cold start).
     Trending,
     /// Movies rated alike (the movie has enough ratings).
     Collaborative,
@@ -41,10 +42,11 @@ pub struct RecommendedMovie {
     pub title: String,
     /// `|`-separated genres.
     pub genres: String,
-    /// Ranking score: a predicted rating (personal), a recency-weighted like count (trending)
-    /// or a similarity (similar movies).
+    /// Ranking score: the re-ranker's log-odds that the user will like it (personal), a
+    /// recency-weighted like count (trending) or a similarity (similar movies). Compare scores
+    /// within one list only; `GET /users/{userId}/predictions` gives predicted stars.
     pub score: f64,
-    /// With `explain=true`: the user's rated movies that most support this one.
+    /// With `explain=true`: the movies the user liked that most drove this one's score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub because: Option<Vec<Because>>,
 }
@@ -75,6 +77,33 @@ pub struct SimilarMovies {
     pub model_version: u64,
     /// Most similar first; never the movie itself.
     pub items: Vec<RecommendedMovie>,
+}
+
+/// One predicted rating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Prediction {
+    /// MovieLens movie id.
+    pub movie_id: i64,
+    /// Title with year.
+    pub title: String,
+    /// The live model's predicted stars, within the rating scale.
+    pub predicted_rating: f64,
+    /// The user's own rating of it, if they rated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rated: Option<f64>,
+}
+
+/// `GET /users/{userId}/predictions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Predictions {
+    /// The user asked about.
+    pub user_id: i64,
+    /// Version of the model that answered.
+    pub model_version: u64,
+    /// One per movie asked about, in the order asked.
+    pub items: Vec<Prediction>,
 }
 
 /// A genre in a user's profile.
@@ -117,7 +146,8 @@ pub struct UserProfile {
     pub top_rated: Vec<RatedMovie>,
 }
 
-/// Rating-prediction error on ratings held out of training.
+/// How a model did on ratings held out of its training: the latest ratings of a fixed sample
+/// of users (rating error of the batch MF, ranking quality of the personal lists).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HoldoutMetrics {
@@ -127,6 +157,20 @@ pub struct HoldoutMetrics {
     pub mae: f64,
     /// Ratings held out.
     pub ratings: u64,
+    /// NDCG@10 of the held-out users' personal lists against the movies they liked (≥ 4) in
+    /// their held-out ratings; null when none of them liked one.
+    #[serde(default)]
+    pub ndcg_at_10: Option<f64>,
+    /// Share of those users with at least one liked movie in their top 10.
+    #[serde(default)]
+    pub hit_rate_at_10: Option<f64>,
+    /// NDCG@10 of the most-liked movies for the same users: the floor the personal lists
+    /// must clear on this holdout.
+    #[serde(default)]
+    pub popularity_ndcg_at_10: Option<f64>,
+    /// Users the ranking metrics average over.
+    #[serde(default)]
+    pub ranking_users: u64,
 }
 
 /// The outcome of one batch recompute.

@@ -23,6 +23,7 @@ use crate::routes::{analytics, catalogue, health, ingest, model, recommend};
         recommend::recommendations,
         recommend::similar,
         recommend::profile,
+        recommend::predictions,
         model::model_info,
         model::retrain,
     ),

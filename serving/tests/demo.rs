@@ -22,6 +22,8 @@ fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
     let mut live = LiveSettings::new();
     live.snapshot_dir = Some(dir.path().join("snapshots"));
     live.retrain.every_ratings = 25_000;
+    // The demo's behaviour, not its quality (that is the next file's test): small models.
+    live.retrain.pipeline = testkit::quick_pipeline();
     DemoSettings {
         data,
         download: false,

@@ -375,16 +375,18 @@ impl LiveModel {
     }
 
     /// A consistent copy for a snapshot: the model, its lineage and the offsets it includes,
-    /// taken while no event is being applied.
-    pub fn export(&self) -> snapshot::Snapshot {
+    /// taken while no event is being applied; and the engine it was taken from (whose top-N
+    /// model belongs to the lineage's version).
+    pub fn export(&self) -> (snapshot::Snapshot, Arc<Engine>) {
         let w = self.writer();
-        let engine = self.engine.load();
-        snapshot::Snapshot {
+        let engine = self.engine.load_full();
+        let snapshot = snapshot::Snapshot {
             lineage: self.lineage(),
             offsets: w.offsets.clone(),
             model: engine.online().export(),
             popularity: engine.popularity().map(model::PopularityModel::export),
-        }
+        };
+        (snapshot, engine)
     }
 
     /// Marks a retrain as started; `false` if one is already running.
@@ -420,12 +422,27 @@ impl LiveModel {
         let sgd = online.config().sgd();
         ModelInfo {
             version: lineage.version,
-            algorithm: format!(
-                "online biased MF (SGD per event, lr {}, reg {}) re-based on batch biased MF at each retrain; \
-                 trending popularity for cold users; item-item cosine over MF factors and genre/tag TF-IDF for \
-                 similar movies",
-                sgd.lr_factor, sgd.reg_factor
-            ),
+            algorithm: match engine.top_n() {
+                Some(top_n) => format!(
+                    "personal lists: EASE over the {} most-liked movies (λ {}) folding in each user's live history, \
+                     its best {} re-ranked by {} gradient-boosted tree ensembles; rating predictions: online biased \
+                     MF (SGD per event, lr {}, reg {}) re-based on batch biased MF at each retrain; trending \
+                     popularity for cold users; item-item cosine over MF factors and genre/tag TF-IDF for similar \
+                     movies",
+                    top_n.ease().n_items(),
+                    top_n.ease().lambda(),
+                    top_n.candidates(),
+                    top_n.ensembles(),
+                    sgd.lr_factor,
+                    sgd.reg_factor
+                ),
+                None => format!(
+                    "personal lists and rating predictions: online biased MF (SGD per event, lr {}, reg {}) until \
+                     the first retrain brings the top-N model; trending popularity for cold users; genre/tag \
+                     TF-IDF and live factors for similar movies",
+                    sgd.lr_factor, sgd.reg_factor
+                ),
+            },
             factors: online.factors() as u64,
             trained_at: lineage.trained_at,
             training_ratings: lineage.training_ratings,
@@ -500,16 +517,21 @@ pub struct Live {
 fn restored_engine(
     online: OnlineModel,
     popularity: Option<&model::PopularityState>,
+    top_n: Option<model::RerankState>,
     movies: &Movies,
     settings: &retrain::RetrainSettings,
 ) -> Result<Engine, model::ModelError> {
     let popularity = match (popularity, online.ratings()) {
         (Some(state), _) => Some(Arc::new(model::PopularityModel::restore(state)?)),
-        (None, Ok(r)) => Some(Arc::new(settings.popularity.fit(&r)?)),
+        (None, Ok(r)) => Some(Arc::new(settings.pipeline.popularity().fit(&r)?)),
         (None, Err(_)) => None,
     };
-    let similarity = (online.n_items() > 0).then(|| Arc::new(online.similarity(settings.similarity_shrink)));
-    Ok(Engine::from_parts(online, popularity, similarity, Arc::new(movies.content().clone())))
+    let similarity = (online.n_items() > 0).then(|| Arc::new(online.similarity(settings.pipeline.similarity_shrink())));
+    let engine = Engine::from_parts(online, popularity, similarity, Arc::new(movies.content().clone()));
+    Ok(match top_n {
+        Some(state) => engine.with_top_n(Arc::new(model::RerankModel::restore(state)?)),
+        None => engine,
+    })
 }
 
 impl Live {
@@ -532,9 +554,17 @@ impl Live {
             Some((path, topic, snap)) => {
                 let (config, retrain) = (settings.online.clone(), settings.retrain.clone());
                 let snapshot::Snapshot { lineage, offsets, model, popularity } = snap;
-                let (engine, movies) = tokio::task::spawn_blocking(move || {
+                let (dir, version) = (settings.snapshot_dir.clone(), lineage.version);
+                let (engine, movies) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                    let top_n = match dir {
+                        Some(dir) => snapshot::read_top_n(&dir, version).unwrap_or_else(|error| {
+                            tracing::warn!(error = format!("{error:#}"), "the top-N model does not read back");
+                            None
+                        }),
+                        None => None,
+                    };
                     let online = OnlineModel::restore(config, &model)?;
-                    restored_engine(online, popularity.as_ref(), &movies, &retrain).map(|e| (e, movies))
+                    Ok(restored_engine(online, popularity.as_ref(), top_n, &movies, &retrain).map(|e| (e, movies))?)
                 })
                 .await??;
                 let offsets = if topic == settings.topic() {
@@ -583,6 +613,11 @@ impl Live {
             (self.model.clone(), self.retrainer.clone(), self.stream.clone(), self.start.clone(), self.store.clone());
         if !self.restored {
             retrainer.request("startup");
+        } else if self.model.lineage().version > 0 && self.model.engine().top_n().is_none() {
+            // A snapshot whose top-N model was lost: lists come from the live factors until
+            // this retrain brings a new one.
+            tracing::warn!("restored without the top-N model: retraining");
+            retrainer.request("restore");
         }
         tokio::spawn(async move {
             let follower = stream.map(|s| {

@@ -1,7 +1,9 @@
 //! Model snapshots: the online model, its lineage and the Kafka offsets it includes, in one
 //! file per save (`model-<unix ms>-v<version>.snap`, postcard-encoded, written to a temporary
-//! file and renamed so a crash never leaves a torn snapshot under the real name). On start
-//! serving restores the newest readable one and resumes the stream from its offsets.
+//! file and renamed so a crash never leaves a torn snapshot under the real name). The top-N
+//! model changes only at a retrain, so it has a file per model version (`top-n-v<version>.snap`)
+//! written once, not at every save. On start serving restores the newest readable snapshot
+//! with its version's top-N model and resumes the stream from its offsets.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,7 +11,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use model::{OnlineState, PopularityState};
+use model::{OnlineState, PopularityState, RerankState};
 use serde::{Deserialize, Serialize};
 
 use super::Lineage;
@@ -19,6 +21,59 @@ pub const KEEP: usize = 3;
 
 /// First bytes of every snapshot file: the format and its version.
 const MAGIC: &[u8; 16] = b"CINEDATA-MODEL-1";
+
+/// First bytes of every top-N model file.
+const TOP_N_MAGIC: &[u8; 16] = b"CINEDATA-TOPN-01";
+
+fn top_n_path(dir: &Path, version: u64) -> PathBuf {
+    dir.join(format!("top-n-v{version}.snap"))
+}
+
+/// Whether the top-N model of `version` is saved in `dir`.
+pub fn has_top_n(dir: &Path, version: u64) -> bool {
+    top_n_path(dir, version).is_file()
+}
+
+/// Writes `version`'s top-N model into `dir` (temporary file, then rename). Blocking.
+///
+/// # Errors
+/// The directory or file cannot be written.
+pub fn save_top_n(dir: &Path, version: u64, state: &RerankState) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = top_n_path(dir, version);
+    let tmp = dir.join(format!(".top-n-v{version}.snap.tmp"));
+    let written = (|| -> anyhow::Result<()> {
+        let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = BufWriter::new(file);
+        out.write_all(TOP_N_MAGIC)?;
+        let out = postcard::to_io(state, out).with_context(|| format!("writing {}", tmp.display()))?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
+    }
+    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(path)
+}
+
+/// Reads `version`'s top-N model from `dir`; `None` if it was never saved there.
+///
+/// # Errors
+/// The file exists but cannot be read or decoded.
+pub fn read_top_n(dir: &Path, version: u64) -> anyhow::Result<Option<RerankState>> {
+    let path = top_n_path(dir, version);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let body = bytes
+        .strip_prefix(TOP_N_MAGIC.as_slice())
+        .with_context(|| format!("{} is not a top-N model", path.display()))?;
+    Ok(Some(postcard::from_bytes(body).with_context(|| format!("decoding {}", path.display()))?))
+}
 
 /// What a snapshot holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +118,19 @@ pub fn save(dir: &Path, topic: &str, snapshot: Snapshot) -> anyhow::Result<PathB
     fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     for old in list(dir)?.into_iter().rev().skip(KEEP) {
         let _ = fs::remove_file(old);
+    }
+    // Top-N models of versions no kept snapshot refers to.
+    let kept: Vec<String> = list(dir)?
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str()?.rsplit_once("-v").map(|(_, v)| v.trim_end_matches(".snap").to_owned()))
+        .collect();
+    for entry in fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(v) = name.strip_prefix("top-n-v").and_then(|n| n.strip_suffix(".snap"))
+            && !kept.iter().any(|k| k == v)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
     }
     Ok(path)
 }

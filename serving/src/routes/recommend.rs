@@ -1,7 +1,8 @@
-//! Live recommendations: personal top-N, similar movies and user profiles, all computed at
-//! request time from the live model (no cache: a rating just learned changes the next answer).
+//! Live recommendations: personal top-N, similar movies, rating predictions and user
+//! profiles, computed at request time by the [`model::Engine`] over the live state (a rating
+//! just learned changes the next answer; the list cache is keyed by the user's updates).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use axum::Router;
@@ -13,7 +14,8 @@ use axum::routing::get;
 use model::{Query as TopN, Scored, Source};
 use schemas::ErrorBody;
 use schemas::recommend::{
-    Because, GenreAffinity, RatedMovie, RecommendedMovie, SimilarMovies, Strategy, UserProfile, UserRecommendations,
+    Because, GenreAffinity, Prediction, Predictions, RatedMovie, RecommendedMovie, SimilarMovies, Strategy,
+    UserProfile, UserRecommendations,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -36,6 +38,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users/{user_id}/recommendations", get(recommendations))
         .route("/users/{user_id}/profile", get(profile))
+        .route("/users/{user_id}/predictions", get(predictions))
         .route("/movies/{movie_id}/similar", get(similar))
 }
 
@@ -52,8 +55,18 @@ pub struct RecommendOptions {
     /// Comma-separated movie ids never to return, e.g. `1,2` (at most 1000).
     #[param(pattern = r"^[^\u0000]*$")]
     exclude: Option<String>,
-    /// Add the user's rated movies that support each recommendation (default false).
+    /// Add the liked movies that most drove each recommendation (default false).
     explain: Option<bool>,
+}
+
+/// Options of `GET /users/{userId}/predictions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PredictionOptions {
+    /// Comma-separated movie ids to predict, e.g. `1,2` (1 to 1000).
+    #[serde(rename = "movieId")]
+    #[param(rename = "movieId", pattern = r"^[^\u0000]*$")]
+    movie_id: Option<String>,
 }
 
 /// Options of `GET /movies/{movieId}/similar`.
@@ -197,18 +210,8 @@ pub async fn similar(
     }
     let keep = |id: i64| movies.contains(id);
     let query = TopN::top(n).include_seen().filter(&keep);
-    let engine = live.engine();
-    let mut found = engine.similar(movie_id, &query);
-    if found.source == Source::Content {
-        // The catalogue's own content index: it also knows movies imported since the last retrain.
-        found.items = movies.content().similar(movie_id, &query);
-    }
-    if found.items.is_empty() {
-        // A movie with no ratings and no genres or tags: nothing relates to it yet, so offer
-        // what is popular rather than nothing.
-        let query = TopN::top(n).include_seen().exclude([movie_id]).filter(&keep);
-        found = engine.recommend(0, &query);
-    }
+    // The catalogue's own content index: it also knows movies imported since the last retrain.
+    let found = live.engine().similar_in(movie_id, &query, movies.content());
     let kind = match found.source {
         Source::Collaborative => "collaborative",
         Source::Content => "content",
@@ -223,6 +226,43 @@ pub async fn similar(
     }))
 }
 
+/// The live model's predicted ratings of some movies by a user (a user or movie it does not
+/// know yet falls back to the biases it has, else the mean rating).
+#[utoipa::path(get, path = "/users/{user_id}/predictions", tag = "recommendations",
+    params(("user_id" = i64, Path, description = "MovieLens user id", minimum = 1), PredictionOptions),
+    responses((status = 200, body = Predictions), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn predictions(
+    State(state): State<AppState>,
+    Path(user_id): Path<i64>,
+    Query(options): Query<PredictionOptions>,
+) -> ApiResult<axum::Json<Predictions>> {
+    let user_id = positive_id("userId", user_id)?;
+    let ids = parse_exclude(options.movie_id.as_deref())
+        .map_err(|_| ApiError::Invalid("movieId must be comma-separated movie ids, e.g. 1,2".into()))?;
+    if ids.is_empty() {
+        return Err(ApiError::Invalid("movieId is required: one or more comma-separated movie ids".into()));
+    }
+    let live = &state.live;
+    let movies = live.movies();
+    if let Some(unknown) = ids.iter().find(|&&id| !movies.contains(id)) {
+        return Err(ApiError::NotFound(format!("movie {unknown} not found")));
+    }
+    let engine = live.engine();
+    let rated: HashMap<i64, f32> = engine.history(user_id).into_iter().map(|h| (h.0, h.1)).collect();
+    let items = ids
+        .iter()
+        .filter_map(|&id| {
+            Some(Prediction {
+                movie_id: id,
+                title: movies.get(id)?.title.clone(),
+                predicted_rating: f64::from(engine.predict(user_id, id)),
+                rated: rated.get(&id).map(|&r| f64::from(r)),
+            })
+        })
+        .collect();
+    Ok(axum::Json(Predictions { user_id, model_version: live.lineage().version, items }))
+}
+
 /// Ratings a genre needs before its mean counts as much as the user's overall mean.
 const GENRE_DAMPING: f64 = 3.0;
 
@@ -235,7 +275,7 @@ pub async fn profile(State(state): State<AppState>, Path(user_id): Path<i64>) ->
     let user_id = positive_id("userId", user_id)?;
     let live = &state.live;
     let movies = live.movies();
-    let rated = live.engine().online().rated(user_id);
+    let rated: Vec<(i64, f32)> = live.engine().history(user_id).into_iter().map(|h| (h.0, h.1)).collect();
     if rated.is_empty() {
         return Err(ApiError::NotFound(format!("user {user_id} has no ratings")));
     }

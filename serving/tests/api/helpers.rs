@@ -189,7 +189,9 @@ pub async fn spawn_app_with(backend: Backend, api_key: Option<&str>) -> TestApp 
     settings.brokers = Some(broker.bootstrap_servers().to_owned());
     settings.ratings_topic = RATINGS_TOPIC.to_owned();
     // The catalogue suites do not look at recommendations: a small, fast model is enough.
-    settings.live.retrain.mf = model::BiasedMf::builder().factors(8).epochs(3).build().expect("valid MF settings");
+    settings.live.retrain.pipeline = testkit::quick_pipeline_with(
+        model::Recompute::builder().mf(model::BiasedMf::builder().factors(8).epochs(3).build().expect("valid MF")),
+    );
     let app = Application::build(&settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let store = app.state().store.clone();

@@ -66,6 +66,8 @@ impl World {
         settings.live.snapshot_dir = Some(self.snapshots());
         settings.live.retrain.interval = None;
         settings.live.retrain.every_ratings = 0;
+        // Behaviour, not quality: small models retrain fast (tests/quality.rs uses the defaults).
+        settings.live.retrain.pipeline = testkit::quick_pipeline();
         let app = Application::build(&settings).await.expect("the app builds");
         let address = format!("http://{}", app.local_addr().expect("a bound address"));
         let store = app.state().store.clone();

@@ -77,10 +77,21 @@ async fn lists_never_hold_rated_or_excluded_movies_and_honour_the_genre() {
         }
     }
     let explained: UserRecommendations = app.get_ok("/users/1/recommendations?n=5&explain=true").await;
-    let seen = rated(&app.store, 1).await;
+    let query = RatingQuery { user_id: Some(1), ..RatingQuery::default() };
+    let ratings = app.store.ratings(&query, Page { skip: 0, limit: 1000 }).await.unwrap();
+    let liked: HashSet<i64> = ratings.iter().filter(|r| r.rating >= 4.0).map(|r| r.movie_id).collect();
     let reasons: Vec<_> = explained.items.iter().flat_map(|m| m.because.clone().expect("explain=true")).collect();
     assert!(!reasons.is_empty(), "user 1 has 232 ratings: some support the list");
-    assert!(reasons.iter().all(|b| seen.contains(&b.movie_id) && b.weight > 0.0 && !b.title.is_empty()));
+    // Only movies user 1 liked are cited, each with the stars they gave it.
+    assert!(reasons.iter().all(|b| liked.contains(&b.movie_id) && b.weight > 0.0 && !b.title.is_empty()));
+    assert!(reasons.iter().all(|b| b.rating >= 4.0), "{reasons:?}");
+
+    // Predicted ratings from the live model.
+    let predicted: schemas::recommend::Predictions = app.get_ok("/users/1/predictions?movieId=1,2").await;
+    assert_eq!(predicted.items.iter().map(|p| p.movie_id).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(predicted.items.iter().all(|p| (0.5..=5.0).contains(&p.predicted_rating)));
+    assert_eq!((predicted.items[0].rated, predicted.items[1].rated), (Some(4.0), None), "user 1 rated movie 1 only");
+    assert_eq!(app.get("/users/1/predictions?movieId=99999999").await.0, StatusCode::NOT_FOUND);
 
     let profile: UserProfile = app.get_ok("/users/1/profile").await;
     assert_eq!(profile.rating_count, 232);
@@ -99,6 +110,9 @@ async fn lists_never_hold_rated_or_excluded_movies_and_honour_the_genre() {
         "/users/1/recommendations?explain=maybe",
         "/movies/1/similar?n=1000",
         "/movies/-1/similar",
+        "/users/1/predictions",
+        "/users/1/predictions?movieId=1,x",
+        "/users/0/predictions?movieId=1",
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");

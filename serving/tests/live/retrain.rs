@@ -67,5 +67,9 @@ async fn a_retrain_under_concurrent_queries_swaps_in_a_new_version_without_a_sin
     let records = app.store.experiments(&query).await.unwrap();
     assert_eq!(records.len() as u64, info.version, "{records:?}");
     assert!(records.iter().all(|r| r.metric("rmse").is_some_and(|v| (v - holdout.rmse).abs() < 1e-6)));
-    assert!(records.iter().all(|r| r.data.ratings == 100_836 && r.model == "mf"));
+    // The ranking check is recorded beside the rating error, and shown by GET /model.
+    let ndcg = holdout.ndcg_at_10.expect("a ranking figure on the holdout");
+    assert!(ndcg > 0.0 && ndcg <= 1.0 && holdout.ranking_users > 10, "{holdout:?}");
+    assert!(records.iter().all(|r| r.metric("ndcg@10").is_some_and(|v| (v - ndcg).abs() < 1e-6)));
+    assert!(records.iter().all(|r| r.data.ratings == 100_836 && r.model == serving::live::retrain::RETRAIN_MODEL));
 }
