@@ -12,22 +12,25 @@ data=$(realpath "${CINEDATA_ML_SMALL:-../shared/data/movielens/ml-latest-small}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release -q -p serving --bin serving --example rating_load
 root=$PWD
+bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 work=$(mktemp -d)
 trap 'kill $pid $load 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
-(cd "$work" && RUST_LOG=warn exec "$root/target/release/serving" demo --data "$data" --listen "127.0.0.1:$port" \
+(cd "$work" && RUST_LOG=warn exec "$bin/serving" demo --data "$data" --listen "127.0.0.1:$port" \
   --retrain-every 0 >"$work/demo.log" 2>&1) &
 pid=$!
 model() { curl -sf "http://127.0.0.1:$port/model" || echo '{}'; }
-for _ in $(seq 1 600); do
-  applied=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin).get("eventsApplied", 0))')
-  [ "$applied" -ge 100836 ] && break
+# Every rating applied and the retrain on all of them done: lists come from the top-N model.
+for _ in $(seq 1 1500); do
+  state=$(model | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m.get("eventsApplied", 0), (m.get("lastRetrain") or {}).get("trigger", "-"))')
+  applied=${state% *}
+  [ "$applied" -ge 100836 ] && [ "${state#* }" = replay ] && break
   sleep 0.2
 done
 brokers=$(grep -o 'Kafka (embedded, alive while this runs): [0-9.:]*' "$work/demo.log" | awk '{print $NF}')
 echo "demo up, ml-latest-small replayed ($applied events); streaming $rate ratings/s into $brokers"
 before=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
-${LOAD_NICE:+nice -n "$LOAD_NICE"} "$root/target/release/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
+${LOAD_NICE:+nice -n "$LOAD_NICE"} "$bin/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
 load=$!
 sleep 2
 start=$(date +%s.%N)

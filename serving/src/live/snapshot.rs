@@ -215,4 +215,30 @@ mod tests {
         fs::write(dir.path().join("model-9999999999999-v9.snap"), b"not a snapshot").unwrap();
         assert_eq!(latest(dir.path()).unwrap().unwrap().2.lineage.version, 4);
     }
+
+    #[test]
+    fn top_n_models_are_kept_for_the_kept_snapshots_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ratings = model::Ratings::from_rows((1..=30i64).flat_map(|u| {
+            (1..=8i64).map(move |m| (u, m + u % 3, if (u + m) % 4 == 0 { 2.0 } else { 4.5 }, u * 100 + m))
+        }))
+        .unwrap();
+        let top_n = model::Rerank { trees: 5, ensembles: 1, ..model::Rerank::default() }.fit(&ratings).unwrap();
+        assert!(read_top_n(dir.path(), 1).unwrap().is_none(), "never saved");
+        for v in 1..=5 {
+            save_top_n(dir.path(), v, &top_n.export().unwrap()).unwrap();
+            save(dir.path(), "ratings", snapshot(v)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // KEEP snapshots (versions 3–5) and their top-N models remain.
+        for v in 1..=5 {
+            assert_eq!(has_top_n(dir.path(), v), v >= 3, "version {v}");
+        }
+        let restored = model::RerankModel::restore(read_top_n(dir.path(), 5).unwrap().unwrap()).unwrap();
+        let history = [(2, 4.5, 10), (3, 5.0, 11)];
+        let q = model::Query::top(3);
+        assert_eq!(restored.recommend_for_history(&history, &q), top_n.recommend_for_history(&history, &q));
+        fs::write(top_n_path(dir.path(), 5), b"CINEDATA-TOPN-01garbage").unwrap();
+        assert!(read_top_n(dir.path(), 5).is_err(), "a torn file is an error, not a model");
+    }
 }
