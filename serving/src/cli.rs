@@ -15,6 +15,7 @@ use producer::replay::Pace;
 use crate::demo::DemoSettings;
 use crate::live::LiveSettings;
 use crate::live::stream::StreamSettings;
+use crate::server::ServerLimits;
 use crate::startup::{Application, ServeSettings};
 
 /// CineData's HTTP service and catalogue tools.
@@ -73,6 +74,32 @@ impl LiveArgs {
     }
 }
 
+/// The HTTP server's limits, shared by `serve` and `demo`.
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// Seconds a client has to send a complete request head, from connecting or from the end
+    /// of its previous response (so also the idle keep-alive timeout).
+    #[arg(long, env = "CINEDATA_HEADER_TIMEOUT", default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Longest pause in seconds while a request body arrives before the request is answered 408.
+    #[arg(long, env = "CINEDATA_BODY_TIMEOUT", default_value_t = 10.0)]
+    body_timeout: f64,
+    /// Open client connections at most (lowered to fit the open-file limit); past it a new
+    /// connection is answered 503 and closed.
+    #[arg(long, env = "CINEDATA_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_timeout: Duration::from_secs_f64(self.header_timeout.max(0.1)),
+            body_timeout: Duration::from_secs_f64(self.body_timeout.max(0.1)),
+            max_connections: self.max_connections.max(1),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// A MovieLens release folder (e.g. ../shared/data/movielens/ml-latest-small).
@@ -98,6 +125,8 @@ struct DemoArgs {
     api_key: Option<String>,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +172,8 @@ struct ServeArgs {
     ratings_topic: String,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -214,6 +245,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         brokers: args.brokers,
         ratings_topic: args.ratings_topic,
         live,
+        limits: args.http.limits(),
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
@@ -235,6 +267,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         pace,
         api_key: args.api_key,
         live: args.live.settings(25_000),
+        limits: args.http.limits(),
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
 }

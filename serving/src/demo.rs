@@ -19,6 +19,7 @@ use store::{ImportOptions, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveSettings;
+use crate::server::ServerLimits;
 use crate::startup::{Application, ServeSettings};
 
 /// What `demo` needs.
@@ -38,6 +39,8 @@ pub struct DemoSettings {
     pub api_key: Option<String>,
     /// The live model's settings.
     pub live: LiveSettings,
+    /// The HTTP server's timeouts and connection limit.
+    pub limits: ServerLimits,
 }
 
 /// The release at `data`, downloading ml-latest-small there first if asked to; otherwise a
@@ -101,6 +104,7 @@ impl Demo {
         serve.brokers = Some(embedded.brokers().to_owned());
         serve.ratings_topic = pipeline.ratings_topic.clone();
         serve.live = settings.live.clone();
+        serve.limits = settings.limits.clone();
         let app = Application::build(&serve).await?;
         let address = app.local_addr()?;
         let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;

@@ -5,6 +5,8 @@
 //! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
 //! - [`demo`]: the one-command demo: embedded broker, SQLite, replay, live model, HTTP.
 //! - [`live`]: the live recommender: stream → online model, retrains with hot swap, snapshots.
+//! - [`server`]: the HTTP/1 server loop and its connection limits (timeouts, maximum
+//!   connections, the open-file limit).
 //! - [`startup`]: building the app on a listener and running it until shutdown.
 //! - [`routes`]: one module per area of the API; handlers extract, call the store or the live
 //!   model, map to DTOs.
@@ -23,5 +25,6 @@ pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod state;

@@ -1,4 +1,5 @@
-//! The HTTP surface: [`app`] merges each area's router with docs, metrics and error fallbacks.
+//! The HTTP surface: [`app`] merges each area's router with docs, metrics, body limits and
+//! error fallbacks (every error answer is JSON).
 
 pub mod analytics;
 pub mod catalogue;
@@ -10,6 +11,7 @@ pub mod recommend;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
@@ -21,7 +23,7 @@ use utoipa_redoc::{Redoc, Servable};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::cache;
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 use crate::metrics;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
@@ -46,8 +48,11 @@ pub fn app(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(Redoc::with_url("/redoc", ApiDoc::openapi()))
         .merge(api)
+        .layer(middleware::from_fn(error::refuse_oversize))
+        .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(middleware::from_fn(error::json_bodies))
         .layer(CatchPanicLayer::custom(|_| {
             let body = axum::Json(schemas::ErrorBody { detail: "internal error".into() });
             (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
