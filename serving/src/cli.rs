@@ -41,9 +41,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct LiveArgs {
     /// Where model snapshots (with the Kafka offsets they include) are kept; restarts resume
-    /// from the newest. Empty disables snapshots.
+    /// from the newest. Empty disables snapshots (a `String`: clap refuses an empty path).
     #[arg(long, env = "CINEDATA_SNAPSHOT_DIR", default_value = "cinedata-snapshots")]
-    snapshot_dir: PathBuf,
+    snapshot_dir: String,
     /// Seconds between snapshots (taken only when events arrived).
     #[arg(long, env = "CINEDATA_SNAPSHOT_INTERVAL", default_value_t = 60.0)]
     snapshot_interval: f64,
@@ -65,7 +65,7 @@ struct LiveArgs {
 impl LiveArgs {
     fn settings(&self, default_every: u64) -> LiveSettings {
         let mut live = LiveSettings::new();
-        live.snapshot_dir = (!self.snapshot_dir.as_os_str().is_empty()).then(|| self.snapshot_dir.clone());
+        live.snapshot_dir = (!self.snapshot_dir.is_empty()).then(|| PathBuf::from(&self.snapshot_dir));
         live.snapshot_interval = Duration::from_secs_f64(self.snapshot_interval.max(1.0));
         live.retrain.interval = (self.retrain_interval > 0.0).then(|| Duration::from_secs_f64(self.retrain_interval));
         live.retrain.every_ratings = self.retrain_every.unwrap_or(default_every);
@@ -270,4 +270,28 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         limits: args.http.limits(),
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_settings(args: &[&str]) -> LiveSettings {
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Serve(serve) => serve.live.settings(100_000),
+            Command::Demo(demo) => demo.live.settings(25_000),
+            Command::Import(_) => unreachable!("not an import"),
+        }
+    }
+
+    #[test]
+    fn an_empty_snapshot_dir_disables_snapshots() {
+        assert_eq!(live_settings(&["serving", "serve", "--snapshot-dir", ""]).snapshot_dir, None);
+        assert_eq!(live_settings(&["serving", "demo", "--data", "x", "--snapshot-dir="]).snapshot_dir, None);
+        assert_eq!(
+            live_settings(&["serving", "serve", "--snapshot-dir", "snaps"]).snapshot_dir,
+            Some(PathBuf::from("snaps"))
+        );
+    }
 }

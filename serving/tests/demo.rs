@@ -88,3 +88,20 @@ async fn without_a_release_the_demo_says_how_to_get_one() {
     };
     assert!(error.contains("--download") && error.contains("data/README.md"), "{error}");
 }
+
+/// `CINEDATA_SNAPSHOT_DIR=` (empty) is accepted as "no snapshots", as documented: the binary
+/// gets past argument parsing and fails only at the (deliberately missing) database folder.
+#[test]
+fn an_empty_snapshot_dir_variable_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("missing/cinedata.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_serving"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &database])
+        .env("CINEDATA_SNAPSHOT_DIR", "")
+        .output()
+        .expect("the serving binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a missing database folder fails: {stderr}");
+    assert!(!stderr.contains("invalid value"), "the empty variable parses: {stderr}");
+    assert!(stderr.contains("connecting to"), "fails at the database, after parsing: {stderr}");
+}

@@ -27,7 +27,12 @@ pub async fn post_rating(
     _key: ApiKey,
     Json(body): Json<NewRating>,
 ) -> ApiResult<(StatusCode, axum::Json<RatingAccepted>)> {
-    let event = body.into_event(unix_now()).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let now = unix_now();
+    let latest = crate::openapi::latest_timestamp(now);
+    if let Some(timestamp) = body.timestamp.filter(|&t| t > latest) {
+        return Err(ApiError::Invalid(format!("timestamp {timestamp} is after {latest}, the published maximum")));
+    }
+    let event = body.into_event(now).map_err(|e| ApiError::Invalid(e.to_string()))?;
     if state.store.movie(event.movie_id).await?.is_none() {
         return Err(ApiError::Invalid(format!("movie {} is not in the catalogue", event.movie_id)));
     }

@@ -18,14 +18,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::OpenApi;
 use utoipa_redoc::{Redoc, Servable};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::cache;
 use crate::error::{self, ApiError};
 use crate::metrics;
-use crate::openapi::ApiDoc;
+use crate::openapi;
 use crate::state::AppState;
 
 /// The whole application router.
@@ -45,8 +44,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
-        .merge(Redoc::with_url("/redoc", ApiDoc::openapi()))
+        // The document is built per request (its rating timestamp bound moves hourly).
+        .merge(SwaggerUi::new("/docs").config(Config::from("/openapi.json")))
+        .route("/openapi.json", get(openapi::json))
+        .merge(Redoc::with_url("/redoc", openapi::document(schemas::events::unix_now())))
         .merge(api)
         .layer(middleware::from_fn(error::refuse_oversize))
         .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
