@@ -127,6 +127,10 @@ struct DemoArgs {
     live: LiveArgs,
     #[command(flatten)]
     http: HttpArgs,
+    /// The journal where each rating `POST /ratings` accepts is synced before its 202; at start
+    /// those not yet in the store are produced again (the embedded broker is in memory).
+    #[arg(long, env = "CINEDATA_JOURNAL", default_value = "cinedata-ratings.journal")]
+    journal: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ratings_topic: args.ratings_topic,
         live,
         limits: args.http.limits(),
+        journal: None,
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
@@ -268,6 +273,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         api_key: args.api_key,
         live: args.live.settings(25_000),
         limits: args.http.limits(),
+        journal: args.journal,
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
 }

@@ -4,6 +4,7 @@
 //! - [`cache`]: the short-lived response cache in front of catalogue reads.
 //! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
 //! - [`demo`]: the one-command demo: embedded broker, SQLite, replay, live model, HTTP.
+//! - [`journal`]: the demo's synced journal of accepted ratings (durable 202s) and its recovery.
 //! - [`live`]: the live recommender: stream → online model, retrains with hot swap, snapshots.
 //! - [`server`]: the HTTP/1 server loop and its connection limits (timeouts, maximum
 //!   connections, the open-file limit).
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

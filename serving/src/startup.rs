@@ -1,6 +1,7 @@
 //! Building the service on a listener and running it until the shutdown token fires.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{ListCache, ResponseCache};
+use crate::journal::Journal;
 use crate::live::stream::StreamSettings;
 use crate::live::{Live, LiveSettings};
 use crate::metrics::Metrics;
@@ -40,6 +42,9 @@ pub struct ServeSettings {
     pub live: LiveSettings,
     /// Timeouts and the connection limit of the HTTP server.
     pub limits: ServerLimits,
+    /// Where `POST /ratings` journals each rating before its 202 (the demo, whose broker is
+    /// in memory); `None` trusts the broker's acknowledgement.
+    pub journal: Option<PathBuf>,
 }
 
 impl ServeSettings {
@@ -56,6 +61,7 @@ impl ServeSettings {
             ratings_topic: producer::topics::RATINGS.into(),
             live: LiveSettings::new(),
             limits: ServerLimits::default(),
+            journal: None,
         }
     }
 }
@@ -85,6 +91,10 @@ impl Application {
                 producer: producer::future_producer(brokers)
                     .with_context(|| format!("connecting to Kafka at {brokers}"))?,
                 topic: Arc::from(settings.ratings_topic.as_str()),
+                journal: match &settings.journal {
+                    Some(path) => Some(Arc::new(Journal::open(path)?)),
+                    None => None,
+                },
             }),
             None => None,
         };

@@ -43,6 +43,8 @@ pub struct Ingest {
     pub producer: rdkafka::producer::FutureProducer,
     /// The ratings topic.
     pub topic: Arc<str>,
+    /// The demo's journal: each rating is on disk here before its 202 (see [`crate::journal`]).
+    pub journal: Option<Arc<crate::journal::Journal>>,
 }
 
 /// A value recomputed at most once per `ttl`, never served older than twice `ttl`. A value

@@ -17,7 +17,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Submit a rating. It is validated (scale, ids, timestamp, movie in the catalogue), produced
-/// to the ratings topic keyed by userId, and acknowledged by the broker before the 202.
+/// to the ratings topic keyed by userId, and acknowledged by the broker before the 202; in the
+/// demo it is also synced to the ratings journal first, so the 202 survives a crash.
 #[utoipa::path(post, path = "/ratings", tag = "ingest", request_body = NewRating,
     params(("x-api-key" = Option<String>, Header, description = "Required when the service has an API key")),
     responses((status = 202, body = RatingAccepted), (status = 401, body = ErrorBody),
@@ -39,6 +40,12 @@ pub async fn post_rating(
     let Some(ingest) = &state.ingest else {
         return Err(ApiError::Unavailable("no Kafka brokers configured (--brokers)".into()));
     };
+    if let Some(journal) = &ingest.journal {
+        journal
+            .append(&event)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("could not journal the rating: {e}")))?;
+    }
     let delivered = producer::send_rating(&ingest.producer, &ingest.topic, &event).await.map_err(|e| match e {
         producer::SendError::Invalid(e) => ApiError::Invalid(e.to_string()),
         other => ApiError::Unavailable(other.to_string()),
