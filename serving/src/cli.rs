@@ -129,8 +129,9 @@ struct DemoArgs {
     http: HttpArgs,
     /// The journal where each rating `POST /ratings` accepts is synced before its 202; at start
     /// those not yet in the store are produced again (the embedded broker is in memory).
+    /// Empty disables it (a 202 then survives only while the process does).
     #[arg(long, env = "CINEDATA_JOURNAL", default_value = "cinedata-ratings.journal")]
-    journal: PathBuf,
+    journal: String,
 }
 
 #[derive(Debug, Args)]
@@ -273,7 +274,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         api_key: args.api_key,
         live: args.live.settings(25_000),
         limits: args.http.limits(),
-        journal: args.journal,
+        journal: (!args.journal.is_empty()).then(|| PathBuf::from(&args.journal)),
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
 }

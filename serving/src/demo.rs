@@ -41,8 +41,8 @@ pub struct DemoSettings {
     pub live: LiveSettings,
     /// The HTTP server's timeouts and connection limit.
     pub limits: ServerLimits,
-    /// The journal of accepted ratings (see [`crate::journal`]).
-    pub journal: PathBuf,
+    /// The journal of accepted ratings (see [`crate::journal`]); `None` keeps none.
+    pub journal: Option<PathBuf>,
 }
 
 /// The release at `data`, downloading ml-latest-small there first if asked to; otherwise a
@@ -102,15 +102,17 @@ impl Demo {
         let pipeline = consumer::Settings::new(None, settings.database_url.clone());
         let embedded = Embedded::start(&pipeline)?;
         // Ratings acknowledged before a crash and not yet in the store go to the broker again.
-        let resend = producer::future_producer(embedded.brokers()).context("a producer for the journal")?;
-        let recovered = crate::journal::recover(&settings.journal, &store, &resend, &pipeline.ratings_topic)
-            .await
-            .context("recovering the ratings journal")?;
-        if recovered.produced > 0 {
-            eprintln!("journal: {} acknowledged ratings not yet stored were produced again", recovered.produced);
+        if let Some(journal) = &settings.journal {
+            let resend = producer::future_producer(embedded.brokers()).context("a producer for the journal")?;
+            let recovered = crate::journal::recover(journal, &store, &resend, &pipeline.ratings_topic)
+                .await
+                .context("recovering the ratings journal")?;
+            if recovered.produced > 0 {
+                eprintln!("journal: {} acknowledged ratings not yet stored were produced again", recovered.produced);
+            }
         }
         let mut serve = ServeSettings::new(settings.database_url.clone(), settings.listen);
-        serve.journal = Some(settings.journal.clone());
+        serve.journal.clone_from(&settings.journal);
         serve.api_key = settings.api_key.clone();
         serve.brokers = Some(embedded.brokers().to_owned());
         serve.ratings_topic = pipeline.ratings_topic.clone();

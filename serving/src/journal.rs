@@ -2,7 +2,8 @@
 //!
 //! The demo's broker lives in the process's memory, so a rating it acknowledged is lost if
 //! the process dies before the consumer has written it to the store. `POST /ratings` therefore
-//! appends each event to this file and syncs it to disk before producing it; at the next start
+//! appends each event to this file and syncs it to disk (alongside producing it) before its
+//! 202; at the next start
 //! [`recover`] produces again every journalled event the store does not hold yet and keeps
 //! only those in the file. With an external Kafka (`serve --brokers`) the broker's own
 //! acknowledgement is the durable record and no journal is kept.

@@ -101,7 +101,7 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
         api_key: None,
         live,
         limits: Default::default(),
-        journal: dir.path().join("ratings.journal"),
+        journal: Some(dir.path().join("ratings.journal")),
     })
     .await
     .expect("the demo starts");

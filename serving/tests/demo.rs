@@ -31,7 +31,7 @@ fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
         api_key: None,
         live,
         limits: Default::default(),
-        journal: dir.path().join("ratings.journal"),
+        journal: Some(dir.path().join("ratings.journal")),
     }
 }
 

@@ -40,13 +40,18 @@ pub async fn post_rating(
     let Some(ingest) = &state.ingest else {
         return Err(ApiError::Unavailable("no Kafka brokers configured (--brokers)".into()));
     };
-    if let Some(journal) = &ingest.journal {
-        journal
-            .append(&event)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("could not journal the rating: {e}")))?;
-    }
-    let delivered = producer::send_rating(&ingest.producer, &ingest.topic, &event).await.map_err(|e| match e {
+    // The journal sync and the broker's acknowledgement run side by side: the 202 waits for
+    // both. Either failing answers 503; the event may still be stored then (at least once).
+    let journalled = async {
+        match &ingest.journal {
+            Some(journal) => journal.append(&event).await,
+            None => Ok(()),
+        }
+    };
+    let (journalled, delivered) =
+        tokio::join!(journalled, producer::send_rating(&ingest.producer, &ingest.topic, &event));
+    journalled.map_err(|e| ApiError::Unavailable(format!("could not journal the rating: {e}")))?;
+    let delivered = delivered.map_err(|e| match e {
         producer::SendError::Invalid(e) => ApiError::Invalid(e.to_string()),
         other => ApiError::Unavailable(other.to_string()),
     })?;
