@@ -34,8 +34,18 @@ enum Lookup {
     Fresh(Entry),
     /// Stale, and another request is already recomputing it.
     Stale(Entry),
-    /// Missing, or stale and this request has claimed the recomputation.
-    Miss,
+    /// Missing, or stale and this request has claimed the recomputation (the claim).
+    Miss(Option<Claim>),
+}
+
+/// The right to recompute a stale entry; given back when dropped, whether the recomputation
+/// succeeded, failed or was cancelled with its request, so another request can take it.
+struct Claim(Arc<AtomicBool>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// URI → recent 200 answer.
@@ -59,18 +69,18 @@ impl ResponseCache {
 
     fn get(&self, key: &str) -> Lookup {
         let Some(entry) = self.entries.get(key).map(|e| e.clone()) else {
-            return Lookup::Miss;
+            return Lookup::Miss(None);
         };
-        let age = entry.at.elapsed();
-        if age < self.ttl {
+        if entry.at.elapsed() < self.ttl {
             return Lookup::Fresh(entry);
         }
-        // Stale: the first request to see it recomputes it; the others keep serving it, but
-        // never past two TTLs (in case the recomputation failed or was cancelled).
-        if age < 2 * self.ttl && entry.refreshing.swap(true, Ordering::AcqRel) {
+        // Stale: the first request to see it recomputes it; the others keep serving it while
+        // that recomputation runs (its claim is given back if it fails or is cancelled), so
+        // under load the database still sees one query per URI, not a herd of them.
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
             return Lookup::Stale(entry);
         }
-        Lookup::Miss
+        Lookup::Miss(Some(Claim(entry.refreshing)))
     }
 
     fn put(&self, key: String, entry: Entry) {
@@ -90,10 +100,10 @@ pub async fn layer(State(cache): State<Arc<ResponseCache>>, req: Request, next: 
         return next.run(req).await;
     }
     let key = req.uri().to_string();
-    let hit = match cache.get(&key) {
-        Lookup::Fresh(entry) => Some(("hit", entry)),
-        Lookup::Stale(entry) => Some(("stale", entry)),
-        Lookup::Miss => None,
+    let (hit, _claim) = match cache.get(&key) {
+        Lookup::Fresh(entry) => (Some(("hit", entry)), None),
+        Lookup::Stale(entry) => (Some(("stale", entry)), None),
+        Lookup::Miss(claim) => (None, claim),
     };
     if let Some((result, hit)) = hit {
         cache.lookups.with_label_values(&[result]).inc();
@@ -166,5 +176,29 @@ impl ListCache {
             self.entries.clear();
         }
         self.entries.insert(uri, (Instant::now(), version, steps, body));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookups() -> IntCounterVec {
+        IntCounterVec::new(prometheus::Opts::new("lookups", "test"), &["result"]).unwrap()
+    }
+
+    #[test]
+    fn one_request_recomputes_a_stale_entry_and_gives_the_claim_back_if_it_fails() {
+        let cache = ResponseCache::new(Duration::from_millis(1), 10, lookups());
+        let old = Instant::now().checked_sub(Duration::from_secs(60)).unwrap();
+        let entry = Entry { at: old, content_type: None, body: Bytes::from_static(b"{}"), refreshing: Arc::default() };
+        cache.put("/movies/1".into(), entry);
+        let Lookup::Miss(Some(claim)) = cache.get("/movies/1") else { panic!("the first request recomputes") };
+        // Long past twice the TTL, the others still get the stale answer while it runs.
+        assert!(matches!(cache.get("/movies/1"), Lookup::Stale(_)));
+        assert!(matches!(cache.get("/movies/1"), Lookup::Stale(_)));
+        drop(claim); // the recomputation failed or its request was cancelled
+        assert!(matches!(cache.get("/movies/1"), Lookup::Miss(Some(_))), "the next request takes it over");
+        assert!(matches!(cache.get("/nothing"), Lookup::Miss(None)));
     }
 }

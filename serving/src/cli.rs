@@ -15,6 +15,7 @@ use producer::replay::Pace;
 use crate::demo::DemoSettings;
 use crate::live::LiveSettings;
 use crate::live::stream::StreamSettings;
+use crate::server::ServerLimits;
 use crate::startup::{Application, ServeSettings};
 
 /// CineData's HTTP service and catalogue tools.
@@ -40,9 +41,9 @@ enum Command {
 #[derive(Debug, Args)]
 struct LiveArgs {
     /// Where model snapshots (with the Kafka offsets they include) are kept; restarts resume
-    /// from the newest. Empty disables snapshots.
+    /// from the newest. Empty disables snapshots (a `String`: clap refuses an empty path).
     #[arg(long, env = "CINEDATA_SNAPSHOT_DIR", default_value = "cinedata-snapshots")]
-    snapshot_dir: PathBuf,
+    snapshot_dir: String,
     /// Seconds between snapshots (taken only when events arrived).
     #[arg(long, env = "CINEDATA_SNAPSHOT_INTERVAL", default_value_t = 60.0)]
     snapshot_interval: f64,
@@ -64,12 +65,38 @@ struct LiveArgs {
 impl LiveArgs {
     fn settings(&self, default_every: u64) -> LiveSettings {
         let mut live = LiveSettings::new();
-        live.snapshot_dir = (!self.snapshot_dir.as_os_str().is_empty()).then(|| self.snapshot_dir.clone());
+        live.snapshot_dir = (!self.snapshot_dir.is_empty()).then(|| PathBuf::from(&self.snapshot_dir));
         live.snapshot_interval = Duration::from_secs_f64(self.snapshot_interval.max(1.0));
         live.retrain.interval = (self.retrain_interval > 0.0).then(|| Duration::from_secs_f64(self.retrain_interval));
         live.retrain.every_ratings = self.retrain_every.unwrap_or(default_every);
         live.retrain.mlflow_uri.clone_from(&self.mlflow_uri);
         live
+    }
+}
+
+/// The HTTP server's limits, shared by `serve` and `demo`.
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// Seconds a client has to send a complete request head, from connecting or from the end
+    /// of its previous response (so also the idle keep-alive timeout).
+    #[arg(long, env = "CINEDATA_HEADER_TIMEOUT", default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Longest pause in seconds while a request body arrives before the request is answered 408.
+    #[arg(long, env = "CINEDATA_BODY_TIMEOUT", default_value_t = 10.0)]
+    body_timeout: f64,
+    /// Open client connections at most (lowered to fit the open-file limit); past it a new
+    /// connection is answered 503 and closed.
+    #[arg(long, env = "CINEDATA_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_timeout: Duration::from_secs_f64(self.header_timeout.max(0.1)),
+            body_timeout: Duration::from_secs_f64(self.body_timeout.max(0.1)),
+            max_connections: self.max_connections.max(1),
+        }
     }
 }
 
@@ -98,6 +125,13 @@ struct DemoArgs {
     api_key: Option<String>,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+    /// The journal where each rating `POST /ratings` accepts is synced before its 202; at start
+    /// those not yet in the store are produced again (the embedded broker is in memory).
+    /// Empty disables it (a 202 then survives only while the process does).
+    #[arg(long, env = "CINEDATA_JOURNAL", default_value = "cinedata-ratings.journal")]
+    journal: String,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +177,8 @@ struct ServeArgs {
     ratings_topic: String,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -214,6 +250,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         brokers: args.brokers,
         ratings_topic: args.ratings_topic,
         live,
+        limits: args.http.limits(),
+        journal: None,
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
@@ -235,6 +273,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         pace,
         api_key: args.api_key,
         live: args.live.settings(25_000),
+        limits: args.http.limits(),
+        journal: (!args.journal.is_empty()).then(|| PathBuf::from(&args.journal)),
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_settings(args: &[&str]) -> LiveSettings {
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Serve(serve) => serve.live.settings(100_000),
+            Command::Demo(demo) => demo.live.settings(25_000),
+            Command::Import(_) => unreachable!("not an import"),
+        }
+    }
+
+    #[test]
+    fn an_empty_snapshot_dir_disables_snapshots() {
+        assert_eq!(live_settings(&["serving", "serve", "--snapshot-dir", ""]).snapshot_dir, None);
+        assert_eq!(live_settings(&["serving", "demo", "--data", "x", "--snapshot-dir="]).snapshot_dir, None);
+        assert_eq!(
+            live_settings(&["serving", "serve", "--snapshot-dir", "snaps"]).snapshot_dir,
+            Some(PathBuf::from("snaps"))
+        );
+    }
 }

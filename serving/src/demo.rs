@@ -19,6 +19,7 @@ use store::{ImportOptions, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveSettings;
+use crate::server::ServerLimits;
 use crate::startup::{Application, ServeSettings};
 
 /// What `demo` needs.
@@ -38,6 +39,10 @@ pub struct DemoSettings {
     pub api_key: Option<String>,
     /// The live model's settings.
     pub live: LiveSettings,
+    /// The HTTP server's timeouts and connection limit.
+    pub limits: ServerLimits,
+    /// The journal of accepted ratings (see [`crate::journal`]); `None` keeps none.
+    pub journal: Option<PathBuf>,
 }
 
 /// The release at `data`, downloading ml-latest-small there first if asked to; otherwise a
@@ -96,11 +101,23 @@ impl Demo {
 
         let pipeline = consumer::Settings::new(None, settings.database_url.clone());
         let embedded = Embedded::start(&pipeline)?;
+        // Ratings acknowledged before a crash and not yet in the store go to the broker again.
+        if let Some(journal) = &settings.journal {
+            let resend = producer::future_producer(embedded.brokers()).context("a producer for the journal")?;
+            let recovered = crate::journal::recover(journal, &store, &resend, &pipeline.ratings_topic)
+                .await
+                .context("recovering the ratings journal")?;
+            if recovered.produced > 0 {
+                eprintln!("journal: {} acknowledged ratings not yet stored were produced again", recovered.produced);
+            }
+        }
         let mut serve = ServeSettings::new(settings.database_url.clone(), settings.listen);
+        serve.journal.clone_from(&settings.journal);
         serve.api_key = settings.api_key.clone();
         serve.brokers = Some(embedded.brokers().to_owned());
         serve.ratings_topic = pipeline.ratings_topic.clone();
         serve.live = settings.live.clone();
+        serve.limits = settings.limits.clone();
         let app = Application::build(&serve).await?;
         let address = app.local_addr()?;
         let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;

@@ -36,15 +36,36 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// `axum::Json` with JSON errors (bad syntax, wrong types, wrong content type all give 422).
+/// `axum::Json` with JSON errors: bad syntax, wrong types and a wrong content type give 422,
+/// a body over the limit 413, a body that stalls (the server's body timeout) 408.
 #[derive(Debug, Clone, Copy)]
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state).await.map(|j| Json(j.0)).map_err(|e| ApiError::Invalid(e.body_text()))
+        axum::Json::<T>::from_request(req, state).await.map(|j| Json(j.0)).map_err(|e| {
+            if caused_by::<tower_http::timeout::TimeoutError>(&e) {
+                ApiError::BodyTimeout("the request body stopped arriving".into())
+            } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(format!("the body is over the limit of {} bytes", crate::error::MAX_BODY_BYTES))
+            } else {
+                ApiError::Invalid(e.body_text())
+            }
+        })
     }
+}
+
+/// Whether an `E` is anywhere in `error`'s source chain.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<E>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// Guards write endpoints: when the service has an API key, the request must carry it in

@@ -4,7 +4,10 @@
 //! - [`cache`]: the short-lived response cache in front of catalogue reads.
 //! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
 //! - [`demo`]: the one-command demo: embedded broker, SQLite, replay, live model, HTTP.
+//! - [`journal`]: the demo's synced journal of accepted ratings (durable 202s) and its recovery.
 //! - [`live`]: the live recommender: stream → online model, retrains with hot swap, snapshots.
+//! - [`server`]: the HTTP/1 server loop and its connection limits (timeouts, maximum
+//!   connections, the open-file limit).
 //! - [`startup`]: building the app on a listener and running it until shutdown.
 //! - [`routes`]: one module per area of the API; handlers extract, call the store or the live
 //!   model, map to DTOs.
@@ -19,9 +22,11 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod state;

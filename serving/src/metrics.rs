@@ -1,15 +1,18 @@
 //! Prometheus metrics: one registry per app, a middleware that counts and times every
-//! request by route template (never by raw path, so ids cannot explode label cardinality),
-//! and the `/metrics` exposition.
+//! request by route template and method (never by raw path or raw method, so no client can
+//! grow label cardinality), and the `/metrics` exposition.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The service's metric families.
 #[derive(Clone)]
@@ -21,6 +24,10 @@ pub struct Metrics {
     pub store_rows: IntGaugeVec,
     /// Response cache lookups by result (hit, miss).
     pub cache_lookups: IntCounterVec,
+    /// Client connections open now.
+    pub connections_open: IntGauge,
+    /// Connections answered 503 and closed because the connection limit was reached.
+    pub connections_refused: IntCounter,
 }
 
 impl Metrics {
@@ -53,18 +60,27 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
-        let families: [Box<dyn prometheus::core::Collector>; 4] = [
+        let connections_open =
+            IntGauge::new("http_connections_open", "Client connections open now.").expect("valid metric");
+        let connections_refused = IntCounter::new(
+            "http_connections_refused_total",
+            "Connections answered 503 and closed because the connection limit was reached.",
+        )
+        .expect("valid metric");
+        let families: [Box<dyn prometheus::core::Collector>; 6] = [
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(store_rows.clone()),
             Box::new(cache_lookups.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_refused.clone()),
         ];
         for family in families {
             registry.register(family).expect("unique metric names");
         }
         // process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux only).
         let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
-        Arc::new(Self { registry, requests, latency, store_rows, cache_lookups })
+        Arc::new(Self { registry, requests, latency, store_rows, cache_lookups, connections_open, connections_refused })
     }
 
     /// The registry, for other components to add their families.
@@ -80,13 +96,30 @@ impl Metrics {
     }
 }
 
-/// Counts and times each request under its route template; unmatched paths share one label.
+/// The `method` label: one of the standard methods, else `other` (a method is any token a
+/// client likes, up to the whole header size).
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(known, _)| known == method).map_or("other", |(_, label)| label)
+}
+
+/// Counts and times each request under its route template and [`method_label`]; unmatched
+/// paths share one label.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let response = next.run(req).await;
-    let method = method.as_str();
     metrics.latency.with_label_values(&[method, &route]).observe(started.elapsed().as_secs_f64());
     metrics.requests.with_label_values(&[method, &route, response.status().as_str()]).inc();
     response
@@ -95,4 +128,16 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
 /// `GET /metrics`.
 pub async fn exposition(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"PROPFIND").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(&[b'X'; 30_000]).unwrap()), "other");
+    }
 }

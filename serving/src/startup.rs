@@ -1,6 +1,7 @@
 //! Building the service on a listener and running it until the shutdown token fires.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{ListCache, ResponseCache};
+use crate::journal::Journal;
 use crate::live::stream::StreamSettings;
 use crate::live::{Live, LiveSettings};
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::server::{self, ServerLimits};
 use crate::state::{AppState, Cached, Ingest};
 
 /// What `serve` needs.
@@ -37,11 +40,16 @@ pub struct ServeSettings {
     /// The live model: retrain schedule, snapshots, online settings. Its stream defaults to
     /// `brokers` and `ratings_topic` when not set.
     pub live: LiveSettings,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub limits: ServerLimits,
+    /// Where `POST /ratings` journals each rating before its 202 (the demo, whose broker is
+    /// in memory); `None` trusts the broker's acknowledgement.
+    pub journal: Option<PathBuf>,
 }
 
 impl ServeSettings {
     /// Defaults for `database_url` on `listen`: no API key, 5 s analytics, 1 s cache, no
-    /// broker, default live model settings.
+    /// broker, default live model settings and server limits.
     pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
         Self {
             database_url: database_url.into(),
@@ -52,6 +60,8 @@ impl ServeSettings {
             brokers: None,
             ratings_topic: producer::topics::RATINGS.into(),
             live: LiveSettings::new(),
+            limits: ServerLimits::default(),
+            journal: None,
         }
     }
 }
@@ -62,6 +72,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     live: Live,
+    limits: ServerLimits,
 }
 
 impl Application {
@@ -80,6 +91,10 @@ impl Application {
                 producer: producer::future_producer(brokers)
                     .with_context(|| format!("connecting to Kafka at {brokers}"))?,
                 topic: Arc::from(settings.ratings_topic.as_str()),
+                journal: match &settings.journal {
+                    Some(path) => Some(Arc::new(Journal::open(path)?)),
+                    None => None,
+                },
             }),
             None => None,
         };
@@ -107,7 +122,7 @@ impl Application {
             api_key: settings.api_key.as_deref().map(Arc::from),
         };
         let router = routes::app(state.clone());
-        Ok(Self { listener, router, state, live })
+        Ok(Self { listener, router, state, live, limits: settings.limits.clone() })
     }
 
     /// The bound address (the real port when 0 was asked for).
@@ -132,7 +147,7 @@ impl Application {
     /// jobs (saving a last snapshot) and closes the store.
     ///
     /// # Errors
-    /// The server fails to accept.
+    /// None at present (accept errors are logged and retried); kept for callers' `?`.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let store = self.state.store.clone();
         let warm = self.state.clone();
@@ -143,16 +158,12 @@ impl Application {
         });
         let stop_jobs = shutdown.child_token();
         let jobs = self.live.spawn(stop_jobs.clone());
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving HTTP");
+        server::serve(self.listener, self.router, &self.limits, self.state.metrics.clone(), shutdown).await;
         stop_jobs.cancel();
         if let Err(error) = jobs.await {
             tracing::error!(%error, "live model jobs");
         }
         store.close().await;
-        served?;
         Ok(())
     }
 }

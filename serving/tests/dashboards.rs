@@ -100,6 +100,8 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
         pace: Pace::Rate(5_000.0),
         api_key: None,
         live,
+        limits: Default::default(),
+        journal: Some(dir.path().join("ratings.journal")),
     })
     .await
     .expect("the demo starts");

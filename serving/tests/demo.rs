@@ -32,6 +32,8 @@ fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
         pace: Pace::Max,
         api_key: None,
         live,
+        limits: Default::default(),
+        journal: Some(dir.path().join("ratings.journal")),
     }
 }
 
@@ -88,4 +90,102 @@ async fn without_a_release_the_demo_says_how_to_get_one() {
         Err(e) => format!("{e:#}"),
     };
     assert!(error.contains("--download") && error.contains("data/README.md"), "{error}");
+}
+
+/// `CINEDATA_SNAPSHOT_DIR=` (empty) is accepted as "no snapshots", as documented: the binary
+/// gets past argument parsing and fails only at the (deliberately missing) database folder.
+#[test]
+fn an_empty_snapshot_dir_variable_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("missing/cinedata.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_serving"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &database])
+        .env("CINEDATA_SNAPSHOT_DIR", "")
+        .output()
+        .expect("the serving binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a missing database folder fails: {stderr}");
+    assert!(!stderr.contains("invalid value"), "the empty variable parses: {stderr}");
+    assert!(stderr.contains("connecting to"), "fails at the database, after parsing: {stderr}");
+}
+
+/// A `serving demo` process on `dir`'s database and journal; its address once it prints it.
+fn start_demo_process(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_serving"))
+        .arg("demo")
+        .arg("--data")
+        .arg(ml_small())
+        .args(["--listen", "127.0.0.1:0", "--snapshot-dir", "", "--retrain-every", "0", "--retrain-interval", "0"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("cinedata.db").display()))
+        .arg("--journal")
+        .arg(dir.join("ratings.journal"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("CineData demo: ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let address = rx.recv_timeout(Duration::from_secs(120)).expect("the demo prints its address");
+    (child, address)
+}
+
+/// The crash: kill -9 right after the last `POST /ratings` got its 202, while the
+/// release is still being replayed. Every acknowledged rating is in the store after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let (mut child, address) = start_demo_process(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !client.get(format!("{address}/movies/1")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "the demo serves /movies/1");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let users: Vec<i64> = (1_000_001..=1_000_150).collect();
+    let posts = users.iter().map(|&user| {
+        let client = client.clone();
+        let url = format!("{address}/ratings");
+        async move {
+            let body = serde_json::json!({"userId": user, "movieId": 1, "rating": 4.5});
+            let response = client.post(url).json(&body).send().await.expect("POST /ratings");
+            assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        }
+    });
+    futures::future::join_all(posts).await;
+    child.kill().expect("kill -9");
+    child.wait().expect("the killed demo is reaped");
+
+    let (mut child, address) = start_demo_process(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut missing = users.clone();
+    while !missing.is_empty() {
+        let mut still = Vec::new();
+        for &user in &missing {
+            let found = client.get(format!("{address}/ratings/{user}/1")).send().await.is_ok_and(|r| r.status() == 200);
+            if !found {
+                still.push(user);
+            }
+        }
+        missing = still;
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged ratings lost after kill -9: {} of 150: {missing:?}",
+            missing.len()
+        );
+        if !missing.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    child.kill().expect("stopping the demo");
+    let _ = child.wait();
 }

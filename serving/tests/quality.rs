@@ -75,6 +75,8 @@ async fn served_lists_meet_the_top_n_goal_on_protocol_c() {
         pace: Pace::Max,
         api_key: None,
         live,
+        limits: Default::default(),
+        journal: None,
     };
     let demo = Demo::start(settings).await.expect("the demo starts");
     let base = format!("http://{}", demo.address());

@@ -7,7 +7,8 @@
 use std::collections::HashSet;
 
 use movielens::{LinkRow, MovieRow, NO_GENRES, RatingRow, TagRow};
-use sqlx::{Acquire, AssertSqlSafe, PgPool, SqliteConnection};
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, AssertSqlSafe, PgPool, Sqlite, SqliteConnection};
 
 use crate::pool::Pool;
 use crate::{Store, StoreError};
@@ -171,7 +172,10 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut conn = pool.acquire().await?;
-                sqlite_insert_ratings(&mut conn, &rows).await?;
+                if let Err(error) = sqlite_insert_ratings(&mut conn, &rows).await {
+                    discard(conn).await;
+                    return Err(error.into());
+                }
             }
             Pool::Postgres(pool) => pg_insert_ratings(pool, &rows).await?,
         }
@@ -191,21 +195,11 @@ impl Store {
         }
         match &self.pool {
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                for chunk in rows.chunks(SQLITE_MAX_PARAMS / 4) {
-                    let sql = values_sql(
-                        "INSERT INTO tags (user_id, movie_id, tag, timestamp)",
-                        4,
-                        chunk.len(),
-                        TAG_CONFLICT,
-                    );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for t in chunk {
-                        q = q.bind(t.user_id).bind(t.movie_id).bind(t.tag.clone()).bind(t.timestamp);
-                    }
-                    q.execute(&mut *tx).await?;
+                let mut conn = pool.acquire().await?;
+                if let Err(error) = sqlite_insert_tags(&mut conn, &rows).await {
+                    discard(conn).await;
+                    return Err(error.into());
                 }
-                tx.commit().await?;
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -310,6 +304,30 @@ async fn sqlite_insert_ratings(conn: &mut SqliteConnection, rows: &[RatingRow]) 
         sqlx::query(AssertSqlSafe(sql.clone())).bind(json.clone()).execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+async fn sqlite_insert_tags(conn: &mut SqliteConnection, rows: &[&TagRow]) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    for chunk in rows.chunks(SQLITE_MAX_PARAMS / 4) {
+        let sql = values_sql("INSERT INTO tags (user_id, movie_id, tag, timestamp)", 4, chunk.len(), TAG_CONFLICT);
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for t in chunk {
+            q = q.bind(t.user_id).bind(t.movie_id).bind(t.tag.clone()).bind(t.timestamp);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Closes a SQLite connection whose write failed instead of returning it to the pool. After
+/// a full disk or an I/O error its rollback can fail too, leaving the transaction open and
+/// the database's write lock held: back in the pool it would make every later write fail
+/// with "database is locked", even once space is freed. Closing it rolls back and releases
+/// the lock; the pool opens a fresh connection when one is next needed.
+async fn discard(conn: PoolConnection<Sqlite>) {
+    if let Err(error) = sqlx::Connection::close(conn.detach()).await {
+        tracing::warn!(%error, "closing a SQLite connection after a failed write");
+    }
 }
 
 async fn pg_insert_ratings(pool: &PgPool, rows: &[RatingRow]) -> Result<(), sqlx::Error> {

@@ -3,6 +3,8 @@
 //! - `embedded`: on librdkafka's in-process mock cluster and SQLite: a full ml-latest-small
 //!   replay, crashes mid-stream (a killed process, an aborted task), poison events, two
 //!   consumers sharing the partitions.
+//! - `diskfull`: SQLite on a small tmpfs that fills and is freed; the consumer resumes by
+//!   itself (skipped, saying so, where mounting is not allowed).
 //! - `metrics`: the Prometheus families scraped from `/metrics`: counters after a replay with
 //!   poison, the lag while the database is down, the binary's `--metrics-listen`.
 //! - `postgres`: the full replay into PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`, default
@@ -15,6 +17,7 @@
 //!
 //! Waits are deadline-bounded polls; nothing asserts on timing.
 
+mod diskfull;
 mod embedded;
 mod helpers;
 mod metrics;

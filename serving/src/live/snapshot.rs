@@ -42,19 +42,7 @@ pub fn save_top_n(dir: &Path, version: u64, state: &RerankState) -> anyhow::Resu
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = top_n_path(dir, version);
     let tmp = dir.join(format!(".top-n-v{version}.snap.tmp"));
-    let written = (|| -> anyhow::Result<()> {
-        let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = BufWriter::new(file);
-        out.write_all(TOP_N_MAGIC)?;
-        let out = postcard::to_io(state, out).with_context(|| format!("writing {}", tmp.display()))?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(())
-    })();
-    if let Err(error) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(error);
-    }
-    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    put(&tmp, &path, TOP_N_MAGIC, state)?;
     Ok(path)
 }
 
@@ -107,15 +95,7 @@ pub fn save(dir: &Path, topic: &str, snapshot: Snapshot) -> anyhow::Result<PathB
     let name = format!("model-{millis:013}-v{}.snap", snapshot.lineage.version);
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = BufWriter::new(file);
-        out.write_all(MAGIC)?;
-        let out = postcard::to_io(&File { topic: topic.to_owned(), snapshot }, out)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    }
-    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    put(&tmp, &path, MAGIC, &File { topic: topic.to_owned(), snapshot })?;
     for old in list(dir)?.into_iter().rev().skip(KEEP) {
         let _ = fs::remove_file(old);
     }
@@ -133,6 +113,54 @@ pub fn save(dir: &Path, topic: &str, snapshot: Snapshot) -> anyhow::Result<PathB
         }
     }
     Ok(path)
+}
+
+/// Writes `magic` and `value` to `tmp`, then renames it to `path`; on failure `tmp` is removed, so a
+/// full disk does not also fill up with half-written temp files, one per attempt.
+fn put(tmp: &Path, path: &Path, magic: &[u8], value: &impl Serialize) -> anyhow::Result<()> {
+    let written = write_file(tmp, magic, value)
+        .and_then(|()| fs::rename(tmp, path))
+        .with_context(|| format!("writing snapshot {}", path.display()));
+    if written.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    written
+}
+
+/// Writes and syncs one snapshot file, reporting the real I/O error (postcard's own error for
+/// a failed write is only "the serialize buffer is full").
+fn write_file(path: &Path, magic: &[u8], value: &impl Serialize) -> std::io::Result<()> {
+    /// Keeps the first I/O error the encoder hit.
+    struct Recording<W> {
+        inner: W,
+        error: Option<std::io::Error>,
+    }
+    impl<W: Write> Write for Recording<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let written = self.inner.write(buf);
+            self.record(written)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            let flushed = self.inner.flush();
+            self.record(flushed)
+        }
+    }
+    impl<W> Recording<W> {
+        fn record<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+            result.inspect_err(|e| {
+                let kept = e
+                    .raw_os_error()
+                    .map_or_else(|| std::io::Error::new(e.kind(), e.to_string()), std::io::Error::from_raw_os_error);
+                self.error.get_or_insert(kept);
+            })
+        }
+    }
+    let mut out = Recording { inner: BufWriter::new(fs::File::create(path)?), error: None };
+    out.write_all(magic)?;
+    if let Err(error) = postcard::to_io(value, &mut out) {
+        return Err(out.error.take().unwrap_or_else(|| std::io::Error::other(error)));
+    }
+    out.inner.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// Snapshot files in `dir`, oldest first.
@@ -240,5 +268,25 @@ mod tests {
         assert_eq!(restored.recommend_for_history(&history, &q), top_n.recommend_for_history(&history, &q));
         fs::write(top_n_path(dir.path(), 5), b"CINEDATA-TOPN-01garbage").unwrap();
         assert!(read_top_n(dir.path(), 5).is_err(), "a torn file is an error, not a model");
+    }
+
+    #[test]
+    fn a_failed_save_says_why_and_leaves_no_temp_file() {
+        // /dev/full fails every write with "No space left on device", like a full disk.
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("SKIPPED: no /dev/full on this system");
+            return;
+        }
+        let file = File { topic: "ratings".into(), snapshot: snapshot(1) };
+        let error = write_file(full, MAGIC, &file).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(28), "ENOSPC, not postcard's buffer error: {error}");
+        // A temp file written but not renamed into place (the target cannot exist) is removed.
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".model-1-v1.snap.tmp");
+        let error = put(&tmp, &full.join("model-1-v1.snap"), MAGIC, &file).unwrap_err();
+        assert!(format!("{error:#}").contains("writing snapshot"), "{error:#}");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     }
 }

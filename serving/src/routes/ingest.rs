@@ -17,7 +17,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Submit a rating. It is validated (scale, ids, timestamp, movie in the catalogue), produced
-/// to the ratings topic keyed by userId, and acknowledged by the broker before the 202.
+/// to the ratings topic keyed by userId, and acknowledged by the broker before the 202; in the
+/// demo it is also synced to the ratings journal first, so the 202 survives a crash.
 #[utoipa::path(post, path = "/ratings", tag = "ingest", request_body = NewRating,
     params(("x-api-key" = Option<String>, Header, description = "Required when the service has an API key")),
     responses((status = 202, body = RatingAccepted), (status = 401, body = ErrorBody),
@@ -27,14 +28,30 @@ pub async fn post_rating(
     _key: ApiKey,
     Json(body): Json<NewRating>,
 ) -> ApiResult<(StatusCode, axum::Json<RatingAccepted>)> {
-    let event = body.into_event(unix_now()).map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let now = unix_now();
+    let latest = crate::openapi::latest_timestamp(now);
+    if let Some(timestamp) = body.timestamp.filter(|&t| t > latest) {
+        return Err(ApiError::Invalid(format!("timestamp {timestamp} is after {latest}, the published maximum")));
+    }
+    let event = body.into_event(now).map_err(|e| ApiError::Invalid(e.to_string()))?;
     if state.store.movie(event.movie_id).await?.is_none() {
         return Err(ApiError::Invalid(format!("movie {} is not in the catalogue", event.movie_id)));
     }
     let Some(ingest) = &state.ingest else {
         return Err(ApiError::Unavailable("no Kafka brokers configured (--brokers)".into()));
     };
-    let delivered = producer::send_rating(&ingest.producer, &ingest.topic, &event).await.map_err(|e| match e {
+    // The journal sync and the broker's acknowledgement run side by side: the 202 waits for
+    // both. Either failing answers 503; the event may still be stored then (at least once).
+    let journalled = async {
+        match &ingest.journal {
+            Some(journal) => journal.append(&event).await,
+            None => Ok(()),
+        }
+    };
+    let (journalled, delivered) =
+        tokio::join!(journalled, producer::send_rating(&ingest.producer, &ingest.topic, &event));
+    journalled.map_err(|e| ApiError::Unavailable(format!("could not journal the rating: {e}")))?;
+    let delivered = delivered.map_err(|e| match e {
         producer::SendError::Invalid(e) => ApiError::Invalid(e.to_string()),
         other => ApiError::Unavailable(other.to_string()),
     })?;

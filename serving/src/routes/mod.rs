@@ -1,4 +1,5 @@
-//! The HTTP surface: [`app`] merges each area's router with docs, metrics and error fallbacks.
+//! The HTTP surface: [`app`] merges each area's router with docs, metrics, body limits and
+//! error fallbacks (every error answer is JSON).
 
 pub mod analytics;
 pub mod catalogue;
@@ -10,20 +11,20 @@ pub mod recommend;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::OpenApi;
 use utoipa_redoc::{Redoc, Servable};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::cache;
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 use crate::metrics;
-use crate::openapi::ApiDoc;
+use crate::openapi;
 use crate::state::AppState;
 
 /// The whole application router.
@@ -43,11 +44,16 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
-        .merge(Redoc::with_url("/redoc", ApiDoc::openapi()))
+        // The document is built per request (its rating timestamp bound moves hourly).
+        .merge(SwaggerUi::new("/docs").config(Config::from("/openapi.json")))
+        .route("/openapi.json", get(openapi::json))
+        .merge(Redoc::with_url("/redoc", openapi::document(schemas::events::unix_now())))
         .merge(api)
+        .layer(middleware::from_fn(error::refuse_oversize))
+        .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(middleware::from_fn(error::json_bodies))
         .layer(CatchPanicLayer::custom(|_| {
             let body = axum::Json(schemas::ErrorBody { detail: "internal error".into() });
             (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()

@@ -53,7 +53,7 @@ pub struct RecommendOptions {
     #[param(pattern = r"^[^\u0000]*$")]
     genre: Option<String>,
     /// Comma-separated movie ids never to return, e.g. `1,2` (at most 1000).
-    #[param(pattern = r"^[^\u0000]*$")]
+    #[param(pattern = r"^\s*([+-]?[0-9]{1,18}\s*(,\s*[+-]?[0-9]{1,18}\s*){0,999})?$")]
     exclude: Option<String>,
     /// Add the liked movies that most drove each recommendation (default false).
     explain: Option<bool>,

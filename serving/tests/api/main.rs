@@ -6,6 +6,8 @@
 //! - [`movies`], [`ratings`], [`tags`], [`links`]: the listings, lookups and filters.
 //! - [`analytics`]: counts and the catalogue-wide insights.
 //! - [`errors`]: 404s, 422s and the JSON error shape.
+//! - [`hostile`]: slow, idle, stalled, oversize and junk-method clients (SQLite only: the
+//!   HTTP layer is the same on both backends).
 //! - [`docs`]: OpenAPI, Swagger UI, ReDoc, health and `/metrics`.
 //! - [`schemathesis`]: property-based fuzzing of `/openapi.json` with the schemathesis CLI.
 
@@ -13,6 +15,7 @@ mod analytics;
 mod docs;
 mod errors;
 mod helpers;
+mod hostile;
 mod ingest;
 mod links;
 mod movies;
