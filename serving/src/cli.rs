@@ -16,6 +16,7 @@ use crate::demo::DemoSettings;
 use crate::live::LiveSettings;
 use crate::live::stream::StreamSettings;
 use crate::startup::{Application, ServeSettings};
+use crate::ui::posters::PosterSettings;
 
 /// CineData's HTTP service and catalogue tools.
 #[derive(Debug, Parser)]
@@ -73,6 +74,26 @@ impl LiveArgs {
     }
 }
 
+/// Posters for the web interface; without a key they are generated SVGs.
+#[derive(Debug, Args)]
+struct PosterArgs {
+    /// TMDb API key: posters come from TMDb (each movie's looked up once, then remembered).
+    #[arg(long, env = "CINEDATA_TMDB_API_KEY", hide_env_values = true)]
+    tmdb_api_key: Option<String>,
+    /// OMDb API key, used when there is no TMDb key.
+    #[arg(long, env = "CINEDATA_OMDB_API_KEY", hide_env_values = true)]
+    omdb_api_key: Option<String>,
+}
+
+impl PosterArgs {
+    fn settings(&self) -> PosterSettings {
+        let mut posters = PosterSettings::new();
+        posters.tmdb_api_key = self.tmdb_api_key.clone().filter(|k| !k.trim().is_empty());
+        posters.omdb_api_key = self.omdb_api_key.clone().filter(|k| !k.trim().is_empty());
+        posters
+    }
+}
+
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// A MovieLens release folder (e.g. ../shared/data/movielens/ml-latest-small).
@@ -98,6 +119,8 @@ struct DemoArgs {
     api_key: Option<String>,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    posters: PosterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +166,8 @@ struct ServeArgs {
     ratings_topic: String,
     #[command(flatten)]
     live: LiveArgs,
+    #[command(flatten)]
+    posters: PosterArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -214,6 +239,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         brokers: args.brokers,
         ratings_topic: args.ratings_topic,
         live,
+        posters: args.posters.settings(),
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
@@ -235,6 +261,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         pace,
         api_key: args.api_key,
         live: args.live.settings(25_000),
+        posters: args.posters.settings(),
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
 }

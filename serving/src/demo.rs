@@ -38,6 +38,8 @@ pub struct DemoSettings {
     pub api_key: Option<String>,
     /// The live model's settings.
     pub live: LiveSettings,
+    /// Where the web interface's posters come from.
+    pub posters: crate::ui::posters::PosterSettings,
 }
 
 /// The release at `data`, downloading ml-latest-small there first if asked to; otherwise a
@@ -101,6 +103,7 @@ impl Demo {
         serve.brokers = Some(embedded.brokers().to_owned());
         serve.ratings_topic = pipeline.ratings_topic.clone();
         serve.live = settings.live.clone();
+        serve.posters = settings.posters.clone();
         let app = Application::build(&serve).await?;
         let address = app.local_addr()?;
         let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;

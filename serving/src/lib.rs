@@ -2,12 +2,14 @@
 //!
 //! Where things live:
 //! - [`cache`]: the short-lived response cache in front of catalogue reads.
+//! - [`charts`]: the precomputed chart figures (ratings per month, per genre and year, per movie).
 //! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
 //! - [`demo`]: the one-command demo: embedded broker, SQLite, replay, live model, HTTP.
 //! - [`live`]: the live recommender: stream → online model, retrains with hot swap, snapshots.
 //! - [`startup`]: building the app on a listener and running it until shutdown.
 //! - [`routes`]: one module per area of the API; handlers extract, call the store or the live
 //!   model, map to DTOs.
+//! - [`ui`]: the web interface under `/ui/` (pages, assets, posters).
 //! - [`error`]: the one `ApiError` and how each case maps to a status and a JSON body.
 //! - [`extract`]: `Query`/`Path` extractors whose rejections become 422 JSON errors.
 //! - [`metrics`]: the Prometheus registry, the per-route middleware and `/metrics`.
@@ -15,6 +17,7 @@
 //! - [`state`]: `AppState`, the cloneable bundle every handler receives.
 
 pub mod cache;
+pub mod charts;
 pub mod cli;
 pub mod demo;
 pub mod error;
@@ -25,3 +28,4 @@ pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod ui;

@@ -16,6 +16,7 @@ use crate::live::{Live, LiveSettings};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::{AppState, Cached, Ingest};
+use crate::ui::posters::{PosterSettings, Posters};
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct ServeSettings {
     /// The live model: retrain schedule, snapshots, online settings. Its stream defaults to
     /// `brokers` and `ratings_topic` when not set.
     pub live: LiveSettings,
+    /// Where the web interface's posters come from.
+    pub posters: PosterSettings,
 }
 
 impl ServeSettings {
@@ -52,6 +55,7 @@ impl ServeSettings {
             brokers: None,
             ratings_topic: producer::topics::RATINGS.into(),
             live: LiveSettings::new(),
+            posters: PosterSettings::new(),
         }
     }
 }
@@ -104,6 +108,8 @@ impl Application {
             metrics,
             ingest,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),
+            charts: Arc::new(Cached::new(settings.analytics_ttl)),
+            posters: Posters::new(settings.posters.clone()),
             api_key: settings.api_key.as_deref().map(Arc::from),
         };
         let router = routes::app(state.clone());
@@ -139,6 +145,9 @@ impl Application {
         tokio::spawn(async move {
             if let Err(error) = routes::analytics::current(&warm).await {
                 tracing::warn!(%error, "could not precompute analytics");
+            }
+            if let Err(error) = crate::charts::current(&warm).await {
+                tracing::warn!(%error, "could not precompute the chart figures");
             }
         });
         let stop_jobs = shutdown.child_token();

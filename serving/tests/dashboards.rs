@@ -100,6 +100,7 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
         pace: Pace::Rate(5_000.0),
         api_key: None,
         live,
+        posters: serving::ui::posters::PosterSettings::new(),
     })
     .await
     .expect("the demo starts");

@@ -30,6 +30,7 @@ fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
         pace: Pace::Max,
         api_key: None,
         live,
+        posters: serving::ui::posters::PosterSettings::new(),
     }
 }
 

@@ -27,6 +27,15 @@ pub async fn post_rating(
     _key: ApiKey,
     Json(body): Json<NewRating>,
 ) -> ApiResult<(StatusCode, axum::Json<RatingAccepted>)> {
+    Ok((StatusCode::ACCEPTED, axum::Json(submit(&state, body).await?)))
+}
+
+/// Validates a rating and produces it to the ratings topic (also used by the web interface's
+/// rating form).
+///
+/// # Errors
+/// An invalid rating or unknown movie (422), no broker configured or the broker failing (503).
+pub async fn submit(state: &AppState, body: NewRating) -> ApiResult<RatingAccepted> {
     let event = body.into_event(unix_now()).map_err(|e| ApiError::Invalid(e.to_string()))?;
     if state.store.movie(event.movie_id).await?.is_none() {
         return Err(ApiError::Invalid(format!("movie {} is not in the catalogue", event.movie_id)));
@@ -38,5 +47,5 @@ pub async fn post_rating(
         producer::SendError::Invalid(e) => ApiError::Invalid(e.to_string()),
         other => ApiError::Unavailable(other.to_string()),
     })?;
-    Ok((StatusCode::ACCEPTED, axum::Json(RatingAccepted { event_id: delivered.event_id.to_string() })))
+    Ok(RatingAccepted { event_id: delivered.event_id.to_string() })
 }

@@ -2,6 +2,8 @@
 
 pub mod analytics;
 pub mod catalogue;
+pub mod charts;
+pub mod experiments;
 pub mod health;
 pub mod ingest;
 pub mod model;
@@ -38,6 +40,9 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(recommend::router())
         .merge(model::router())
+        .merge(experiments::router())
+        .merge(charts::router())
+        .merge(crate::ui::router())
         .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -46,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(Redoc::with_url("/redoc", ApiDoc::openapi()))
         .merge(api)
+        .layer(middleware::from_fn(crate::ui::redirect_browsers))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(CatchPanicLayer::custom(|_| {
