@@ -24,6 +24,7 @@ const FANS: i64 = 12;
 const FAN_RATING: f64 = 4.5;
 
 struct Similar {
+    movie_id: i64,
     title: String,
     poster: String,
 }
@@ -32,7 +33,6 @@ struct Similar {
 #[template(path = "movie.html")]
 struct MoviePage {
     layout: Layout,
-    movie_id: i64,
     title: String,
     year: String,
     genres: Vec<String>,

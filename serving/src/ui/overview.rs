@@ -49,7 +49,7 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
         ("Users", thousands(figures.user_count)),
         ("Ratings", thousands(figures.rating_count)),
         ("Tags", thousands(figures.tag_count)),
-        ("Ratings in the stream's last day", thousands(charts.last_day)),
+        ("Ratings in the last day of the stream", thousands(charts.last_day)),
         ("Model version", state.live.lineage().version.to_string()),
     ];
     let months = Chart {

@@ -5,11 +5,14 @@
 //! - [`helpers`]: `spawn_app(backend)`, the `backend_tests!` macro and HTTP helpers.
 //! - [`movies`], [`ratings`], [`tags`], [`links`]: the listings, lookups and filters.
 //! - [`analytics`]: counts and the catalogue-wide insights.
+//! - [`charts`]: `/charts/...` and `/model/experiments`.
+//! - [`ui`]: the web interface's pages over plain HTTP.
 //! - [`errors`]: 404s, 422s and the JSON error shape.
 //! - [`docs`]: OpenAPI, Swagger UI, ReDoc, health and `/metrics`.
 //! - [`schemathesis`]: property-based fuzzing of `/openapi.json` with the schemathesis CLI.
 
 mod analytics;
+mod charts;
 mod docs;
 mod errors;
 mod helpers;
@@ -19,3 +22,4 @@ mod movies;
 mod ratings;
 mod schemathesis;
 mod tags;
+mod ui;
