@@ -147,7 +147,8 @@ impl MovieForm {
         ];
         let mut parts: Vec<String> = fields
             .iter()
-            .filter(|(_, v)| !v.trim().is_empty())
+            // Defaults are left out so equal searches share one address.
+            .filter(|(k, v)| !v.trim().is_empty() && !matches!((*k, v.trim()), ("sort", "ratings") | ("dir", "default")))
             .map(|(k, v)| format!("{k}={}", encode(v.trim())))
             .collect();
         if page > 1 {

@@ -188,7 +188,9 @@ async fn the_interface_works_in_a_real_browser() {
     assert_eq!(titles.len(), 3);
     assert!(titles.iter().all(|t| t.starts_with("Toy Story")), "{titles:?}");
     assert_eq!(client.execute("return window.__sameDocument === true;", vec![]).await.unwrap(), json!(true), "no reload");
-    assert!(client.current_url().await.unwrap().as_str().ends_with("/ui/movies?title=toy%20story"), "the URL follows");
+    wait_for(&client, "the address follows", "location.pathname + location.search === '/ui/movies?title=toy%20story'").await;
+    let address = client.current_url().await.unwrap();
+    assert_eq!(address.as_str(), format!("{base}/ui/movies?title=toy%20story"), "the address follows");
     let posters = client
         .execute(
             "return Array.from(document.querySelectorAll('#movie-table img')).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);",
