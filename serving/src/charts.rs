@@ -234,9 +234,8 @@ impl Charts {
         let id = |a: &&MovieRow, b: &&MovieRow| a.movie_id.cmp(&b.movie_id);
         match search.sort {
             SortKey::Ratings => rows.sort_by(|a, b| b.rating_count.cmp(&a.rating_count).then(id(a, b))),
-            SortKey::Mean => rows.sort_by(|a, b| {
-                b.mean_rating.unwrap_or(-1.0).total_cmp(&a.mean_rating.unwrap_or(-1.0)).then(id(a, b))
-            }),
+            SortKey::Mean => rows
+                .sort_by(|a, b| b.mean_rating.unwrap_or(-1.0).total_cmp(&a.mean_rating.unwrap_or(-1.0)).then(id(a, b))),
             SortKey::Title => rows.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()).then(id(a, b))),
             SortKey::Year => rows.sort_by(|a, b| b.year.cmp(&a.year).then(id(a, b))),
             SortKey::Id => rows.sort_by(id),

@@ -71,13 +71,15 @@ impl Store {
             Ok::<_, sqlx::Error>((months, movie_years, latest.0))
         })?;
         let last_day = match latest {
-            Some(latest) => crate::pool::with_pool!(self, |pool| {
-                sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM ratings WHERE timestamp > $1")
-                    .bind(latest - 86_400)
-                    .fetch_one(pool)
-                    .await
-            })?
-            .0,
+            Some(latest) => {
+                crate::pool::with_pool!(self, |pool| {
+                    sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM ratings WHERE timestamp > $1")
+                        .bind(latest - 86_400)
+                        .fetch_one(pool)
+                        .await
+                })?
+                .0
+            }
             None => 0,
         };
         Ok(RatingAggregates {

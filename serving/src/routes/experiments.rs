@@ -48,7 +48,9 @@ impl ExperimentFilter {
     pub fn query(&self) -> ApiResult<ExperimentQuery> {
         let text = |name: &str, v: &Option<String>| -> ApiResult<Option<String>> {
             match v.as_deref().map(str::trim) {
-                Some(t) if t.contains('\0') => Err(ApiError::Invalid(format!("{name} must not contain NUL characters"))),
+                Some(t) if t.contains('\0') => {
+                    Err(ApiError::Invalid(format!("{name} must not contain NUL characters")))
+                }
                 Some("") | None => Ok(None),
                 Some(t) => Ok(Some(t.to_owned())),
             }
@@ -98,6 +100,9 @@ mod tests {
         assert!(ExperimentFilter { kind: Some("x".into()), ..Default::default() }.query().is_err());
         assert!(ExperimentFilter { limit: Some(0), ..Default::default() }.query().is_err());
         assert!(ExperimentFilter { model: Some("a\0".into()), ..Default::default() }.query().is_err());
-        assert_eq!(ExperimentFilter { protocol: Some(" ".into()), ..Default::default() }.query().unwrap().protocol, None);
+        assert_eq!(
+            ExperimentFilter { protocol: Some(" ".into()), ..Default::default() }.query().unwrap().protocol,
+            None
+        );
     }
 }

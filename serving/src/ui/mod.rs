@@ -199,7 +199,7 @@ pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -207,7 +207,10 @@ pub fn thousands(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
-async fn not_found_page(axum::extract::State(state): axum::extract::State<AppState>, uri: axum::http::Uri) -> PageError {
+async fn not_found_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+) -> PageError {
     PageError::new(&state, ApiError::NotFound(format!("There is no page at {}.", uri.path())))
 }
 

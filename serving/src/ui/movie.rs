@@ -76,10 +76,11 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
 
     let uri: Uri = format!("/movies/{movie_id}/similar?n={SIMILAR}").parse().expect("a valid URI");
     let options = axum::extract::Query::try_from_uri(&uri).expect("valid similar options").0;
-    let similar = recommend::similar(State(state.clone()), crate::extract::Path(movie_id), crate::extract::Query(options))
-        .await
-        .or_page(&state)?
-        .0;
+    let similar =
+        recommend::similar(State(state.clone()), crate::extract::Path(movie_id), crate::extract::Query(options))
+            .await
+            .or_page(&state)?
+            .0;
     let to_similar = |m: &RecommendedMovie| Similar {
         movie_id: m.movie_id,
         title: m.title.clone(),
@@ -103,7 +104,11 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
             .similar(movie_id, &query)
             .iter()
             .filter_map(|s| {
-                Some(Similar { movie_id: s.item, title: movies.get(s.item)?.title.clone(), poster: state.posters.src(s.item) })
+                Some(Similar {
+                    movie_id: s.item,
+                    title: movies.get(s.item)?.title.clone(),
+                    poster: state.posters.src(s.item),
+                })
             })
             .collect()
     };
@@ -119,13 +124,19 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
     let histogram = Chart {
         kind: "bar",
         x: figures.histogram.iter().map(|b| format!("{:.1}", b.rating)).collect(),
-        series: vec![Series { name: "Ratings".into(), data: figures.histogram.iter().map(|b| Some(b.count as f64)).collect() }],
+        series: vec![Series {
+            name: "Ratings".into(),
+            data: figures.histogram.iter().map(|b| Some(b.count as f64)).collect(),
+        }],
         y_name: "ratings".into(),
     };
     let per_year = Chart {
         kind: "bar",
         x: figures.per_year.iter().map(|y| y.year.to_string()).collect(),
-        series: vec![Series { name: "Ratings".into(), data: figures.per_year.iter().map(|y| Some(y.count as f64)).collect() }],
+        series: vec![Series {
+            name: "Ratings".into(),
+            data: figures.per_year.iter().map(|y| Some(y.count as f64)).collect(),
+        }],
         y_name: "ratings".into(),
     };
     let page = MoviePage {

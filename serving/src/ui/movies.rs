@@ -148,7 +148,9 @@ impl MovieForm {
         let mut parts: Vec<String> = fields
             .iter()
             // Defaults are left out so equal searches share one address.
-            .filter(|(k, v)| !v.trim().is_empty() && !matches!((*k, v.trim()), ("sort", "ratings") | ("dir", "default")))
+            .filter(|(k, v)| {
+                !v.trim().is_empty() && !matches!((*k, v.trim()), ("sort", "ratings") | ("dir", "default"))
+            })
             .map(|(k, v)| format!("{k}={}", encode(v.trim())))
             .collect();
         if page > 1 {

@@ -55,7 +55,10 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
     let months = Chart {
         kind: "bar",
         x: charts.months.iter().map(|m| m.month.clone()).collect(),
-        series: vec![Series { name: "Ratings".into(), data: charts.months.iter().map(|m| Some(m.count as f64)).collect() }],
+        series: vec![Series {
+            name: "Ratings".into(),
+            data: charts.months.iter().map(|m| Some(m.count as f64)).collect(),
+        }],
         y_name: "ratings".into(),
     };
     let histogram = Chart {
@@ -71,7 +74,10 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
     let genre_popularity = Chart {
         kind: "hbar",
         x: popular.iter().map(|g| g.genre.clone()).collect(),
-        series: vec![Series { name: "Ratings".into(), data: popular.iter().map(|g| Some(g.rating_count as f64)).collect() }],
+        series: vec![Series {
+            name: "Ratings".into(),
+            data: popular.iter().map(|g| Some(g.rating_count as f64)).collect(),
+        }],
         y_name: "ratings".into(),
     };
     let mut years: Vec<i64> = charts.genre_years.iter().map(|g| g.year).collect();

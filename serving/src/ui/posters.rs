@@ -202,7 +202,8 @@ fn initials(title: &str) -> String {
         Some(i) if crate::charts::title_year(title).is_some() => &title[..i],
         _ => title,
     };
-    let words: Vec<&str> = name.split_whitespace().filter(|w| w.chars().next().is_some_and(char::is_alphanumeric)).collect();
+    let words: Vec<&str> =
+        name.split_whitespace().filter(|w| w.chars().next().is_some_and(char::is_alphanumeric)).collect();
     let skip = usize::from(words.len() > 1 && matches!(words[0].to_lowercase().as_str(), "the" | "a" | "an"));
     words.iter().skip(skip).take(3).filter_map(|w| w.chars().next()).flat_map(char::to_uppercase).collect()
 }

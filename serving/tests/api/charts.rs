@@ -54,7 +54,8 @@ async fn genres_per_year_add_up_and_have_means(app: &TestApp) {
     assert_eq!(drama_2000["count"], 4032);
     assert!((drama_2000["meanRating"].as_f64().unwrap() - 3.608_630_952).abs() < 1e-6, "{drama_2000}");
     for genre in charts["genres"].as_array().unwrap() {
-        let per_year: i64 = by_year.iter().filter(|g| g["genre"] == genre["genre"]).map(|g| g["count"].as_i64().unwrap()).sum();
+        let per_year: i64 =
+            by_year.iter().filter(|g| g["genre"] == genre["genre"]).map(|g| g["count"].as_i64().unwrap()).sum();
         assert_eq!(per_year, genre["rating_count"].as_i64().unwrap(), "{genre}: years add up to the total");
     }
 }
@@ -117,7 +118,10 @@ async fn experiments_are_listed_newest_first_and_filtered(app: &TestApp) {
             .into_iter()
             .enumerate()
     {
-        app.store.record_experiment(&record(model, kind, 2_000_000_000 + i as i64, 0.8 + i as f64 / 100.0)).await.unwrap();
+        app.store
+            .record_experiment(&record(model, kind, 2_000_000_000 + i as i64, 0.8 + i as f64 / 100.0))
+            .await
+            .unwrap();
     }
     let all: Vec<Value> = app.get_ok("/model/experiments").await;
     let mine: Vec<&Value> = all.iter().filter(|r| r["host"] == "test").collect();

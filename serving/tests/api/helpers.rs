@@ -169,6 +169,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// [`spawn_app`] with an API key guarding the write endpoints.
 pub async fn spawn_app_with(backend: Backend, api_key: Option<&str>) -> TestApp {
+    let api_key = api_key.map(str::to_owned);
+    spawn_app_configured(backend, move |settings| settings.api_key = api_key).await
+}
+
+/// [`spawn_app`] with settings changed by `configure` (after the test defaults are set).
+pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut ServeSettings)) -> TestApp {
     let (database_url, dir, pg_database) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temp dir");
@@ -184,12 +190,12 @@ pub async fn spawn_app_with(backend: Backend, api_key: Option<&str>) -> TestApp 
     let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new(RATINGS_TOPIC, 4)])
         .expect("the in-process Kafka mock starts");
     let mut settings = ServeSettings::new(database_url, SocketAddr::from(([127, 0, 0, 1], 0)));
-    settings.api_key = api_key.map(str::to_owned);
     settings.analytics_ttl = Duration::ZERO;
     settings.brokers = Some(broker.bootstrap_servers().to_owned());
     settings.ratings_topic = RATINGS_TOPIC.to_owned();
     // The catalogue suites do not look at recommendations: a small, fast model is enough.
     settings.live.retrain.mf = model::BiasedMf::builder().factors(8).epochs(3).build().expect("valid MF settings");
+    configure(&mut settings);
     let app = Application::build(&settings).await.expect("the app builds");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let store = app.state().store.clone();

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_configured};
 
 async fn page(app: &TestApp, path: &str) -> String {
     let response = app.get(path).await;
@@ -37,7 +37,9 @@ async fn the_overview_shows_the_catalogue_figures_and_charts() {
     for card in ["9,742", "610", "100,836", "3,683"] {
         assert!(html.contains(&format!("<span class=\"card-value\">{card}</span>")), "card {card}");
     }
-    assert!(html.contains("<span class=\"card-value\">3</span><span class=\"card-label\">Ratings in the last day of the stream"));
+    assert!(html.contains(
+        "<span class=\"card-value\">3</span><span class=\"card-label\">Ratings in the last day of the stream"
+    ));
     let months = chart(&html, "months");
     assert_eq!(months["x"][0], "1996-03");
     assert_eq!(values(&months, 0).iter().sum::<f64>(), 100_836.0);
@@ -74,7 +76,10 @@ async fn the_movie_table_filters_sorts_and_pages() {
     let first = table.find("Toy Story 3 (2010)").unwrap();
     assert!(first < table.find("Toy Story (1995)").unwrap(), "newest first");
     let filtered = page(&app, "/ui/movies/table?genre=Animation&year_from=1995&year_to=1995&min_ratings=100").await;
-    assert!(filtered.contains("<span id=\"match-count\">1</span>") && filtered.contains("Toy Story (1995)"), "{filtered}");
+    assert!(
+        filtered.contains("<span id=\"match-count\">1</span>") && filtered.contains("Toy Story (1995)"),
+        "{filtered}"
+    );
     let second = page(&app, "/ui/movies?page=2").await;
     assert!(second.contains("page 2 of 390"));
     let response = app.get("/ui/movies/table?title=heat").await;
@@ -91,7 +96,9 @@ async fn bad_filters_get_a_message_next_to_their_field() {
     assert!(html.contains("id=\"error-genre\" aria-live=\"polite\">Choose a genre from the list."));
     assert!(html.contains("<span id=\"match-count\">0</span>"));
     let partial = page(&app, "/ui/movies/table?year_from=2000&year_to=1990").await;
-    assert!(partial.contains("id=\"error-year_to\" aria-live=\"polite\" hx-swap-oob=\"true\">The last year must not be before the first."));
+    assert!(partial.contains(
+        "id=\"error-year_to\" aria-live=\"polite\" hx-swap-oob=\"true\">The last year must not be before the first."
+    ));
 }
 
 #[tokio::test]
@@ -114,7 +121,9 @@ async fn the_movie_page_shows_figures_links_tags_and_fans() {
     let html = page(&app, "/ui/movies/356").await;
     assert!(html.contains("<h1>Forrest Gump (1994)</h1>"));
     assert!(html.contains("<dd id=\"rating-count\">329</dd>") && html.contains("<dd id=\"mean-rating\">4.16</dd>"));
-    assert!(html.contains("https://www.imdb.com/title/tt0109830/") && html.contains("https://www.themoviedb.org/movie/13"));
+    assert!(
+        html.contains("https://www.imdb.com/title/tt0109830/") && html.contains("https://www.themoviedb.org/movie/13")
+    );
     assert_eq!(values(&chart(&html, "movie-histogram"), 0).iter().sum::<f64>(), 329.0);
     assert_eq!(values(&chart(&html, "movie-years"), 0).iter().sum::<f64>(), 329.0);
     assert!(html.contains("id=\"tags\""), "Forrest Gump has tags");
@@ -165,7 +174,12 @@ async fn assets_are_versioned_immutable_and_compressed() {
     let client = reqwest::Client::new();
     for name in ["htmx-2.0.11.min.js", "echarts-6.1.0.common.min.js"] {
         assert!(html.contains(&format!("src=\"/assets/{name}\"")), "{name} is linked");
-        let response = client.get(format!("{}/assets/{name}", app.address)).header("accept-encoding", "gzip").send().await.unwrap();
+        let response = client
+            .get(format!("{}/assets/{name}", app.address))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
         assert_eq!(response.headers()["content-encoding"], "gzip");
@@ -175,4 +189,67 @@ async fn assets_are_versioned_immutable_and_compressed() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.get("/assets/app.0000.js").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.get("/assets/echarts-6.1.0.LICENSE.txt").await.status(), StatusCode::OK);
+}
+
+/// A fake TMDb: `/3/movie/862` (Toy Story) has a poster, anything else is 404; counts calls.
+async fn fake_tmdb() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let router = axum::Router::new().route(
+        "/3/movie/{id}",
+        axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<i64>, query: axum::extract::RawQuery| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                assert_eq!(query.0.as_deref(), Some("api_key=test-key"), "the key is sent");
+                if id == 862 {
+                    (StatusCode::OK, axum::Json(serde_json::json!({"id": 862, "poster_path": "/toy.jpg"})))
+                } else {
+                    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"status_code": 34})))
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (address, hits)
+}
+
+#[tokio::test]
+async fn tmdb_posters_are_looked_up_once_and_fall_back_to_the_svg() {
+    let (tmdb, hits) = fake_tmdb().await;
+    let app = spawn_app_configured(store::Backend::Sqlite, |s| {
+        s.posters.tmdb_api_key = Some("test-key".into());
+        s.posters.tmdb_api_url = tmdb.clone();
+        s.posters.tmdb_image_url = "http://images.invalid/w342".into();
+    })
+    .await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let toy = client.get(format!("{}/posters/1", app.address)).send().await.unwrap();
+        assert_eq!(location(&toy), "http://images.invalid/w342/toy.jpg");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "looked up once");
+    let jumanji = client.get(format!("{}/posters/2", app.address)).send().await.unwrap();
+    assert_eq!(location(&jumanji), "/posters/2.svg", "no TMDb poster: the generated one");
+    let html = page(&app, "/ui/movies/1").await;
+    assert!(html.contains("src=\"/posters/1\""));
+    assert!(html.contains("This product uses the TMDb API but is not endorsed or certified by TMDb."));
+}
+
+#[tokio::test]
+async fn an_unreachable_poster_service_falls_back_to_the_svg() {
+    let app = spawn_app_configured(store::Backend::Sqlite, |s| {
+        s.posters.omdb_api_key = Some("k".into());
+        s.posters.omdb_api_url = "http://127.0.0.1:9".into();
+    })
+    .await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = client.get(format!("{}/posters/1", app.address)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/posters/1.svg");
 }

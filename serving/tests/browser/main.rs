@@ -120,7 +120,10 @@ async fn screenshot(client: &Client, name: &str, width: u32) {
         .unwrap_or(900);
     client.set_window_size(width, height.clamp(600, 6000) as u32).await.expect("resize");
     // Charts follow the window's size; give them a frame to redraw.
-    client.execute("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));", vec![]).await.ok();
+    client
+        .execute("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));", vec![])
+        .await
+        .ok();
     let png = client.screenshot().await.expect("a screenshot");
     std::fs::write(screenshots().join(format!("{name}.png")), png).expect("saving the screenshot");
     client.set_window_size(1280, 900).await.expect("resize");
@@ -155,7 +158,10 @@ async fn texts(client: &Client, css: &str) -> Vec<String> {
 
 async fn recommended(client: &Client) -> Vec<String> {
     let ids = client
-        .execute("return Array.from(document.querySelectorAll('#recommendations li')).map(li => li.dataset.movieId);", vec![])
+        .execute(
+            "return Array.from(document.querySelectorAll('#recommendations li')).map(li => li.dataset.movieId);",
+            vec![],
+        )
         .await
         .expect("the list");
     ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
@@ -187,8 +193,13 @@ async fn the_interface_works_in_a_real_browser() {
     let titles = texts(&client, "#movie-table tbody td:nth-child(2)").await;
     assert_eq!(titles.len(), 3);
     assert!(titles.iter().all(|t| t.starts_with("Toy Story")), "{titles:?}");
-    assert_eq!(client.execute("return window.__sameDocument === true;", vec![]).await.unwrap(), json!(true), "no reload");
-    wait_for(&client, "the address follows", "location.pathname + location.search === '/ui/movies?title=toy%20story'").await;
+    assert_eq!(
+        client.execute("return window.__sameDocument === true;", vec![]).await.unwrap(),
+        json!(true),
+        "no reload"
+    );
+    wait_for(&client, "the address follows", "location.pathname + location.search === '/ui/movies?title=toy%20story'")
+        .await;
     let address = client.current_url().await.unwrap();
     assert_eq!(address.as_str(), format!("{base}/ui/movies?title=toy%20story"), "the address follows");
     let posters = client
@@ -199,9 +210,17 @@ async fn the_interface_works_in_a_real_browser() {
         .await
         .unwrap();
     for poster in posters.as_array().unwrap() {
-        assert!(poster[0].as_str().unwrap().ends_with(".svg") && poster[0].as_str().unwrap().starts_with("/posters/"), "{poster}");
+        assert!(
+            poster[0].as_str().unwrap().ends_with(".svg") && poster[0].as_str().unwrap().starts_with("/posters/"),
+            "{poster}"
+        );
     }
-    wait_for(&client, "posters load", "Array.from(document.querySelectorAll('#movie-table img')).every(i => i.complete && i.naturalWidth > 0)").await;
+    wait_for(
+        &client,
+        "posters load",
+        "Array.from(document.querySelectorAll('#movie-table img')).every(i => i.complete && i.naturalWidth > 0)",
+    )
+    .await;
     assert!(console_errors(&client, &driver).await.is_empty());
     screenshot(&client, "movies", 1280).await;
 
