@@ -275,7 +275,7 @@ mod tests {
                 movie(3, "Untitled", "(no genres listed)"),
             ],
             RatingAggregates {
-                movie_years: vec![my(1, 2000, 2, 9.0), my(1, 2001, 1, 3.0), my(2, 2000, 3, 6.0)],
+                movie_years: vec![my(1, 2000, 2, 9.0), my(1, 2001, 1, 3.0), my(2, 2000, 4, 8.0)],
                 ..RatingAggregates::default()
             },
         )
