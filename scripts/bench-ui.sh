@@ -2,7 +2,8 @@
 # Web interface sizes and server times: imports a release into a temp SQLite file, serves it
 # with the given `serving` binary, and for each page reports the HTML size (plain and gzip),
 # the bytes a first visit of the overview transfers (HTML + scripts + style, gzip), and the
-# median of 21 server times (curl's time to first byte on 127.0.0.1, after one warm-up).
+# median of 21 server times (curl's time to first byte on 127.0.0.1, after one warm-up);
+# `/analytics` (JSON, cached) is the baseline measured in the same run.
 # Usage: scripts/bench-ui.sh SERVING_BINARY RELEASE_DIR
 set -euo pipefail
 bin=${1:?serving binary}; data=${2:?release folder}
@@ -17,7 +18,7 @@ for _ in $(seq 1 600); do curl -fs "$base/ui/model" >/dev/null 2>&1 && break; sl
 curl -fs "$base/ui/" >/dev/null  # the first request waits for the precomputed figures
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf "%-22s %10s %10s %12s\n" page html_bytes gzip_bytes median_ms
-for path in /ui/ /ui/movies "/ui/movies/table?title=star&sort=mean" /ui/movies/356 /ui/users/414 /ui/model; do
+for path in /analytics /ui/ /ui/movies "/ui/movies/table?title=star&sort=mean" /ui/movies/356 /ui/users/414 /ui/model; do
   plain=$(curl -fs "$base$path" | wc -c)
   gz=$(curl -fs -H 'accept-encoding: gzip' "$base$path" | wc -c)
   ms=$(for _ in $(seq 1 21); do curl -fs -o /dev/null -w '%{time_starttransfer}\n' "$base$path"; done | median)

@@ -48,7 +48,9 @@
         if (pending === 0) root.dataset.chartsReady = "true";
       });
       chart.setOption(option(JSON.parse(source.textContent)));
-      window.addEventListener("resize", function () { chart.resize(); });
+      if (typeof ResizeObserver !== "undefined") {
+        new ResizeObserver(function () { chart.resize(); }).observe(box);
+      }
     });
   }
 

@@ -109,9 +109,14 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-/// A full-page screenshot at `width`: the window grows to the page's height first.
+/// A full-page screenshot at `width`: the page is reloaded at that width (as a phone would
+/// load it), then the window grows to the page's height.
 async fn screenshot(client: &Client, name: &str, width: u32) {
     client.set_window_size(width, 900).await.expect("resize");
+    if width != 1280 {
+        client.refresh().await.expect("reload");
+        wait_for(client, "charts ready after reload", "document.documentElement.dataset.chartsReady === 'true'").await;
+    }
     let height = client
         .execute("return document.documentElement.scrollHeight;", vec![])
         .await
