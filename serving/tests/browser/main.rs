@@ -116,6 +116,11 @@ async fn screenshot(client: &Client, name: &str, width: u32) {
     if width != 1280 {
         client.refresh().await.expect("reload");
         wait_for(client, "charts ready after reload", "document.documentElement.dataset.chartsReady === 'true'").await;
+        let overflow = client
+            .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth;", vec![])
+            .await
+            .expect("widths");
+        assert_eq!(overflow, json!(0), "{name}: nothing sticks out sideways at {width} px");
     }
     let height = client
         .execute("return document.documentElement.scrollHeight;", vec![])
@@ -251,9 +256,24 @@ async fn the_interface_works_in_a_real_browser() {
     assert!(console_errors(&client, &driver).await.is_empty());
     screenshot(&client, "user", 1280).await;
 
-    // The model page.
-    client.goto(&format!("{base}/ui/model")).await.unwrap();
-    wait_for(&client, "model page", "document.documentElement.dataset.chartsReady").await;
+    // The model page: the startup retrain's record, drawn and listed; headers sort the table.
+    open(&client, &driver, &format!("{base}/ui/model"), 3).await;
+    let column = |n: usize| {
+        format!("Array.from(document.querySelectorAll('#experiments tbody tr')).map(r => r.cells[{n}].dataset.key)")
+    };
+    let rows = client.execute(&format!("return {};", column(0)), vec![]).await.unwrap();
+    assert!(!rows.as_array().unwrap().is_empty(), "the retrain is listed");
+    let header = client.find(Locator::Css("#experiments button.sort[data-column='0']")).await.unwrap();
+    header.click().await.unwrap();
+    let ascending: Vec<i64> =
+        serde_json::from_value::<Vec<String>>(client.execute(&format!("return {};", column(0)), vec![]).await.unwrap())
+            .unwrap()
+            .iter()
+            .map(|k| k.parse().unwrap())
+            .collect();
+    assert!(ascending.windows(2).all(|w| w[0] <= w[1]), "sorted by time: {ascending:?}");
+    let sort = client.find(Locator::Css("#experiments th")).await.unwrap().attr("aria-sort").await.unwrap();
+    assert_eq!(sort.as_deref(), Some("ascending"));
     assert!(console_errors(&client, &driver).await.is_empty());
     screenshot(&client, "model", 1280).await;
 
