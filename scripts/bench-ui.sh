@@ -10,7 +10,7 @@ bin=${1:?serving binary}; data=${2:?release folder}
 dir=$(mktemp -d); trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$bin" import --data "$data" --database-url "sqlite://$dir/b.db" >/dev/null 2>&1
 port=$((20000 + RANDOM % 20000))
-"$bin" serve --database-url "sqlite://$dir/b.db" --listen "127.0.0.1:$port" --snapshot-dir "" \
+"$bin" serve --database-url "sqlite://$dir/b.db" --listen "127.0.0.1:$port" --snapshot-dir "$dir/snapshots" \
   --retrain-every 0 --retrain-interval 0 --analytics-ttl 600 >"$dir/log" 2>&1 &
 pid=$!
 base="http://127.0.0.1:$port"
