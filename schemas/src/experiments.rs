@@ -18,9 +18,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// What produced a record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExperimentKind {
     /// An offline `evaluate` run.
@@ -58,7 +59,7 @@ impl FromStr for ExperimentKind {
 }
 
 /// The data a model was trained and scored on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DataSnapshot {
     /// Where the ratings came from: a release folder (absolute path) or a database (URL
     /// without credentials).
@@ -74,7 +75,7 @@ pub struct DataSnapshot {
 }
 
 /// One model's result under one protocol, with what is needed to reproduce and compare it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ExperimentRecord {
     /// The store's id; `None` until recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,6 @@
 //! CineData's shared wire types: what the HTTP API returns and what travels on Kafka.
 //!
+//! - [`charts`]: the chart series of the web interface (`/charts/...`).
 //! - [`catalogue`]: movies, ratings, tags, links and analytics as the data API serves them
 //!   (field names are the public contract: `movieId`, `userId`, ...).
 //! - [`error`]: the JSON error body every endpoint uses.
@@ -10,6 +11,7 @@
 //! - [`recommend`]: live recommendations, similar movies, user profiles and model status.
 
 pub mod catalogue;
+pub mod charts;
 pub mod error;
 pub mod events;
 pub mod experiments;

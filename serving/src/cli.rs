@@ -17,6 +17,7 @@ use crate::live::LiveSettings;
 use crate::live::stream::StreamSettings;
 use crate::server::ServerLimits;
 use crate::startup::{Application, ServeSettings};
+use crate::ui::posters::PosterSettings;
 
 /// CineData's HTTP service and catalogue tools.
 #[derive(Debug, Parser)]
@@ -100,6 +101,26 @@ impl HttpArgs {
     }
 }
 
+/// Posters for the web interface; without a key they are generated SVGs.
+#[derive(Debug, Args)]
+struct PosterArgs {
+    /// TMDb API key: posters come from TMDb (each movie's looked up once, then remembered).
+    #[arg(long, env = "CINEDATA_TMDB_API_KEY", hide_env_values = true)]
+    tmdb_api_key: Option<String>,
+    /// OMDb API key, used when there is no TMDb key.
+    #[arg(long, env = "CINEDATA_OMDB_API_KEY", hide_env_values = true)]
+    omdb_api_key: Option<String>,
+}
+
+impl PosterArgs {
+    fn settings(&self) -> PosterSettings {
+        let mut posters = PosterSettings::new();
+        posters.tmdb_api_key = self.tmdb_api_key.clone().filter(|k| !k.trim().is_empty());
+        posters.omdb_api_key = self.omdb_api_key.clone().filter(|k| !k.trim().is_empty());
+        posters
+    }
+}
+
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// A MovieLens release folder (e.g. ../shared/data/movielens/ml-latest-small).
@@ -132,6 +153,8 @@ struct DemoArgs {
     /// Empty disables it (a 202 then survives only while the process does).
     #[arg(long, env = "CINEDATA_JOURNAL", default_value = "cinedata-ratings.journal")]
     journal: String,
+    #[command(flatten)]
+    posters: PosterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +202,8 @@ struct ServeArgs {
     live: LiveArgs,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    posters: PosterArgs,
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -252,6 +277,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         live,
         limits: args.http.limits(),
         journal: None,
+        posters: args.posters.settings(),
     };
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
@@ -275,6 +301,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         live: args.live.settings(25_000),
         limits: args.http.limits(),
         journal: (!args.journal.is_empty()).then(|| PathBuf::from(&args.journal)),
+        posters: args.posters.settings(),
     };
     crate::demo::run(settings, producer::shutdown::on_signal()).await
 }

@@ -43,6 +43,8 @@ pub struct DemoSettings {
     pub limits: ServerLimits,
     /// The journal of accepted ratings (see [`crate::journal`]); `None` keeps none.
     pub journal: Option<PathBuf>,
+    /// Where the web interface's posters come from.
+    pub posters: crate::ui::posters::PosterSettings,
 }
 
 /// The release at `data`, downloading ml-latest-small there first if asked to; otherwise a
@@ -118,6 +120,7 @@ impl Demo {
         serve.ratings_topic = pipeline.ratings_topic.clone();
         serve.live = settings.live.clone();
         serve.limits = settings.limits.clone();
+        serve.posters = settings.posters.clone();
         let app = Application::build(&serve).await?;
         let address = app.local_addr()?;
         let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;

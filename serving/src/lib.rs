@@ -2,6 +2,7 @@
 //!
 //! Where things live:
 //! - [`cache`]: the short-lived response cache in front of catalogue reads.
+//! - [`charts`]: the precomputed chart figures (ratings per month, per genre and year, per movie).
 //! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
 //! - [`demo`]: the one-command demo: embedded broker, SQLite, replay, live model, HTTP.
 //! - [`journal`]: the demo's synced journal of accepted ratings (durable 202s) and its recovery.
@@ -11,6 +12,7 @@
 //! - [`startup`]: building the app on a listener and running it until shutdown.
 //! - [`routes`]: one module per area of the API; handlers extract, call the store or the live
 //!   model, map to DTOs.
+//! - [`ui`]: the web interface under `/ui/` (pages, assets, posters).
 //! - [`error`]: the one `ApiError` and how each case maps to a status and a JSON body.
 //! - [`extract`]: `Query`/`Path` extractors whose rejections become 422 JSON errors.
 //! - [`metrics`]: the Prometheus registry, the per-route middleware and `/metrics`.
@@ -18,6 +20,7 @@
 //! - [`state`]: `AppState`, the cloneable bundle every handler receives.
 
 pub mod cache;
+pub mod charts;
 pub mod cli;
 pub mod demo;
 pub mod error;
@@ -30,3 +33,4 @@ pub mod routes;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod ui;

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::{self, RefOr};
 
-use crate::routes::{analytics, catalogue, health, ingest, model, recommend};
+use crate::routes::{analytics, catalogue, charts, experiments, health, ingest, model, recommend};
 
 /// CineData's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -23,6 +23,11 @@ use crate::routes::{analytics, catalogue, health, ingest, model, recommend};
         catalogue::list_links,
         catalogue::get_link,
         analytics::analytics,
+        charts::ratings_per_month,
+        charts::rating_histogram,
+        charts::genre_charts,
+        charts::top_movies,
+        charts::movie_charts,
         ingest::post_rating,
         recommend::recommendations,
         recommend::similar,
@@ -30,6 +35,7 @@ use crate::routes::{analytics, catalogue, health, ingest, model, recommend};
         recommend::predictions,
         model::model_info,
         model::retrain,
+        experiments::experiments,
     ),
     tags(
         (name = "health", description = "Liveness"),

@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::routes;
 use crate::server::{self, ServerLimits};
 use crate::state::{AppState, Cached, Ingest};
+use crate::ui::posters::{PosterSettings, Posters};
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub struct ServeSettings {
     /// Where `POST /ratings` journals each rating before its 202 (the demo, whose broker is
     /// in memory); `None` trusts the broker's acknowledgement.
     pub journal: Option<PathBuf>,
+    /// Where the web interface's posters come from.
+    pub posters: PosterSettings,
 }
 
 impl ServeSettings {
@@ -62,6 +65,7 @@ impl ServeSettings {
             live: LiveSettings::new(),
             limits: ServerLimits::default(),
             journal: None,
+            posters: PosterSettings::new(),
         }
     }
 }
@@ -119,6 +123,8 @@ impl Application {
             metrics,
             ingest,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),
+            charts: Arc::new(Cached::new(settings.analytics_ttl)),
+            posters: Posters::new(settings.posters.clone()),
             api_key: settings.api_key.as_deref().map(Arc::from),
         };
         let router = routes::app(state.clone());
@@ -154,6 +160,9 @@ impl Application {
         tokio::spawn(async move {
             if let Err(error) = routes::analytics::current(&warm).await {
                 tracing::warn!(%error, "could not precompute analytics");
+            }
+            if let Err(error) = crate::charts::current(&warm).await {
+                tracing::warn!(%error, "could not precompute the chart figures");
             }
         });
         let stop_jobs = shutdown.child_token();

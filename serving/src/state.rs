@@ -9,9 +9,11 @@ use store::Store;
 use tokio::sync::Mutex;
 
 use crate::cache::{ListCache, ResponseCache};
+use crate::charts::Charts;
 use crate::live::LiveModel;
 use crate::live::retrain::Retrainer;
 use crate::metrics::Metrics;
+use crate::ui::posters::Posters;
 
 /// Shared handles for handlers.
 #[derive(Clone)]
@@ -22,6 +24,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Analytics scan every rating, so they are computed at most once per TTL.
     pub analytics: Arc<Cached<Analytics>>,
+    /// The web interface's chart figures, refreshed in the background like `analytics`.
+    pub charts: Arc<Cached<Charts>>,
+    /// Movie posters (generated, or looked up at TMDb/OMDb once per movie).
+    pub posters: Arc<Posters>,
     /// Recent answers of catalogue reads.
     pub responses: Arc<ResponseCache>,
     /// Recent recommendation lists (see [`ListCache`]).

@@ -102,6 +102,7 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
         live,
         limits: Default::default(),
         journal: Some(dir.path().join("ratings.journal")),
+        posters: serving::ui::posters::PosterSettings::new(),
     })
     .await
     .expect("the demo starts");

@@ -34,6 +34,7 @@ fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
         live,
         limits: Default::default(),
         journal: Some(dir.path().join("ratings.journal")),
+        posters: serving::ui::posters::PosterSettings::new(),
     }
 }
 

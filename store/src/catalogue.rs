@@ -6,7 +6,7 @@ use schemas::{
 use sqlx::AssertSqlSafe;
 
 use crate::pool::{Arg, bind_args, with_pool};
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// Offset pagination; validated by the caller (the API caps `limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,10 +310,7 @@ impl Store {
     /// A database error.
     pub async fn analytics(&self, top: i64, min_ratings: i64, now: i64) -> Result<Analytics, StoreError> {
         let (movie_count, rating_count, tag_count, link_count) = self.counts().await?;
-        let year = match self.backend() {
-            Backend::Sqlite => "CAST(strftime('%Y', timestamp, 'unixepoch') AS INTEGER)",
-            Backend::Postgres => "CAST(EXTRACT(YEAR FROM to_timestamp(timestamp) AT TIME ZONE 'UTC') AS BIGINT)",
-        };
+        let year = crate::charts::year_sql(self.backend());
         let per_year_sql = format!("SELECT {year} AS y, COUNT(*), AVG(rating) FROM ratings GROUP BY y ORDER BY y");
         let movie_stats_sql = |order: &str, having: &str| {
             format!(

@@ -3,6 +3,7 @@
 //! - [`Store`]: one cloneable handle over either backend; the URL scheme picks it
 //!   (`sqlite://file.db` or `postgres://...`). Migrations run on connect.
 //! - [`catalogue`]: the read side the data API serves (listings, details, analytics).
+//! - [`charts`]: rating aggregates behind the web interface's charts.
 //! - [`write`]: idempotent bulk upserts (a re-rating replaces the older one; newer timestamp wins).
 //! - [`import`]: loads a MovieLens release folder, reporting bad rows and carrying on.
 //! - [`load`]: the importer's bulk path for ratings (prepared statements on SQLite, binary
@@ -13,6 +14,7 @@
 //! the bulk write paths differ so each backend uses its fastest form.
 
 pub mod catalogue;
+pub mod charts;
 pub mod error;
 pub mod experiments;
 pub mod import;
@@ -22,6 +24,7 @@ pub mod write;
 mod pool;
 
 pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
+pub use charts::{MovieYear, RatingAggregates};
 pub use error::StoreError;
 pub use experiments::ExperimentQuery;
 pub use import::{ImportOptions, ImportReport};

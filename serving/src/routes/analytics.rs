@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// How many movies the most-rated and best-rated lists hold.
 const TOP: i64 = 10;
 /// Ratings a movie needs before it can rank among the best-rated.
-const MIN_RATINGS: i64 = 50;
+pub const MIN_RATINGS: i64 = 50;
 
 /// The analytics route.
 pub fn router() -> Router<AppState> {

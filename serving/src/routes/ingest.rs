@@ -28,6 +28,16 @@ pub async fn post_rating(
     _key: ApiKey,
     Json(body): Json<NewRating>,
 ) -> ApiResult<(StatusCode, axum::Json<RatingAccepted>)> {
+    Ok((StatusCode::ACCEPTED, axum::Json(submit(&state, body).await?)))
+}
+
+/// Validates a rating and produces it to the ratings topic (also used by the web interface's
+/// rating form); in the demo it is journalled too (see [`post_rating`]).
+///
+/// # Errors
+/// An invalid rating or unknown movie (422), no broker configured or the broker or journal
+/// failing (503).
+pub async fn submit(state: &AppState, body: NewRating) -> ApiResult<RatingAccepted> {
     let now = unix_now();
     let latest = crate::openapi::latest_timestamp(now);
     if let Some(timestamp) = body.timestamp.filter(|&t| t > latest) {
@@ -55,5 +65,5 @@ pub async fn post_rating(
         producer::SendError::Invalid(e) => ApiError::Invalid(e.to_string()),
         other => ApiError::Unavailable(other.to_string()),
     })?;
-    Ok((StatusCode::ACCEPTED, axum::Json(RatingAccepted { event_id: delivered.event_id.to_string() })))
+    Ok(RatingAccepted { event_id: delivered.event_id.to_string() })
 }

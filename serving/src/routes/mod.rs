@@ -3,6 +3,8 @@
 
 pub mod analytics;
 pub mod catalogue;
+pub mod charts;
+pub mod experiments;
 pub mod health;
 pub mod ingest;
 pub mod model;
@@ -39,6 +41,9 @@ pub fn app(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(recommend::router())
         .merge(model::router())
+        .merge(experiments::router())
+        .merge(charts::router())
+        .merge(crate::ui::router())
         .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -51,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .layer(middleware::from_fn(error::refuse_oversize))
         .layer(DefaultBodyLimit::max(error::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(crate::ui::redirect_browsers))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(middleware::from_fn(error::json_bodies))

@@ -5,6 +5,8 @@
 //! - [`helpers`]: `spawn_app(backend)`, the `backend_tests!` macro and HTTP helpers.
 //! - [`movies`], [`ratings`], [`tags`], [`links`]: the listings, lookups and filters.
 //! - [`analytics`]: counts and the catalogue-wide insights.
+//! - [`charts`]: `/charts/...` and `/model/experiments`.
+//! - [`ui`]: the web interface's pages over plain HTTP.
 //! - [`errors`]: 404s, 422s and the JSON error shape.
 //! - [`hostile`]: slow, idle, stalled, oversize and junk-method clients (SQLite only: the
 //!   HTTP layer is the same on both backends).
@@ -12,6 +14,7 @@
 //! - [`schemathesis`]: property-based fuzzing of `/openapi.json` with the schemathesis CLI.
 
 mod analytics;
+mod charts;
 mod docs;
 mod errors;
 mod helpers;
@@ -22,3 +25,4 @@ mod movies;
 mod ratings;
 mod schemathesis;
 mod tags;
+mod ui;
