@@ -77,6 +77,7 @@ async fn served_lists_meet_the_top_n_goal_on_protocol_c() {
         live,
         limits: Default::default(),
         journal: None,
+        posters: serving::ui::posters::PosterSettings::new(),
     };
     let demo = Demo::start(settings).await.expect("the demo starts");
     let base = format!("http://{}", demo.address());
