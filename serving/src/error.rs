@@ -91,8 +91,13 @@ pub async fn refuse_oversize(req: Request, next: Next) -> Response {
 
 /// Gives an error response that is not JSON (from a layer, a library's handler or an
 /// empty-bodied status) the `{"detail": ...}` shape, keeping its status and other headers.
+/// The web interface (`/ui/`) renders its own HTML error pages for people, so those pass.
 pub async fn json_bodies(req: Request, next: Next) -> Response {
+    let page = req.uri().path() == "/ui" || req.uri().path().starts_with("/ui/");
     let response = next.run(req).await;
+    if page {
+        return response;
+    }
     let status = response.status();
     let is_json = response
         .headers()
