@@ -6,19 +6,13 @@
 //! `cargo run --release -p evaluate --example rerank_grid -- [DATA_DIR]`
 //! (default `$CINEDATA_ML_SMALL`, else ../shared/data/movielens/ml-latest-small).
 
-use std::path::PathBuf;
-
 use evaluate::protocols::{Level, top_n_with};
 use evaluate::{ModelName, splits};
 use model::Rerank;
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
-    let dir = std::env::args_os()
-        .nth(1)
-        .or_else(|| std::env::var_os("CINEDATA_ML_SMALL"))
-        .map_or_else(|| PathBuf::from("../shared/data/movielens/ml-latest-small"), PathBuf::from);
-    let rows = evaluate::load_ratings(&dir)?;
+    let rows = evaluate::load_ratings(&evaluate::example_data_dir())?;
     let parts = splits::temporal_split(&rows);
 
     // Round 1 varies one setting at a time around the first guess (the default before the

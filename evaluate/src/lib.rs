@@ -230,6 +230,15 @@ pub fn table(reports: &[Report]) -> String {
     out
 }
 
+/// The data folder an example program takes: its first argument, else `$CINEDATA_ML_SMALL`,
+/// else `../shared/data/movielens/ml-latest-small`.
+pub fn example_data_dir() -> PathBuf {
+    std::env::args_os()
+        .nth(1)
+        .or_else(|| std::env::var_os("CINEDATA_ML_SMALL"))
+        .map_or_else(|| PathBuf::from("../shared/data/movielens/ml-latest-small"), PathBuf::from)
+}
+
 /// Reads every rating of a release folder, in file order.
 ///
 /// # Errors

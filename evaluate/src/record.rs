@@ -51,22 +51,8 @@ impl Report {
     }
 }
 
-/// `YYYY-MM-DD HH:MM` (UTC) of Unix seconds.
-pub fn utc(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
-}
+/// `YYYY-MM-DD HH:MM` (UTC) of Unix seconds (shared with serving's web pages).
+pub use schemas::events::utc;
 
 /// A git revision shortened for a table: 12 hex digits, `-dirty` kept.
 pub fn short_revision(revision: &str) -> String {

@@ -177,22 +177,8 @@ pub struct Series {
     pub data: Vec<Option<f64>>,
 }
 
-/// `2023-05-01 12:00` (UTC) from Unix seconds.
-pub fn date_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
-}
+/// `2023-05-01 12:00` (UTC) from Unix seconds: the one formatter the records table also uses.
+pub use schemas::events::utc as date_time;
 
 /// `12 345` style thousands for stat cards.
 pub fn thousands(n: i64) -> String {
