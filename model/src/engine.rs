@@ -209,12 +209,24 @@ impl Engine {
     /// the score: each liked movie's share of the top-N model's score (EASE's item–item
     /// weights), or before the first recompute the live factors' similarity.
     pub fn explain(&self, user: UserId, item: ItemId, n: usize) -> Vec<Reason> {
+        self.explain_each(user, &[item], n).pop().unwrap_or_default()
+    }
+
+    /// [`Self::explain`] for each of `items`, reading the user's history once (a listed
+    /// request explains every movie of its list).
+    pub fn explain_each(&self, user: UserId, items: &[ItemId], n: usize) -> Vec<Vec<Reason>> {
         let history = self.online.history(user);
         if let Some(top_n) = &self.top_n {
-            return top_n.explain_for_history(&history, item, n);
+            let rated: Vec<(ItemId, f32)> = history.iter().map(|h| (h.0, h.1)).collect();
+            return items.iter().map(|&item| top_n.ease().explain_for_ratings(&rated, item, n)).collect();
         }
         let liked = liked_threshold(&history);
-        self.online.explain(user, item, usize::MAX).into_iter().filter(|r| r.rating >= liked).take(n).collect()
+        items
+            .iter()
+            .map(|&item| {
+                self.online.explain(user, item, usize::MAX).into_iter().filter(|r| r.rating >= liked).take(n).collect()
+            })
+            .collect()
     }
 }
 

@@ -568,7 +568,7 @@ impl RerankModel {
     /// Why `item` is recommended to a user with this history: EASE's per-movie shares of its
     /// score (see [`EaseModel::explain_for_ratings`]); only liked movies are cited.
     pub fn explain_for_history(&self, history: &[(ItemId, f32, i64)], item: ItemId, n: usize) -> Vec<Reason> {
-        let rated: Vec<(ItemId, f32)> = time_ordered(history).iter().map(|h| (h.0, h.1)).collect();
+        let rated: Vec<(ItemId, f32)> = history.iter().map(|h| (h.0, h.1)).collect();
         self.context.ease.explain_for_ratings(&rated, item, n)
     }
 

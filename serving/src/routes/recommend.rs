@@ -157,8 +157,8 @@ pub async fn recommendations(
     let found = engine.recommend(user_id, &query);
     let mut items: Vec<RecommendedMovie> = found.items.iter().filter_map(|s| movie(&movies, s)).collect();
     if options.explain.unwrap_or(false) && found.source == Source::Personal {
-        for item in &mut items {
-            let reasons = engine.explain(user_id, item.movie_id, REASONS);
+        let ids: Vec<i64> = items.iter().map(|m| m.movie_id).collect();
+        for (item, reasons) in items.iter_mut().zip(engine.explain_each(user_id, &ids, REASONS)) {
             item.because = Some(
                 reasons
                     .into_iter()
