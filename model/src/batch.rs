@@ -194,6 +194,8 @@ pub struct HoldoutReport {
     pub rmse: f64,
     /// MAE, likewise.
     pub mae: f64,
+    /// RMSE of the training ratings' mean on the same ratings: the floor the MF must clear.
+    pub mean_rmse: f64,
     /// Held-out ratings.
     pub ratings: u64,
     /// NDCG@10 of the top-N model's lists for the held-out users against their held-out
@@ -323,11 +325,13 @@ impl Recompute {
 /// Scores `models` (fitted on `ratings`) on the held-out ratings.
 fn check(models: &BatchModels, ratings: &Ratings, held: &[Rating]) -> HoldoutReport {
     let (lo, hi) = ratings.value_range().unwrap_or((f32::MIN, f32::MAX));
-    let mut errors = Errors::default();
+    let (mut errors, mut mean_errors) = (Errors::default(), Errors::default());
+    let mean = ratings.global_mean();
     let mut liked: HashMap<UserId, HashSet<ItemId>> = HashMap::new();
     let threshold = models.top_n.ease().positive_threshold();
     for r in held {
         errors.add(models.mf.predict(r.user, r.item).clamp(lo, hi), r.value);
+        mean_errors.add(mean, r.value);
         if r.value >= threshold {
             liked.entry(r.user).or_default().insert(r.item);
         }
@@ -347,6 +351,7 @@ fn check(models: &BatchModels, ratings: &Ratings, held: &[Rating]) -> HoldoutRep
     HoldoutReport {
         rmse: errors.rmse(),
         mae: errors.mae(),
+        mean_rmse: mean_errors.rmse(),
         ratings: errors.len(),
         ndcg_at_10: means.map(|m| m.ndcg),
         hit_rate_at_10: means.map(|m| m.hit),
@@ -405,6 +410,7 @@ mod tests {
         let report = published.holdout.expect("ratings were held out");
         assert_eq!(report.ratings as usize, published.held.len());
         assert!(report.rmse.is_finite() && report.rmse < 2.5, "{report:?}");
+        assert!(report.mean_rmse.is_finite(), "{report:?}");
         let ndcg = report.ndcg_at_10.expect("held-out likes");
         // The tastes are separable: the held-out likes of a user rank near the top.
         assert!(ndcg > 0.5, "{report:?}");

@@ -155,6 +155,9 @@ pub struct HoldoutMetrics {
     pub rmse: f64,
     /// Mean absolute error in stars.
     pub mae: f64,
+    /// RMSE of the training mean on the same ratings: the floor the model must clear.
+    #[serde(default)]
+    pub mean_rmse: Option<f64>,
     /// Ratings held out.
     pub ratings: u64,
     /// NDCG@10 of the held-out users' personal lists against the movies they liked (≥ 4) in
