@@ -47,6 +47,26 @@ pub struct DemoSettings {
     pub posters: crate::ui::posters::PosterSettings,
 }
 
+impl DemoSettings {
+    /// A demo of the release at `data` keeping its SQLite file and ratings journal in `dir`:
+    /// an ephemeral port on 127.0.0.1, the replay at full speed, no API key, the default live
+    /// settings (no snapshots), generated posters. Tests and embedders start here and adjust.
+    pub fn in_dir(data: PathBuf, dir: &Path) -> Self {
+        DemoSettings {
+            data,
+            download: false,
+            database_url: format!("sqlite://{}", dir.join("cinedata.db").display()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pace: Pace::Max,
+            api_key: None,
+            live: LiveSettings::new(),
+            limits: ServerLimits::default(),
+            journal: Some(dir.join("ratings.journal")),
+            posters: crate::ui::posters::PosterSettings::new(),
+        }
+    }
+}
+
 /// The release at `data`, downloading ml-latest-small there first if asked to; otherwise a
 /// missing release is an error saying how to get one.
 fn locate(data: &Path, download: bool) -> anyhow::Result<Release> {

@@ -2,7 +2,7 @@
 //! (Debian's `prometheus`; `PROMETHEUS` names the binary, scripts/test.sh exports it) scraping a
 //! running demo on ml-latest-small that answers traffic and dead-letters a malformed event.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +11,6 @@ use producer::replay::Pace;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use serving::demo::{Demo, DemoSettings};
-use serving::live::LiveSettings;
 use tokio_util::sync::CancellationToken;
 
 fn workspace() -> PathBuf {
@@ -89,23 +88,11 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
     let prometheus = prometheus_binary();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut live = LiveSettings::new();
-    live.snapshot_dir = Some(dir.path().join("snapshots"));
-    let demo = Demo::start(DemoSettings {
-        data: ml_small(),
-        download: false,
-        database_url: format!("sqlite://{}", dir.path().join("cinedata.db").display()),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        // Slow enough that the replay is still running while Prometheus scrapes.
-        pace: Pace::Rate(5_000.0),
-        api_key: None,
-        live,
-        limits: Default::default(),
-        journal: Some(dir.path().join("ratings.journal")),
-        posters: serving::ui::posters::PosterSettings::new(),
-    })
-    .await
-    .expect("the demo starts");
+    let mut settings = DemoSettings::in_dir(ml_small(), dir.path());
+    settings.live.snapshot_dir = Some(dir.path().join("snapshots"));
+    // Slow enough that the replay is still running while Prometheus scrapes.
+    settings.pace = Pace::Rate(5_000.0);
+    let demo = Demo::start(settings).await.expect("the demo starts");
     let (address, brokers) = (demo.address(), demo.brokers().to_owned());
     let token = CancellationToken::new();
     let task = tokio::spawn(demo.run(token.clone()));

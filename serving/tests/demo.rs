@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,6 @@ use evaluate::splits::{Part, temporal_split};
 use model::metrics::{Ranking, rank_user};
 use movielens::{RatingRow, Release};
 
-use producer::replay::Pace;
 use serde_json::Value;
 use serving::demo::{Demo, DemoSettings};
 use serving::live::LiveSettings;
@@ -25,23 +23,12 @@ fn ml_small() -> PathBuf {
 }
 
 fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
-    let mut live = LiveSettings::new();
-    live.snapshot_dir = Some(dir.path().join("snapshots"));
-    live.retrain.every_ratings = 25_000;
+    let mut settings = DemoSettings::in_dir(data, dir.path());
+    settings.live.snapshot_dir = Some(dir.path().join("snapshots"));
+    settings.live.retrain.every_ratings = 25_000;
     // The demo's behaviour, not its quality (that is the next file's test): small models.
-    live.retrain.pipeline = testkit::quick_pipeline();
-    DemoSettings {
-        data,
-        download: false,
-        database_url: format!("sqlite://{}", dir.path().join("cinedata.db").display()),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        pace: Pace::Max,
-        api_key: None,
-        live,
-        limits: Default::default(),
-        journal: Some(dir.path().join("ratings.journal")),
-        posters: serving::ui::posters::PosterSettings::new(),
-    }
+    settings.live.retrain.pipeline = testkit::quick_pipeline();
+    settings
 }
 
 async fn get(client: &reqwest::Client, url: String) -> Value {
@@ -244,32 +231,33 @@ async fn served_lists_meet_the_top_n_goal_on_protocol_c() {
     let base = format!("http://{}", demo.address());
     let token = CancellationToken::new();
     let task = tokio::spawn(demo.run(token.clone()));
-    let client = reqwest::Client::new();
+    // Asked as a Rust user of the API would: through the typed client.
+    let client = cinedata_client::Client::new(&base).unwrap();
 
     let n = train.len() as u64;
     let started = Instant::now();
     loop {
-        let model = get(&client, format!("{base}/model")).await;
-        if model["eventsApplied"].as_u64() >= Some(n)
-            && model["trainingRatings"].as_u64() == Some(n)
-            && model["lastRetrain"]["trigger"] == "replay"
+        let model = client.model().await.expect("GET /model");
+        if model.events_applied >= n
+            && model.training_ratings == n
+            && model.last_retrain.as_ref().is_some_and(|r| r.trigger == "replay")
         {
-            assert!(model["holdout"]["ndcgAt10"].as_f64().is_some_and(|v| v > 0.05), "{model}");
+            assert!(model.holdout.and_then(|h| h.ndcg_at_10).is_some_and(|v| v > 0.05), "{model:?}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "the demo did not get there: {model}");
+        assert!(started.elapsed() < Duration::from_secs(600), "the demo did not get there: {model:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
     let mut ranking = Ranking::default();
     let mut users: Vec<&i64> = liked.keys().collect();
     users.sort_unstable();
-    for user in users {
-        let answer = get(&client, format!("{base}/users/{user}/recommendations?n=10")).await;
-        let list: Vec<i64> =
-            answer["items"].as_array().unwrap().iter().map(|m| m["movieId"].as_i64().unwrap()).collect();
+    let ten = cinedata_client::RecommendOptions { n: Some(10), ..Default::default() };
+    for &user in users {
+        let answer = client.recommendations(user, &ten).await.expect("a list");
+        let list: Vec<i64> = answer.items.iter().map(|m| m.movie_id).collect();
         assert!(list.iter().all(|m| universe.contains(m)), "user {user}: a movie nobody rated in train");
-        ranking.add(&list, rank_user(&list, &liked[user], 10));
+        ranking.add(&list, rank_user(&list, &liked[&user], 10));
     }
     let (means, coverage) = (ranking.means(), ranking.coverage(universe.len()));
     println!(
