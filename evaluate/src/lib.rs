@@ -261,9 +261,9 @@ pub struct Settings {
     pub protocol: Protocol,
     /// Models to run; empty = every model that applies.
     pub models: Vec<ModelName>,
-    /// A `userId,movieId,fold` file to use instead of computing the folds.
+    /// A `userId,movieId,fold` file to use instead of computing the folds: a line per rating, any order.
     pub folds: Option<PathBuf>,
-    /// A `userId,movieId,split,inner` file to use instead of computing the top-N split.
+    /// A `userId,movieId,split,inner` file to use instead of computing the top-N split (any order).
     pub split: Option<PathBuf>,
     /// Top-N only: evaluate on the inner split (tuning) instead of the test part.
     pub level: Level,

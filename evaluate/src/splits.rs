@@ -97,16 +97,16 @@ pub fn temporal_split(rows: &[RatingRow]) -> Vec<Part> {
     parts
 }
 
-/// Reads a `userId,movieId,fold` file and checks it lists `rows` in order.
+/// Reads a `userId,movieId,fold` file: one line per rating, in any order.
 ///
 /// # Errors
-/// [`EvalError::Io`] if unreadable; [`EvalError::SplitFile`] for a malformed line or a row
-/// that does not match the ratings.
+/// [`EvalError::Io`] if unreadable; [`EvalError::SplitFile`] for a malformed line, a pair
+/// listed twice, or pairs that are not in the ratings or ratings the file leaves out.
 pub fn read_folds(path: &Path, rows: &[RatingRow]) -> Result<Vec<u8>, EvalError> {
     read_rows(path, rows, |cols| cols.first().and_then(|f| f.parse::<u8>().ok()).filter(|&f| f >= 1))
 }
 
-/// Reads a `userId,movieId,split,inner` file and checks it lists `rows` in order.
+/// Reads a `userId,movieId,split,inner` file: one line per rating, in any order.
 ///
 /// # Errors
 /// As [`read_folds`].
@@ -117,10 +117,22 @@ pub fn read_split(path: &Path, rows: &[RatingRow]) -> Result<Vec<Part>, EvalErro
     })
 }
 
-fn read_rows<T>(path: &Path, rows: &[RatingRow], value: impl Fn(&[&str]) -> Option<T>) -> Result<Vec<T>, EvalError> {
+/// Pairs named in an error message at most.
+const EXAMPLES: usize = 3;
+
+/// The value of every row of `rows`, matched to the file's lines by (userId, movieId), so a
+/// file in another order than `ratings.csv` (e.g. sorted by user, as ml-100k's `u1..u5`
+/// folds are) reads the same. Rows sharing a pair share its value.
+fn read_rows<T: Copy>(
+    path: &Path,
+    rows: &[RatingRow],
+    value: impl Fn(&[&str]) -> Option<T>,
+) -> Result<Vec<T>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Io { path: path.to_owned(), source })?;
     let bad = |line: usize, reason: String| EvalError::SplitFile { path: path.to_owned(), line, reason };
-    let mut out = Vec::with_capacity(rows.len());
+    let mut found: HashMap<(i64, i64), Option<(T, usize)>> =
+        rows.iter().map(|r| ((r.user_id, r.movie_id), None)).collect();
+    let (mut unknown, mut unknown_examples) = (0usize, Vec::new());
     // Line 1 is the header.
     for (n, line) in text.lines().enumerate().skip(1) {
         let line = line.trim();
@@ -134,21 +146,39 @@ fn read_rows<T>(path: &Path, rows: &[RatingRow], value: impl Fn(&[&str]) -> Opti
         let (Ok(user), Ok(movie)) = (user.parse::<i64>(), movie.parse::<i64>()) else {
             return Err(bad(n + 1, "userId and movieId must be integers".into()));
         };
-        let Some(row) = rows.get(out.len()) else {
-            return Err(bad(n + 1, format!("more rows than the {} ratings", rows.len())));
-        };
-        if (row.user_id, row.movie_id) != (user, movie) {
-            return Err(bad(
-                n + 1,
-                format!("({user},{movie}) where the ratings have ({},{})", row.user_id, row.movie_id),
+        let v = value(&cols[2..]).ok_or_else(|| bad(n + 1, format!("bad split value in {line:?}")))?;
+        match found.get_mut(&(user, movie)) {
+            None => {
+                unknown += 1;
+                if unknown_examples.len() < EXAMPLES {
+                    unknown_examples.push(format!("({user},{movie}) on line {}", n + 1));
+                }
+            }
+            Some(Some((_, first))) => {
+                return Err(bad(n + 1, format!("({user},{movie}) is listed again (first on line {first})")));
+            }
+            Some(slot) => *slot = Some((v, n + 1)),
+        }
+    }
+    let mut missing: Vec<(i64, i64)> = found.iter().filter(|(_, v)| v.is_none()).map(|(&pair, _)| pair).collect();
+    if unknown > 0 || !missing.is_empty() {
+        missing.sort_unstable();
+        let mut reasons = Vec::new();
+        if unknown > 0 {
+            reasons.push(format!("{unknown} pairs are not in the ratings (e.g. {})", unknown_examples.join(", ")));
+        }
+        if !missing.is_empty() {
+            let examples: Vec<String> = missing.iter().take(EXAMPLES).map(|(u, m)| format!("({u},{m})")).collect();
+            reasons.push(format!(
+                "{} of the {} rated (userId, movieId) pairs are missing (e.g. {})",
+                missing.len(),
+                found.len(),
+                examples.join(", ")
             ));
         }
-        out.push(value(&cols[2..]).ok_or_else(|| bad(n + 1, format!("bad split value in {line:?}")))?);
+        return Err(bad(text.lines().count(), reasons.join("; ")));
     }
-    if out.len() != rows.len() {
-        return Err(bad(text.lines().count(), format!("{} rows for {} ratings", out.len(), rows.len())));
-    }
-    Ok(out)
+    Ok(rows.iter().map(|r| found[&(r.user_id, r.movie_id)].expect("every pair was found").0).collect())
 }
 
 #[cfg(test)]
@@ -191,5 +221,36 @@ mod tests {
         assert_eq!(train(96), Part::Val);
         assert_eq!(train(97), Part::Test);
         assert_eq!(train(98), Part::Test);
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+        let path = dir.path().join("folds.csv");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn fold_files_match_by_pair_in_any_order() {
+        let rows = [row(196, 242, 0), row(1, 6, 0), row(22, 377, 0)];
+        let dir = tempfile::tempdir().unwrap();
+        // Sorted by user, as ml-100k's u1..u5 files are: not the ratings' order.
+        let path = write(&dir, "userId,movieId,fold\n1,6,2\n22,377,3\n196,242,1\n");
+        assert_eq!(read_folds(&path, &rows).unwrap(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn unknown_missing_and_repeated_pairs_are_refused_with_counts() {
+        let rows = [row(196, 242, 0), row(1, 6, 0), row(22, 377, 0)];
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "userId,movieId,fold\n1,6,2\n5,5,1\n6,6,1\n");
+        let error = read_folds(&path, &rows).unwrap_err().to_string();
+        assert!(error.contains("2 pairs are not in the ratings (e.g. (5,5) on line 3, (6,6) on line 4)"), "{error}");
+        assert!(
+            error.contains("2 of the 3 rated (userId, movieId) pairs are missing (e.g. (22,377), (196,242))"),
+            "{error}"
+        );
+        let path = write(&dir, "userId,movieId,fold\n1,6,2\n196,242,1\n1,6,3\n22,377,3\n");
+        let error = read_folds(&path, &rows).unwrap_err().to_string();
+        assert!(error.ends_with("folds.csv:4: (1,6) is listed again (first on line 2)"), "{error}");
     }
 }

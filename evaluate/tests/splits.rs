@@ -44,7 +44,7 @@ fn fold_assignment_passes_the_protocol_checks() {
 fn computed_folds_equal_the_published_file_row_for_row() {
     let rows = ratings();
     let computed = splits::assign_folds(&rows, 5);
-    // read_folds checks every row's (userId, movieId) against ratings.csv order.
+    // read_folds matches every line to a rating by (userId, movieId); the result follows ratings.csv.
     let published = splits::read_folds(&split_file("ml-latest-small-folds.csv"), &rows).unwrap();
     assert_eq!(computed.len(), published.len());
     let first_difference = computed.iter().zip(&published).position(|(a, b)| a != b);
