@@ -14,6 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::ml_small;
 
 /// The pytest suite is killed (and the test fails) after this long.
 const PYTEST_DEADLINE: Duration = Duration::from_secs(1200);
@@ -25,11 +26,6 @@ const CELL_TIMEOUT: &str = "600";
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL")
-        .map_or_else(|| workspace().join("../shared/data/movielens/ml-latest-small"), PathBuf::from)
 }
 
 /// `CINEDATA_SDK_PYTHON`, else the workspace's `.venv-tools/sdk/bin/python`.

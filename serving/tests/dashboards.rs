@@ -11,15 +11,11 @@ use producer::replay::Pace;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use serving::demo::{Demo, DemoSettings};
+use testkit::ml_small;
 use tokio_util::sync::CancellationToken;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL")
-        .map_or_else(|| workspace().join("../shared/data/movielens/ml-latest-small"), PathBuf::from)
 }
 
 fn prometheus_binary() -> PathBuf {

@@ -13,14 +13,8 @@ use movielens::{RatingRow, Release};
 use serde_json::Value;
 use serving::demo::{Demo, DemoSettings};
 use serving::live::LiveSettings;
+use testkit::ml_small;
 use tokio_util::sync::CancellationToken;
-
-fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
-        PathBuf::from,
-    )
-}
 
 fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
     let mut settings = DemoSettings::in_dir(data, dir.path());

@@ -4,11 +4,12 @@
 //! Each test body is `async fn name(db: &TestDb)`; `backend_tests!` (tests/common) runs it as
 //! `name::sqlite` and `name::postgres` on a fresh database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use movielens::{RatingRow, Release};
 use sqlx::Connection;
 use store::{ImportOptions, ImportReport};
+use testkit::ml_small;
 
 mod common;
 
@@ -26,13 +27,6 @@ backend_tests!(
     reimporting_an_overlapping_release_upserts_into_a_non_empty_store,
     an_import_into_an_empty_store_leaves_its_keys_and_indexes_in_place,
 );
-
-fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
-        PathBuf::from,
-    )
-}
 
 async fn import(db: &TestDb, dir: &Path) -> ImportReport {
     // A small batch size so even the synthetic release spans several write batches.

@@ -1,12 +1,24 @@
 //! Test support shared by CineData's test suites (a dev-dependency only, never published).
 //!
 //! - [`postgres`]: a fresh PostgreSQL database per test, dropped when the test ends.
+//! - [`ml_small`]: where the suites find ml-latest-small.
 //! - [`quick_pipeline`]: small, fast model settings for suites that do not measure quality.
 //! - [`metrics`]: the samples of a Prometheus text exposition, and [`metrics::get`], a plain
 //!   HTTP/1.0 `GET` for scraping `/metrics`.
 
 pub mod metrics;
 pub mod postgres;
+
+use std::path::PathBuf;
+
+/// The ml-latest-small release folder the suites read: `CINEDATA_ML_SMALL`, else
+/// `shared/data/movielens/ml-latest-small` beside the workspace.
+pub fn ml_small() -> PathBuf {
+    std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
+        PathBuf::from,
+    )
+}
 
 /// The recommender pipeline with a small top-N model (one 60-tree ensemble) and the default
 /// MF (whose factors give "similar movies"): suites that test behaviour rather than list

@@ -9,14 +9,8 @@ use cinedata_client::types::recommend::Strategy;
 use cinedata_client::{Client, Error, ExperimentFilter, MovieFilter, Page, RatingFilter, RecommendOptions, TagFilter};
 use futures::{StreamExt, TryStreamExt};
 use serving::demo::{Demo, DemoSettings};
+use testkit::ml_small;
 use tokio_util::sync::CancellationToken;
-
-fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/movielens/ml-latest-small"),
-        PathBuf::from,
-    )
-}
 
 /// The demo on ml-latest-small with the small test models; returns its base URL.
 async fn start_demo(dir: &tempfile::TempDir, token: CancellationToken) -> String {

@@ -13,7 +13,6 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use movielens::Release;
@@ -23,6 +22,7 @@ use serde_json::Value;
 use serving::startup::{Application, ServeSettings};
 use sqlx::Connection;
 use store::{Backend, ImportOptions, Store};
+pub use testkit::ml_small;
 use testkit::postgres::{self, execute, server_url, unique_name, with_database};
 use tokio_util::sync::CancellationToken;
 
@@ -73,14 +73,6 @@ macro_rules! backend_tests {
     )+};
 }
 pub(crate) use backend_tests;
-
-/// The ml-latest-small folder: `CINEDATA_ML_SMALL`, else `shared/` beside the workspace.
-pub fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
-        PathBuf::from,
-    )
-}
 
 fn ml_small_release() -> Release {
     let data = ml_small();

@@ -10,16 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serving::startup::{Application, ServeSettings};
 use store::{ImportOptions, Store};
+pub use testkit::ml_small;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// The ml-latest-small folder: `CINEDATA_ML_SMALL`, else `shared/` beside the workspace.
-pub fn ml_small() -> PathBuf {
-    std::env::var_os("CINEDATA_ML_SMALL").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/movielens/ml-latest-small"),
-        PathBuf::from,
-    )
-}
 
 /// What survives a restart: the database file, the snapshots, the broker.
 pub struct World {
