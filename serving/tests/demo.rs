@@ -16,6 +16,9 @@ use serving::live::LiveSettings;
 use testkit::ml_small;
 use tokio_util::sync::CancellationToken;
 
+mod support;
+use support::start_demo;
+
 fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
     let mut settings = DemoSettings::in_dir(data, dir.path());
     settings.live.snapshot_dir = Some(dir.path().join("snapshots"));
@@ -97,43 +100,13 @@ fn an_empty_snapshot_dir_variable_is_accepted() {
     assert!(stderr.contains("connecting to"), "fails at the database, after parsing: {stderr}");
 }
 
-/// A `serving demo` process on `dir`'s database and journal; its address once it prints it.
-fn start_demo_process(dir: &std::path::Path) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_serving"))
-        .arg("demo")
-        .arg("--data")
-        .arg(ml_small())
-        .args(["--listen", "127.0.0.1:0", "--snapshot-dir", "", "--retrain-every", "0", "--retrain-interval", "0"])
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.join("cinedata.db").display()))
-        .arg("--journal")
-        .arg(dir.join("ratings.journal"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the demo starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("CineData demo: ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(120)).expect("the demo prints its address");
-    (child, address)
-}
-
 /// The crash: kill -9 right after the last `POST /ratings` got its 202, while the
 /// release is still being replayed. Every acknowledged rating is in the store after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let (mut child, address) = start_demo_process(dir.path());
+    let (mut child, address) = start_demo(dir.path());
     let deadline = Instant::now() + Duration::from_secs(120);
     while !client.get(format!("{address}/movies/1")).send().await.is_ok_and(|r| r.status().is_success()) {
         assert!(Instant::now() < deadline, "the demo serves /movies/1");
@@ -150,10 +123,9 @@ async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
         }
     });
     futures::future::join_all(posts).await;
-    child.kill().expect("kill -9");
-    child.wait().expect("the killed demo is reaped");
+    child.kill();
 
-    let (mut child, address) = start_demo_process(dir.path());
+    let (child, address) = start_demo(dir.path());
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut missing = users.clone();
     while !missing.is_empty() {
@@ -174,8 +146,7 @@ async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    child.kill().expect("stopping the demo");
-    let _ = child.wait();
+    drop(child);
 }
 
 // What users get, measured as users get it: protocol C of `EVALUATION.md` through the demo.

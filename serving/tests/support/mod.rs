@@ -1,0 +1,91 @@
+//! Running the real `serving` binary from the test binaries that need it (included as
+//! `mod support;`; not every binary uses every piece).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::ml_small;
+
+/// Kills a whole process group on drop: the command and whatever it started (pytest's demo).
+pub struct Group(pub Child);
+
+impl Group {
+    pub fn spawn(command: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = command.process_group(0).spawn().unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        Group(child)
+    }
+
+    /// Waits for the command until `deadline`; None when it had to be killed.
+    pub fn wait(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().expect("waiting for a child process") {
+                return Some(status);
+            }
+            if started.elapsed() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Group {
+    /// kill -9 of the whole group, and the reaping.
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A command's output so far, from its log file.
+pub fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A `serving demo` on ml-latest-small with its own database and journal, and its URL once
+/// it printed it ("CineData demo: http://...").
+pub fn start_demo(dir: &Path) -> (Group, String) {
+    let log = std::fs::File::create(dir.join("demo.log")).expect("a log file");
+    let mut demo = Group::spawn(
+        Command::new(env!("CARGO_BIN_EXE_serving"))
+            .arg("demo")
+            .arg("--data")
+            .arg(ml_small())
+            // One retrain after the replay, none after it.
+            .args(["--listen", "127.0.0.1:0", "--snapshot-dir", "", "--retrain-every", "0", "--retrain-interval", "0"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.join("cinedata.db").display()))
+            .arg("--journal")
+            .arg(dir.join("ratings.journal"))
+            .env("RUST_LOG", "warn")
+            .env_remove("CINEDATA_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log),
+    );
+    let stdout = demo.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("CineData demo: ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("the demo did not print its address:\n{}", log_of(&dir.join("demo.log"))));
+    (demo, address)
+}
