@@ -286,14 +286,16 @@ impl Store {
         Ok(row.map(link))
     }
 
-    /// Row counts of the four tables: (movies, ratings, tags, links).
+    /// Row counts of the four tables: (movies, ratings, tags, links). The ratings' count comes
+    /// from the rating summaries (counting 25 M rows would scan an index).
     ///
     /// # Errors
     /// A database error.
     pub async fn counts(&self) -> Result<(i64, i64, i64, i64), StoreError> {
         let row: (i64, i64, i64, i64) = with_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM movies), (SELECT COUNT(*) FROM ratings), \
+                "SELECT (SELECT COUNT(*) FROM movies), \
+                 (SELECT CAST(COALESCE(SUM(rating_count), 0) AS BIGINT) FROM rating_months), \
                  (SELECT COUNT(*) FROM tags), (SELECT COUNT(*) FROM links)",
             )
             .fetch_one(pool)
@@ -304,41 +306,52 @@ impl Store {
 
     /// Catalogue-wide figures: counts, rating distribution, ratings per year, genre popularity
     /// and mean rating, the `top` most-rated movies and the `top` best-rated among those with
-    /// at least `min_ratings` ratings. Scans every rating: callers cache it.
+    /// at least `min_ratings` ratings. Reads the rating summaries, never `ratings` itself.
     ///
     /// # Errors
     /// A database error.
     pub async fn analytics(&self, top: i64, min_ratings: i64, now: i64) -> Result<Analytics, StoreError> {
         let (movie_count, rating_count, tag_count, link_count) = self.counts().await?;
-        let year = crate::charts::year_sql(self.backend());
-        let per_year_sql = format!("SELECT {year} AS y, COUNT(*), AVG(rating) FROM ratings GROUP BY y ORDER BY y");
+        // Per-movie totals of the summaries.
+        const MOVIE_TOTALS: &str = "SELECT movie_id, CAST(SUM(rating_count) AS BIGINT) AS n, SUM(rating_sum) AS total \
+             FROM movie_years GROUP BY movie_id HAVING SUM(rating_count) > 0";
         let movie_stats_sql = |order: &str, having: &str| {
             format!(
-                "SELECT m.movie_id, m.title, s.n, s.mean FROM \
-                 (SELECT movie_id, COUNT(*) AS n, AVG(rating) AS mean FROM ratings GROUP BY movie_id {having}) s \
-                 JOIN movies m ON m.movie_id = s.movie_id ORDER BY {order} LIMIT $1"
+                "SELECT m.movie_id, m.title, s.n, s.total / s.n FROM ({MOVIE_TOTALS}) s \
+                 JOIN movies m ON m.movie_id = s.movie_id {having} ORDER BY {order} LIMIT $1"
             )
         };
         let most_sql = movie_stats_sql("s.n DESC, m.movie_id", "");
-        let best_sql = movie_stats_sql("s.mean DESC, s.n DESC, m.movie_id", "HAVING COUNT(*) >= $2");
+        let best_sql = movie_stats_sql("s.total / s.n DESC, s.n DESC, m.movie_id", "WHERE s.n >= $2");
+        let genres_sql = format!(
+            "SELECT g.genre, COUNT(DISTINCT g.movie_id), CAST(COALESCE(SUM(s.n), 0) AS BIGINT), SUM(s.total) / CAST(SUM(s.n) AS BIGINT) \
+             FROM movie_genres g LEFT JOIN ({MOVIE_TOTALS}) s ON s.movie_id = g.movie_id \
+             GROUP BY g.genre ORDER BY COALESCE(SUM(s.n), 0) DESC, g.genre"
+        );
 
         let (totals, distribution, per_year, genres, most, best) = with_pool!(self, |pool| {
-            let totals: (i64, i64, Option<f64>) =
-                sqlx::query_as("SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT movie_id), AVG(rating) FROM ratings")
-                    .fetch_one(pool)
-                    .await?;
-            let distribution: Vec<(f64, i64)> =
-                sqlx::query_as("SELECT rating, COUNT(*) FROM ratings GROUP BY rating ORDER BY rating")
-                    .fetch_all(pool)
-                    .await?;
-            let per_year: Vec<(i64, i64, f64)> = sqlx::query_as(AssertSqlSafe(per_year_sql)).fetch_all(pool).await?;
-            let genres: Vec<(String, i64, i64, Option<f64>)> = sqlx::query_as(
-                "SELECT g.genre, COUNT(DISTINCT g.movie_id), COUNT(r.rating), AVG(r.rating) \
-                 FROM movie_genres g LEFT JOIN ratings r ON r.movie_id = g.movie_id \
-                 GROUP BY g.genre ORDER BY COUNT(r.rating) DESC, g.genre",
+            let totals: (i64, i64, Option<f64>) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM user_rating_counts WHERE rating_count > 0), \
+                 (SELECT COUNT(DISTINCT movie_id) FROM movie_rating_counts WHERE rating_count > 0), \
+                 (SELECT SUM(rating_sum) / CAST(SUM(rating_count) AS BIGINT) FROM rating_months WHERE rating_count > 0)",
+            )
+            .fetch_one(pool)
+            .await?;
+            let distribution: Vec<(f64, i64)> = sqlx::query_as(
+                "SELECT rating, CAST(SUM(rating_count) AS BIGINT) FROM movie_rating_counts \
+                 GROUP BY rating HAVING SUM(rating_count) > 0 ORDER BY rating",
             )
             .fetch_all(pool)
             .await?;
+            let per_year: Vec<(i64, i64, f64)> = sqlx::query_as(
+                "SELECT CAST(SUBSTR(month, 1, 4) AS BIGINT) AS y, CAST(SUM(rating_count) AS BIGINT), \
+                 SUM(rating_sum) / CAST(SUM(rating_count) AS BIGINT) FROM rating_months \
+                 GROUP BY y HAVING SUM(rating_count) > 0 ORDER BY y",
+            )
+            .fetch_all(pool)
+            .await?;
+            let genres: Vec<(String, i64, i64, Option<f64>)> =
+                sqlx::query_as(AssertSqlSafe(genres_sql)).fetch_all(pool).await?;
             let most: Vec<(i64, String, i64, f64)> =
                 sqlx::query_as(AssertSqlSafe(most_sql)).bind(top).fetch_all(pool).await?;
             let best: Vec<(i64, String, i64, f64)> =

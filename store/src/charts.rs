@@ -1,11 +1,11 @@
-//! Rating aggregates for the web interface's charts: one pass per grouping over `ratings`,
-//! read by the serving side in the background and kept in memory, so pages never scan.
+//! Rating aggregates for the web interface's charts, read from the rating summaries the
+//! writers keep (migration 0003, [`crate::summary`] on SQLite); the serving side keeps them in
+//! memory and refreshes them in the background, so pages never touch `ratings`.
 
 use schemas::charts::{MonthStats, MovieCharts};
 use schemas::{RatingBucket, YearStats};
-use sqlx::AssertSqlSafe;
 
-use crate::{Backend, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// Ratings of one movie in one calendar year (UTC).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,57 +29,48 @@ pub struct RatingAggregates {
     pub movie_years: Vec<MovieYear>,
     /// The newest rating's timestamp (the stream's "now"), if any.
     pub latest: Option<i64>,
-    /// Ratings in the day before `latest`.
+    /// Ratings in the 24 whole hours (UTC) up to and including `latest`'s hour.
     pub last_day: i64,
 }
 
-/// SQL for a rating's calendar year (UTC) from its epoch-seconds `timestamp`.
-pub(crate) fn year_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "CAST(strftime('%Y', timestamp, 'unixepoch') AS INTEGER)",
-        Backend::Postgres => "CAST(EXTRACT(YEAR FROM to_timestamp(timestamp) AT TIME ZONE 'UTC') AS BIGINT)",
-    }
-}
-
-fn month_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "strftime('%Y-%m', timestamp, 'unixepoch')",
-        Backend::Postgres => "to_char(to_timestamp(timestamp) AT TIME ZONE 'UTC', 'YYYY-MM')",
-    }
-}
-
 impl Store {
-    /// Ratings per month, per movie and year, and the last day's count. Scans every rating
-    /// twice: callers keep the result and refresh it in the background.
+    /// Ratings per month, per movie and year, the newest rating's time and the last day's
+    /// count, read from the rating summaries (no scan of `ratings`).
     ///
     /// # Errors
     /// A database error.
     pub async fn rating_aggregates(&self) -> Result<RatingAggregates, StoreError> {
-        let months_sql = format!(
-            "SELECT {m} AS m, COUNT(*), AVG(rating) FROM ratings GROUP BY m ORDER BY m",
-            m = month_sql(self.backend())
-        );
-        let movie_years_sql = format!(
-            "SELECT movie_id, {y} AS y, COUNT(*), SUM(rating) FROM ratings GROUP BY movie_id, y",
-            y = year_sql(self.backend())
-        );
         let (months, movie_years, latest) = crate::pool::with_pool!(self, |pool| {
-            let months: Vec<(String, i64, f64)> = sqlx::query_as(AssertSqlSafe(months_sql)).fetch_all(pool).await?;
-            let movie_years: Vec<(i64, i64, i64, f64)> =
-                sqlx::query_as(AssertSqlSafe(movie_years_sql)).fetch_all(pool).await?;
-            let latest: (Option<i64>,) = sqlx::query_as("SELECT MAX(timestamp) FROM ratings").fetch_one(pool).await?;
-            Ok::<_, sqlx::Error>((months, movie_years, latest.0))
+            let months: Vec<(String, i64, f64)> = sqlx::query_as(
+                "SELECT month, rating_count, rating_sum / rating_count FROM rating_months \
+                 WHERE rating_count > 0 ORDER BY month",
+            )
+            .fetch_all(pool)
+            .await?;
+            let movie_years: Vec<(i64, i64, i64, f64)> = sqlx::query_as(
+                "SELECT movie_id, year, rating_count, rating_sum FROM movie_years WHERE rating_count > 0",
+            )
+            .fetch_all(pool)
+            .await?;
+            // The newest hour with a count holds the newest rating (see migration 0003).
+            let latest: Option<i64> =
+                sqlx::query_scalar("SELECT latest FROM rating_hours WHERE rating_count > 0 ORDER BY hour DESC LIMIT 1")
+                    .fetch_optional(pool)
+                    .await?;
+            Ok::<_, sqlx::Error>((months, movie_years, latest))
         })?;
         let last_day = match latest {
-            Some(latest) => {
-                crate::pool::with_pool!(self, |pool| {
-                    sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM ratings WHERE timestamp > $1")
-                        .bind(latest - 86_400)
-                        .fetch_one(pool)
-                        .await
-                })?
-                .0
-            }
+            Some(latest) => crate::pool::with_pool!(self, |pool| {
+                sqlx::query_as::<_, (Option<i64>,)>(
+                    "SELECT CAST(SUM(rating_count) AS BIGINT) FROM rating_hours WHERE hour > $1 AND hour <= $2",
+                )
+                .bind(latest / 3600 - 24)
+                .bind(latest / 3600)
+                .fetch_one(pool)
+                .await
+            })?
+            .0
+            .unwrap_or_default(),
             None => 0,
         };
         Ok(RatingAggregates {
@@ -96,24 +87,26 @@ impl Store {
         })
     }
 
-    /// One movie's rating histogram and ratings per year (through the by-movie index).
+    /// One movie's rating histogram and ratings per year, from the rating summaries.
     ///
     /// # Errors
     /// A database error.
     pub async fn movie_charts(&self, movie_id: i64) -> Result<MovieCharts, StoreError> {
-        let per_year_sql = format!(
-            "SELECT {y} AS y, COUNT(*), AVG(rating) FROM ratings WHERE movie_id = $1 GROUP BY y ORDER BY y",
-            y = year_sql(self.backend())
-        );
         let (histogram, per_year) = crate::pool::with_pool!(self, |pool| {
             let histogram: Vec<(f64, i64)> = sqlx::query_as(
-                "SELECT rating, COUNT(*) FROM ratings WHERE movie_id = $1 GROUP BY rating ORDER BY rating",
+                "SELECT rating, rating_count FROM movie_rating_counts \
+                 WHERE movie_id = $1 AND rating_count > 0 ORDER BY rating",
             )
             .bind(movie_id)
             .fetch_all(pool)
             .await?;
-            let per_year: Vec<(i64, i64, f64)> =
-                sqlx::query_as(AssertSqlSafe(per_year_sql)).bind(movie_id).fetch_all(pool).await?;
+            let per_year: Vec<(i64, i64, f64)> = sqlx::query_as(
+                "SELECT year, rating_count, rating_sum / rating_count FROM movie_years \
+                 WHERE movie_id = $1 AND rating_count > 0 ORDER BY year",
+            )
+            .bind(movie_id)
+            .fetch_all(pool)
+            .await?;
             Ok::<_, sqlx::Error>((histogram, per_year))
         })?;
         let rating_count: i64 = histogram.iter().map(|h| h.1).sum();

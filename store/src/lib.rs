@@ -22,6 +22,7 @@ pub mod load;
 pub mod write;
 
 mod pool;
+mod summary;
 
 pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
 pub use charts::{MovieYear, RatingAggregates};

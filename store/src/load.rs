@@ -4,13 +4,17 @@
 //! - SQLite: a dedicated rusqlite connection to the same file, run on a blocking thread, steps
 //!   one prepared `INSERT ... ON CONFLICT` per row (no per-statement or per-value overhead),
 //!   one transaction per batch. When the table starts empty, `ratings_by_movie` is dropped and
-//!   built once at the end (with SQLite's multi-threaded sorter).
+//!   built once at the end (with SQLite's multi-threaded sorter), and the rating summaries
+//!   (`summary`) are summed in memory while keys keep increasing and written once at the end;
+//!   otherwise each batch updates them in its own transaction.
 //! - PostgreSQL: binary `COPY`. When the table starts empty, the whole load is one transaction
 //!   that drops the primary key, the secondary index and the foreign key, copies the rows
 //!   straight into `ratings` and rebuilds all three once; as long as the rows arrive strictly
 //!   increasing by (user, movie), as MovieLens ships them, no key can repeat. At the first key
 //!   out of order (or when the table was not empty) each batch is copied into a temporary
-//!   staging table and merged with one `INSERT ... SELECT ... ON CONFLICT`.
+//!   staging table and merged with one `INSERT ... SELECT ... ON CONFLICT`. The summaries'
+//!   statement triggers are off during a whole-table load, which recomputes them once at the
+//!   end; per-batch merges keep them through the triggers.
 
 use std::path::PathBuf;
 
@@ -20,7 +24,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Postgres, SqlitePool, Transaction};
 
 use crate::pool::Pool;
 use crate::write::{PG_RATINGS_FK, RATING_CONFLICT, RATINGS_BY_MOVIE, dedup_newest};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, summary};
 
 /// A bulk load of ratings, for imports: [`RatingsLoader::load`] each batch, then
 /// [`RatingsLoader::finish`].
@@ -32,7 +36,8 @@ pub struct RatingsLoader {
 }
 
 enum Target {
-    Sqlite(SqliteLoad),
+    /// Boxed: it holds the summaries' changes.
+    Sqlite(Box<SqliteLoad>),
     Postgres(PgLoad),
 }
 
@@ -43,7 +48,7 @@ impl Store {
     /// A database error.
     pub async fn ratings_loader(&self) -> Result<RatingsLoader, StoreError> {
         let target = match &self.pool {
-            Pool::Sqlite(pool) => Target::Sqlite(SqliteLoad::start(pool).await?),
+            Pool::Sqlite(pool) => Target::Sqlite(Box::new(SqliteLoad::start(pool).await?)),
             Pool::Postgres(pool) => Target::Postgres(PgLoad::start(pool).await?),
         };
         Ok(RatingsLoader { target })
@@ -75,7 +80,7 @@ impl RatingsLoader {
     /// A database error.
     pub async fn finish(self) -> Result<(), StoreError> {
         match self.target {
-            Target::Sqlite(load) => load.finish().await,
+            Target::Sqlite(load) => (*load).finish().await,
             Target::Postgres(load) => load.finish().await,
         }
     }
@@ -88,6 +93,10 @@ struct SqliteLoad {
     conn: Option<rusqlite::Connection>,
     /// The table was empty, so `ratings_by_movie` was dropped and `finish` builds it.
     index_dropped: bool,
+    /// The summaries' changes held back while the table started empty and every key so far
+    /// was greater than the last (so nothing stored can be replaced); `None` once a key came
+    /// out of order and the held changes were written.
+    held: Option<(summary::Changes, Option<(i64, i64)>)>,
 }
 
 const SQLITE_INSERT: &str = "INSERT INTO ratings (user_id, movie_id, rating, timestamp) VALUES (?1, ?2, ?3, ?4)";
@@ -98,28 +107,52 @@ impl SqliteLoad {
         let path: PathBuf = options.get_filename().to_owned();
         let in_memory = path.to_string_lossy().starts_with("file:sqlx-in-memory-");
         let (conn, index_dropped) = tokio::task::spawn_blocking(move || open_sqlite_loader(&path, in_memory)).await??;
-        Ok(Self { conn: Some(conn), index_dropped })
+        let held = index_dropped.then(|| (summary::Changes::default(), None));
+        Ok(Self { conn: Some(conn), index_dropped, held })
     }
 
     async fn load(&mut self, rows: Vec<RatingRow>) -> Result<(), StoreError> {
         // `None` only if an earlier batch's thread panicked, which already failed the load.
         let Some(mut conn) = self.conn.take() else { return Err(StoreError::LoaderBroken) };
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = sqlite_insert(&mut conn, &rows);
-            (conn, result)
+        // Rows come sorted by key: while each batch starts after the last one ended, none can
+        // replace a stored rating, and the summaries' changes are summed here instead.
+        let mut held = self.held.take();
+        let in_order = held.as_ref().is_some_and(|(_, last)| rows.first().map(|r| (r.user_id, r.movie_id)) > *last);
+        let (conn, held, result) = tokio::task::spawn_blocking(move || {
+            let result = if in_order {
+                let result = sqlite_insert(&mut conn, &rows, None);
+                if result.is_ok() {
+                    let (changes, last) = held.as_mut().expect("held while in order");
+                    changes.record(&rows, &summary::Stored::new());
+                    *last = rows.last().map(|r| (r.user_id, r.movie_id));
+                }
+                result
+            } else {
+                // Written with this batch; if it fails, the load is cut short and the next
+                // connect rebuilds the summaries (the index is still missing).
+                sqlite_insert(&mut conn, &rows, Some(held.take().map(|(changes, _)| changes)))
+            };
+            (conn, held, result)
         })
         .await?;
         self.conn = Some(conn);
+        self.held = held;
         Ok(result?)
     }
 
     async fn finish(mut self) -> Result<(), StoreError> {
-        let Some(conn) = self.conn.take() else { return Ok(()) };
+        let Some(mut conn) = self.conn.take() else { return Ok(()) };
         let index_dropped = self.index_dropped;
+        let held = self.held.take();
         tokio::task::spawn_blocking(move || {
-            if index_dropped {
-                conn.execute_batch(RATINGS_BY_MOVIE)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some((changes, _)) = held {
+                write_held(&tx, &changes)?;
             }
+            if index_dropped {
+                tx.execute_batch(RATINGS_BY_MOVIE)?;
+            }
+            tx.commit()?;
             conn.close().map_err(|(_, e)| e)
         })
         .await??;
@@ -152,16 +185,54 @@ fn open_sqlite_loader(path: &std::path::Path, in_memory: bool) -> rusqlite::Resu
     Ok((conn, empty))
 }
 
-/// One transaction, one prepared statement stepped once per row.
-fn sqlite_insert(conn: &mut rusqlite::Connection, rows: &[RatingRow]) -> rusqlite::Result<()> {
+/// One transaction, one prepared statement stepped once per row. `summaries`: `None` while
+/// the caller sums the changes itself; else the batch's changes (with any handed in, which
+/// come from earlier batches) are written in the same transaction.
+fn sqlite_insert(
+    conn: &mut rusqlite::Connection,
+    rows: &[RatingRow],
+    summaries: Option<Option<summary::Changes>>,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut changes = None;
+    if let Some(earlier) = summaries {
+        let mut stored = summary::Stored::new();
+        let mut read = tx.prepare(summary::SQLITE_STORED)?;
+        let mut found = read.query([summary::keys_json(rows)])?;
+        while let Some(row) = found.next()? {
+            stored.insert((row.get(0)?, row.get(1)?), (row.get(2)?, row.get(3)?));
+        }
+        changes = Some((earlier, summary::Changes::of(rows, &stored)));
+    }
     {
         let mut insert = tx.prepare(&format!("{SQLITE_INSERT}{RATING_CONFLICT}"))?;
         for r in rows {
             insert.execute((r.user_id, r.movie_id, f64::from(r.rating), r.timestamp))?;
         }
     }
+    if let Some((earlier, batch)) = changes {
+        if let Some(earlier) = earlier {
+            write_held(&tx, &earlier)?;
+        }
+        write_changes(&tx, &batch)?;
+    }
     tx.commit()
+}
+
+/// Adds `changes` to the summary tables.
+fn write_changes(tx: &rusqlite::Transaction<'_>, changes: &summary::Changes) -> rusqlite::Result<()> {
+    for (upsert, json) in summary::SQLITE_UPSERTS.into_iter().zip(changes.json()) {
+        tx.execute(upsert, [json])?;
+    }
+    Ok(())
+}
+
+/// Writes the changes a load into an empty table held back, unless a connect found the load's
+/// index missing meanwhile and recomputed the summaries (`summary::sqlite_recover`): then
+/// they hold only the rows written before that, so recompute them again, now with every row.
+fn write_held(tx: &rusqlite::Transaction<'_>, held: &summary::Changes) -> rusqlite::Result<()> {
+    let recovered: bool = tx.query_row(summary::SQLITE_HAS_INDEX, [], |row| row.get(0))?;
+    if recovered { tx.execute_batch(summary::SQLITE_REBUILD) } else { write_changes(tx, held) }
 }
 
 /// Where PostgreSQL batches go.
@@ -202,6 +273,9 @@ impl PgLoad {
             "ALTER TABLE ratings DROP CONSTRAINT IF EXISTS ratings_pkey, \
              DROP CONSTRAINT IF EXISTS ratings_movie_id_fkey",
             "DROP INDEX IF EXISTS ratings_by_movie",
+            // Recomputed once in `finish` instead of per batch.
+            "ALTER TABLE ratings DISABLE TRIGGER ratings_summarise_insert",
+            "ALTER TABLE ratings DISABLE TRIGGER ratings_summarise_update",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
@@ -251,6 +325,11 @@ impl PgLoad {
                 sqlx::query(RATINGS_BY_MOVIE).execute(&mut *tx).await?;
                 sqlx::query(PG_RATINGS_FK).execute(&mut *tx).await?;
                 sqlx::query(DROP_STAGE).execute(&mut *tx).await?;
+                for sql in summary::PG_REBUILD {
+                    sqlx::query(sql).execute(&mut *tx).await?;
+                }
+                sqlx::query("ALTER TABLE ratings ENABLE TRIGGER ratings_summarise_insert").execute(&mut *tx).await?;
+                sqlx::query("ALTER TABLE ratings ENABLE TRIGGER ratings_summarise_update").execute(&mut *tx).await?;
                 tx.commit().await?;
             }
             PgConn::PerBatch(mut conn) => {

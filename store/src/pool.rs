@@ -102,7 +102,7 @@ impl Store {
                 .disable_statement_logging();
             let pool = SqlitePoolOptions::new().max_connections(8).min_connections(1).connect_with(options).await?;
             sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            sqlx::query(crate::write::RATINGS_BY_MOVIE).execute(&pool).await?;
+            crate::summary::sqlite_recover(&pool).await?;
             Store { pool: Pool::Sqlite(pool) }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?.disable_statement_logging();

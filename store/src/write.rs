@@ -11,7 +11,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, AssertSqlSafe, PgPool, Sqlite, SqliteConnection};
 
 use crate::pool::Pool;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, summary};
 
 /// SQLite allows 32,766 bound parameters per statement; stay under it.
 const SQLITE_MAX_PARAMS: usize = 32_000;
@@ -290,8 +290,12 @@ async fn sqlite_insert_ratings(conn: &mut SqliteConnection, rows: &[RatingRow]) 
          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($1) WHERE true{RATING_CONFLICT}"
     );
     let mut json = String::new();
-    let mut tx = conn.begin().await?;
+    // IMMEDIATE: the write lock before the summaries' read of the stored ratings (`summary`).
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
     for chunk in rows.chunks(SQLITE_JSON_CHUNK) {
+        let stored: Vec<(i64, i64, f64, i64)> =
+            sqlx::query_as(summary::SQLITE_STORED).bind(summary::keys_json(chunk)).fetch_all(&mut *tx).await?;
+        let stored: summary::Stored = stored.into_iter().map(|(u, m, r, t)| ((u, m), (r, t))).collect();
         json.clear();
         json.push('[');
         for (i, r) in chunk.iter().enumerate() {
@@ -302,6 +306,9 @@ async fn sqlite_insert_ratings(conn: &mut SqliteConnection, rows: &[RatingRow]) 
         }
         json.push(']');
         sqlx::query(AssertSqlSafe(sql.clone())).bind(json.clone()).execute(&mut *tx).await?;
+        for (upsert, changes) in summary::SQLITE_UPSERTS.into_iter().zip(summary::Changes::of(chunk, &stored).json()) {
+            sqlx::query(upsert).bind(changes).execute(&mut *tx).await?;
+        }
     }
     tx.commit().await
 }
