@@ -1,11 +1,50 @@
 // CineData's pages: draws each chart from the JSON beside it (ECharts, SVG renderer, no
-// animation) and sorts tables whose headers are sort buttons. When every chart has finished
+// animation), sorts tables whose headers are sort buttons and keeps the movie form's sort
+// controls in step with the table (its headers sort it too). When every chart has finished
 // drawing, <html data-charts-ready="true"> tells tests and screenshots the page is complete.
 (function () {
   "use strict";
   var palette = ["#3a6ea5", "#c2682b", "#2a9d8f", "#b23a48", "#6a4c93", "#d4a017", "#4a7c59", "#5c4d7d"];
 
+  function escapeHtml(text) {
+    return String(text).replace(/[&<>"']/g, function (c) { return "&#" + c.charCodeAt(0) + ";"; });
+  }
+
+  // A line chart over time: points at their moment (Unix ms, UTC), tooltips titled by label.
+  function timeOption(spec) {
+    return {
+      animation: false,
+      useUTC: true,
+      color: palette,
+      tooltip: {
+        trigger: "axis",
+        formatter: function (points) {
+          var lines = [escapeHtml(spec.labels[points[0].dataIndex])];
+          points.forEach(function (p) {
+            var value = p.value[1];
+            lines.push(p.marker + escapeHtml(p.seriesName) + ": " + (value === null ? "–" : escapeHtml(value)));
+          });
+          return lines.join("<br>");
+        },
+      },
+      legend: spec.series.length > 1 ? { type: "scroll", top: 0 } : undefined,
+      grid: { left: 56, right: 24, top: spec.series.length > 1 ? 36 : 28, bottom: 28 },
+      xAxis: { type: "time", axisLabel: { hideOverlap: true } },
+      yAxis: { type: "value", name: spec.yName, scale: true, nameTextStyle: { align: "left" } },
+      series: spec.series.map(function (s) {
+        return {
+          name: s.name,
+          type: "line",
+          data: s.data.map(function (v, i) { return [spec.times[i], v]; }),
+          connectNulls: true,
+          showSymbol: spec.times.length < 40,
+        };
+      }),
+    };
+  }
+
   function option(spec) {
+    if (spec.kind === "time") return timeOption(spec);
     var horizontal = spec.kind === "hbar";
     var category = { type: "category", data: spec.x, axisLabel: { hideOverlap: true } };
     var values = { type: "value", name: spec.yName, nameTextStyle: { align: horizontal ? "center" : "left" } };
@@ -76,8 +115,19 @@
     });
   }
 
+  // After htmx replaced the movie table (its headers sort it), the form shows its order.
+  function followTableOrder() {
+    var results = document.getElementById("movie-results");
+    var sort = document.getElementById("f-sort");
+    var dir = document.getElementById("f-dir");
+    if (!results || !sort || !dir || !results.dataset.sort) return;
+    if (sort.value !== results.dataset.sort) sort.value = results.dataset.sort;
+    if (dir.value !== results.dataset.dir) dir.value = results.dataset.dir;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     document.querySelectorAll("table.sortable").forEach(sortable);
+    document.body.addEventListener("htmx:afterSwap", followTableOrder);
   });
 })();

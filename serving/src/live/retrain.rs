@@ -191,8 +191,12 @@ impl Retrainer {
             Ok(Some(c)) => {
                 report.training_ratings = c.training_ratings;
                 report.holdout = c.holdout;
-                self.record(&c, started_at, trigger).await;
-                if let Some(reason) = worse(c.holdout) {
+                let kept_out = worse(c.holdout);
+                // Only retrains swap models, one at a time: an accepted candidate becomes the
+                // next version, and its record says so before the swap makes it visible.
+                let next = kept_out.is_none().then(|| self.live.lineage().version + 1);
+                self.record(&c, started_at, trigger, next).await;
+                if let Some(reason) = kept_out {
                     report.reason = Some(reason);
                 } else {
                     let lineage = Lineage {
@@ -202,6 +206,7 @@ impl Retrainer {
                         holdout: c.holdout,
                     };
                     let version = self.live.swap(c.engine, lineage, Some(c.movies));
+                    debug_assert_eq!(Some(version), next, "the recorded version");
                     report.accepted = true;
                     tracing::info!(version, trigger, seconds, holdout = ?c.holdout, "new model swapped in");
                 }
@@ -230,8 +235,9 @@ impl Retrainer {
         report
     }
 
-    /// Writes the experiment record of a trained candidate (accepted or not) to the store.
-    async fn record(&self, c: &Candidate, started_at: i64, trigger: &str) {
+    /// Writes the experiment record of a trained candidate to the store, with the model
+    /// version it becomes (`null` when it is kept out).
+    async fn record(&self, c: &Candidate, started_at: i64, trigger: &str, version: Option<u64>) {
         let s = &self.settings;
         let (mf, top_n, holdout) = (s.pipeline.mf(), s.pipeline.top_n(), s.pipeline.holdout());
         let sgd = mf.sgd();
@@ -244,7 +250,7 @@ impl Retrainer {
             "ease_lambda": top_n.ease.lambda, "ease_max_items": top_n.ease.max_items,
             "rerank_candidates": top_n.candidates, "rerank_trees": top_n.trees,
             "rerank_ensembles": top_n.ensembles, "holdout_users": holdout.users,
-            "holdout_fraction": holdout.fraction, "trigger": trigger,
+            "holdout_fraction": holdout.fraction, "trigger": trigger, "version": version,
         });
         record.data = c.data.snapshot("store");
         record.metrics = match c.holdout {

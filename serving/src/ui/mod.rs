@@ -168,6 +168,23 @@ pub struct Chart {
     pub y_name: String,
 }
 
+/// A line chart over time as `assets/app.js` draws it (`kind: "time"`): a time axis with one
+/// point per moment, so uneven gaps between moments show as such.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeChart {
+    /// Always `time`.
+    pub kind: &'static str,
+    /// Each point's moment in Unix milliseconds (what an ECharts time axis reads).
+    pub times: Vec<i64>,
+    /// Each point's title in the tooltip.
+    pub labels: Vec<String>,
+    /// One or more series over `times`.
+    pub series: Vec<Series>,
+    /// Axis name of the values.
+    pub y_name: String,
+}
+
 /// A named series of values (null where a category has no value).
 #[derive(Debug, Clone, Serialize)]
 pub struct Series {

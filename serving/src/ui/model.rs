@@ -1,5 +1,6 @@
-//! `/ui/model`: the model serving answers, its retrain history and the experiment records
-//! (what MLflow's comparison view gives), with links to the API docs, metrics and Grafana.
+//! `/ui/model`: the model serving answers, its retrain history (metrics on a time axis, each
+//! point named by the version it became) and the experiment records (what MLflow's
+//! comparison view gives), with links to the API docs, metrics and Grafana.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,7 +10,7 @@ use schemas::recommend::ModelInfo;
 use schemas::{ExperimentKind, ExperimentRecord};
 use store::ExperimentQuery;
 
-use super::{Chart, Layout, OrPage, PageResult, Series, date_time, json_script};
+use super::{Layout, OrPage, PageResult, Series, TimeChart, date_time, json_script};
 use crate::state::AppState;
 
 /// Records listed in the table.
@@ -56,19 +57,35 @@ fn text(value: String) -> Cell {
     Cell { key: value.clone(), text: value }
 }
 
+/// A retrain's tooltip title: the model version it became (records from before versions were
+/// recorded have none; `null` means the candidate was kept out) and when.
+fn retrain_label(record: &ExperimentRecord) -> String {
+    let when = format!("{} UTC", date_time(record.created_at));
+    let version = record.params.get("version");
+    match version.and_then(serde_json::Value::as_u64) {
+        Some(v) => format!("Version {v}, {when}"),
+        None if version.is_some_and(serde_json::Value::is_null) => format!("Kept out, {when}"),
+        None => when,
+    }
+}
+
 /// `GET /ui/model`.
 pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
     let info = state.live.info();
     let query = ExperimentQuery { limit: Some(RECORDS), ..ExperimentQuery::default() };
     let records = state.store.experiments(&query).await.or_page(&state)?;
     let mut retrains: Vec<&ExperimentRecord> = records.iter().filter(|r| r.kind == ExperimentKind::Retrain).collect();
-    retrains.reverse();
-    let history = Chart {
-        kind: "line",
-        x: retrains.iter().map(|r| date_time(r.created_at)).collect(),
+    retrains.sort_by_key(|r| (r.created_at, r.id));
+    let history = TimeChart {
+        kind: "time",
+        times: retrains.iter().map(|r| r.created_at.saturating_mul(1000)).collect(),
+        labels: retrains.iter().map(|r| retrain_label(r)).collect(),
         series: ["rmse", "mae"]
             .iter()
-            .map(|m| Series { name: m.to_uppercase(), data: retrains.iter().map(|r| metric(r, m)).collect() })
+            .map(|m| Series {
+                name: m.to_uppercase(),
+                data: retrains.iter().map(|r| metric(r, m).map(|v| (v * 1e4).round() / 1e4)).collect(),
+            })
             .collect(),
         y_name: "holdout error (stars)".into(),
     };
@@ -110,4 +127,20 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
         info,
     };
     Ok(page.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retrains_are_named_by_the_version_they_became() {
+        let mut record = ExperimentRecord::new(ExperimentKind::Retrain, "holdout", "online", "0");
+        record.created_at = 1_700_000_000;
+        assert_eq!(retrain_label(&record), "2023-11-14 22:13 UTC", "an older record without a version");
+        record.params = serde_json::json!({"version": 3});
+        assert_eq!(retrain_label(&record), "Version 3, 2023-11-14 22:13 UTC");
+        record.params = serde_json::json!({"version": null});
+        assert_eq!(retrain_label(&record), "Kept out, 2023-11-14 22:13 UTC");
+    }
 }

@@ -1,6 +1,8 @@
 //! `/ui/movies`: the catalogue as a table that filters as you type. The form works without
 //! JavaScript (a GET to the page); with htmx each change fetches only `/ui/movies/table`,
-//! which also refreshes the field messages (out-of-band) and the address bar.
+//! which also refreshes the field messages (out-of-band) and the address bar. The column
+//! headers are links to the same table sorted by that column (again: reversed), so sorting
+//! works without JavaScript too.
 
 use std::collections::BTreeMap;
 
@@ -173,6 +175,63 @@ fn encode(text: &str) -> String {
     out
 }
 
+/// Whether a key's own order (`dir=default`) is ascending, as [`Charts::search`] sorts.
+fn ascends(key: SortKey) -> bool {
+    matches!(key, SortKey::Title | SortKey::Id)
+}
+
+/// A page address (`/ui/movies`) or the partial's (`/ui/movies/table`) with a query string.
+fn address(path: &str, query: &str) -> String {
+    if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") }
+}
+
+/// The table's columns: label, sort key (none: not sortable), numeric.
+const COLUMNS: [(&str, Option<SortKey>, bool); 5] = [
+    ("Title", Some(SortKey::Title), false),
+    ("Year", Some(SortKey::Year), false),
+    ("Genres", None, false),
+    ("Ratings", Some(SortKey::Ratings), true),
+    ("Mean", Some(SortKey::Mean), true),
+];
+
+/// A column header; a sortable one links to the table sorted by it, or reversed when it is
+/// the current order.
+struct Header {
+    label: &'static str,
+    /// The `sort` value; also names the link (`sort-{key}`) so htmx keeps the focus on it
+    /// when the table is replaced.
+    key: Option<&'static str>,
+    numeric: bool,
+    /// `ascending` or `descending` on the column the table is sorted by.
+    aria_sort: Option<&'static str>,
+    /// The page the link opens without JavaScript.
+    href: String,
+    /// The partial htmx fetches instead.
+    partial: String,
+}
+
+/// The headers of the table of `form`, shown in `sort` order (`reverse`d or not).
+fn headers(form: &MovieForm, sort: SortKey, reverse: bool) -> Vec<Header> {
+    COLUMNS
+        .iter()
+        .map(|&(label, key, numeric)| {
+            let active = key == Some(sort);
+            let query = key.map(|k| {
+                let dir = if active && !reverse { "reverse" } else { "default" };
+                MovieForm { sort: k.as_str().into(), dir: dir.into(), ..form.clone() }.query(1)
+            });
+            Header {
+                label,
+                key: key.map(SortKey::as_str),
+                numeric,
+                aria_sort: active.then_some(if ascends(sort) != reverse { "ascending" } else { "descending" }),
+                href: query.as_deref().map(|q| address("/ui/movies", q)).unwrap_or_default(),
+                partial: query.as_deref().map(|q| address("/ui/movies/table", q)).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 /// One table row as shown.
 struct Row {
     movie_id: i64,
@@ -188,6 +247,10 @@ struct Row {
 #[derive(Template, WebTemplate)]
 #[template(path = "movies_table.html")]
 struct Table {
+    headers: Vec<Header>,
+    /// The order shown (`sort`, `dir`), for the form's controls to follow.
+    sort: &'static str,
+    dir: &'static str,
     rows: Vec<Row>,
     total: usize,
     page: usize,
@@ -235,6 +298,9 @@ fn results(state: &AppState, charts: &Charts, form: &MovieForm, oob: bool) -> Ta
         poster: state.posters.src(r.movie_id),
     };
     Table {
+        headers: headers(form, search.sort, search.reverse),
+        sort: search.sort.as_str(),
+        dir: if search.reverse { "reverse" } else { "default" },
         rows: rows.into_iter().map(row).collect(),
         total,
         page,
@@ -277,8 +343,7 @@ pub async fn table(
     let table = results(&state, &charts, &form, true);
     let query = form.query(table.page);
     let mut response = table.into_response();
-    let url = if query.is_empty() { "/ui/movies".to_owned() } else { format!("/ui/movies?{query}") };
-    if let Ok(value) = HeaderValue::from_str(&url) {
+    if let Ok(value) = HeaderValue::from_str(&address("/ui/movies", &query)) {
         response.headers_mut().insert("HX-Push-Url", value);
     }
     Ok(response)
@@ -302,6 +367,53 @@ mod tests {
         assert_eq!(m.keys().copied().collect::<Vec<_>>(), ["genre", "min_ratings", "year_from"]);
         let reversed = MovieForm { year_from: "2000".into(), year_to: "1990".into(), ..MovieForm::default() };
         assert!(reversed.search(&charts).1.contains_key("year_to"));
+    }
+
+    #[test]
+    fn each_keys_own_order_is_the_one_the_search_uses() {
+        let row = |movie_id: i64, title: &str, year: i64| MovieRow {
+            movie_id,
+            title: title.into(),
+            genres: "Drama".into(),
+            year: Some(year),
+            rating_count: movie_id,
+            mean_rating: Some(movie_id as f64),
+        };
+        // Every figure grows with the id, so an ascending order lists 1 before 2.
+        let charts = Charts { movies: vec![row(1, "A (1990)", 1990), row(2, "B (2000)", 2000)], ..Charts::default() };
+        for key in [SortKey::Ratings, SortKey::Mean, SortKey::Title, SortKey::Year, SortKey::Id] {
+            let search = MovieSearch { sort: key, limit: 10, ..MovieSearch::default() };
+            let ids: Vec<i64> = charts.search(&search).1.iter().map(|r| r.movie_id).collect();
+            assert_eq!(ids == [1, 2], ascends(key), "{key:?}: {ids:?}");
+        }
+    }
+
+    #[test]
+    fn headers_link_to_their_order_and_reverse_the_current_one() {
+        let shown = |form: &MovieForm| {
+            let (sort, reverse) = (SortKey::parse(&form.sort).unwrap_or_default(), form.dir == "reverse");
+            headers(form, sort, reverse).into_iter().map(|h| (h.label, h.aria_sort, h.href)).collect::<Vec<_>>()
+        };
+        let default = shown(&MovieForm::default());
+        assert_eq!(
+            default,
+            [
+                ("Title", None, "/ui/movies?sort=title".to_owned()),
+                ("Year", None, "/ui/movies?sort=year".to_owned()),
+                ("Genres", None, String::new()),
+                ("Ratings", Some("descending"), "/ui/movies?dir=reverse".to_owned()),
+                ("Mean", None, "/ui/movies?sort=mean".to_owned()),
+            ]
+        );
+        let by_title =
+            MovieForm { title: "toy".into(), sort: "title".into(), page: "3".into(), ..MovieForm::default() };
+        let sorted = shown(&by_title);
+        assert_eq!(sorted[0], ("Title", Some("ascending"), "/ui/movies?title=toy&sort=title&dir=reverse".into()));
+        assert_eq!(sorted[1], ("Year", None, "/ui/movies?title=toy&sort=year".into()), "filters kept, page 1");
+        let reversed = MovieForm { dir: "reverse".into(), ..by_title };
+        assert_eq!(shown(&reversed)[0], ("Title", Some("descending"), "/ui/movies?title=toy&sort=title".into()));
+        let year = MovieForm { sort: "year".into(), ..MovieForm::default() };
+        assert_eq!(shown(&year)[1].1, Some("descending"), "newest first");
     }
 
     #[test]

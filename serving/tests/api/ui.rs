@@ -86,6 +86,61 @@ async fn the_movie_table_filters_sorts_and_pages() {
     assert_eq!(response.headers()["hx-push-url"], "/ui/movies?title=heat");
 }
 
+/// An attribute of an HTML start tag, with `&` decoded (askama writes `&#38;`).
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let marker = format!(" {name}=\"");
+    let start = tag.find(&marker)? + marker.len();
+    Some(tag[start..start + tag[start..].find('"')?].replace("&#38;", "&"))
+}
+
+/// The movie table's header link sorting by `key`: its `<th>`'s `aria-sort`, its `href` and
+/// its `hx-get`.
+fn sort_header(html: &str, key: &str) -> (Option<String>, String, String) {
+    let link = html.find(&format!("<a class=\"sort\" id=\"sort-{key}\"")).unwrap_or_else(|| panic!("no link {key}"));
+    let th = html[..link].rfind("<th").unwrap();
+    let tag = &html[link..link + html[link..].find('>').unwrap()];
+    (attribute(&html[th..link], "aria-sort"), attribute(tag, "href").unwrap(), attribute(tag, "hx-get").unwrap())
+}
+
+#[tokio::test]
+async fn the_movie_table_headers_sort_by_their_column_and_reverse_the_current_one() {
+    let app = spawn_app(store::Backend::Sqlite).await;
+    let html = page(&app, "/ui/movies").await;
+    assert_eq!(html.matches("aria-sort=").count(), 1, "only the sorted column says how");
+    let ratings = sort_header(&html, "ratings");
+    assert_eq!(
+        ratings,
+        (Some("descending".into()), "/ui/movies?dir=reverse".into(), "/ui/movies/table?dir=reverse".into())
+    );
+    assert_eq!(
+        sort_header(&html, "title"),
+        (None, "/ui/movies?sort=title".into(), "/ui/movies/table?sort=title".into())
+    );
+    assert!(html.contains("<th scope=\"col\">Genres</th>"), "genres do not sort");
+    assert!(html.contains("data-sort=\"ratings\" data-dir=\"default\""), "the order the form follows");
+
+    // Filters stay, the page goes back to 1; the sorted column's link reverses it.
+    let table = page(&app, "/ui/movies/table?title=toy+story&min_ratings=1&page=1&sort=title").await;
+    let (order, href, partial) = sort_header(&table, "title");
+    assert_eq!(order.as_deref(), Some("ascending"));
+    assert_eq!(href, "/ui/movies?title=toy%20story&min_ratings=1&sort=title&dir=reverse");
+    assert_eq!(partial, "/ui/movies/table?title=toy%20story&min_ratings=1&sort=title&dir=reverse");
+    assert_eq!(sort_header(&table, "year").1, "/ui/movies?title=toy%20story&min_ratings=1&sort=year");
+    assert!(table.find("Toy Story (1995)").unwrap() < table.find("Toy Story 3 (2010)").unwrap(), "A to Z");
+    let response = app.get(&partial).await;
+    assert_eq!(response.headers()["hx-push-url"].to_str().unwrap(), href, "the address bar shows the link's page");
+    let reversed = response.text().await.unwrap();
+    assert_eq!(sort_header(&reversed, "title").0.as_deref(), Some("descending"));
+    assert_eq!(sort_header(&reversed, "title").1, "/ui/movies?title=toy%20story&min_ratings=1&sort=title");
+    assert!(reversed.find("Toy Story 3 (2010)").unwrap() < reversed.find("Toy Story (1995)").unwrap(), "Z to A");
+    assert!(reversed.contains("data-sort=\"title\" data-dir=\"reverse\""));
+    // Without JavaScript the link is the whole page, with the form's controls set to match.
+    let page_html = page(&app, &href).await;
+    assert!(page_html.contains("<option value=\"title\" selected>Title</option>"));
+    assert!(page_html.contains("<option value=\"reverse\" selected>Reversed</option>"));
+    assert_eq!(sort_header(&page_html, "title").0.as_deref(), Some("descending"));
+}
+
 #[tokio::test]
 async fn bad_filters_get_a_message_next_to_their_field() {
     let app = spawn_app(store::Backend::Sqlite).await;
@@ -149,6 +204,47 @@ async fn the_model_page_lists_experiment_records() {
     let html = page(&app, "/ui/model").await;
     assert!(html.contains("id=\"model-version\""));
     assert!(html.contains("href=\"/docs\"") && html.contains("href=\"/metrics\""));
+}
+
+#[tokio::test]
+async fn the_model_page_charts_retrains_on_a_time_axis_named_by_version() {
+    use schemas::{ExperimentKind, ExperimentRecord};
+    let app = spawn_app(store::Backend::Sqlite).await;
+    let record = |kind, created_at: i64, version: Value, rmse: f64| {
+        let mut r = ExperimentRecord::new(kind, "holdout", "online", "0.1.0");
+        (r.started_at, r.created_at) = (created_at - 60, created_at);
+        r.params = serde_json::json!({ "version": version });
+        r.metrics = serde_json::json!({ "rmse": rmse, "mae": rmse - 0.2 });
+        r
+    };
+    // Recorded out of time order, a day then three days apart; an evaluate run between them.
+    let day = 86_400;
+    let t0 = 1_700_000_000;
+    for r in [
+        record(ExperimentKind::Retrain, t0 + 4 * day, Value::Null, 0.95),
+        record(ExperimentKind::Retrain, t0, 1.into(), 0.9),
+        record(ExperimentKind::Evaluate, t0 + 2 * day, Value::Null, 0.5),
+        record(ExperimentKind::Retrain, t0 + day, 2.into(), 0.87),
+    ] {
+        app.store.record_experiment(&r).await.unwrap();
+    }
+    let html = page(&app, "/ui/model").await;
+    let history = chart(&html, "retrains");
+    assert_eq!(history["kind"], "time");
+    let times: Vec<i64> = history["times"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    // The app's own startup retrain may add a point; ours are found by their time.
+    let at = |t: i64| times.iter().position(|x| *x == t * 1000).unwrap_or_else(|| panic!("no point at {t}: {times:?}"));
+    let ours = [at(t0), at(t0 + day), at(t0 + 4 * day)];
+    assert!(ours.windows(2).all(|w| w[0] < w[1]) && times.is_sorted(), "in time order: {times:?}");
+    assert!(!times.contains(&((t0 + 2 * day) * 1000)), "evaluate runs are not retrains");
+    let labels = &history["labels"];
+    assert_eq!(labels[ours[0]], "Version 1, 2023-11-14 22:13 UTC");
+    assert_eq!(labels[ours[1]], "Version 2, 2023-11-15 22:13 UTC");
+    assert_eq!(labels[ours[2]], "Kept out, 2023-11-18 22:13 UTC");
+    assert_eq!(history["series"][0]["name"], "RMSE");
+    let rmse = values(&history, 0);
+    assert_eq!([rmse[ours[0]], rmse[ours[1]], rmse[ours[2]]], [0.9, 0.87, 0.95]);
+    assert_eq!(values(&history, 1).len(), times.len(), "MAE at every point");
 }
 
 #[tokio::test]

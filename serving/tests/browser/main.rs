@@ -6,7 +6,9 @@
 //! It checks what a person sees: every page loads without a console error, charts drew (SVG
 //! marks counted once `<html data-charts-ready>` is set), typing in the movie search filters
 //! the table, rating a movie on the user page changes the recommendation list, posters are the
-//! local SVGs. Full-page screenshots go to `serving/tests/screenshots/` (git-ignored).
+//! local SVGs; and what a keyboard alone does: sort the movie table by a column header, open a
+//! movie, rate one from the user page, with a visible focus ring on the way. Full-page
+//! screenshots go to `serving/tests/screenshots/` (git-ignored).
 
 #[allow(dead_code)]
 #[path = "../live/helpers.rs"]
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -177,6 +180,119 @@ async fn recommended(client: &Client) -> Vec<String> {
     ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
 }
 
+/// Presses `key` where the focus is, as a keyboard does (the element that has the focus
+/// receives it; nothing is clicked or focused by script).
+async fn press(client: &Client, key: impl std::fmt::Display) {
+    let keys = key.to_string();
+    let focused = client.active_element().await.expect("a focused element");
+    focused.send_keys(&keys).await.unwrap_or_else(|e| panic!("pressing {keys:?}: {e}"));
+}
+
+/// Presses Tab until the focused element matches `css`, at most `limit` times.
+async fn tab_to(client: &Client, css: &str, limit: usize) {
+    for _ in 0..limit {
+        press(client, Key::Tab).await;
+        let here = client.execute("return document.activeElement.matches(arguments[0]);", vec![json!(css)]).await;
+        if here.expect("the focused element") == json!(true) {
+            return;
+        }
+    }
+    let at = client.execute("return document.activeElement.outerHTML.slice(0, 120);", vec![]).await.unwrap();
+    panic!("{limit} Tab presses did not reach {css}; the focus is on {at}");
+}
+
+/// Asserts the focused element shows the focus ring of `app.css` (`:focus-visible`).
+async fn assert_focus_ring(client: &Client, what: &str) {
+    let ring = client
+        .execute(
+            "const e = document.activeElement, s = getComputedStyle(e); \
+             return [e.matches(':focus-visible'), s.outlineStyle, s.outlineWidth, s.outlineColor];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ring, json!([true, "solid", "3px", "rgb(244, 162, 97)"]), "{what}: focus ring");
+}
+
+async fn focused_id(client: &Client) -> Value {
+    client.execute("return document.activeElement.id;", vec![]).await.unwrap()
+}
+
+/// The movie table's titles are in `Charts::search`'s title order (or its reverse).
+async fn assert_title_order(client: &Client, descending: bool) {
+    let titles = texts(client, "#movie-table tbody td:nth-child(2)").await;
+    assert_eq!(titles.len(), 25, "a full page");
+    let lower: Vec<String> = titles.iter().map(|t| t.to_lowercase()).collect();
+    let sorted = lower.windows(2).all(|w| if descending { w[0] >= w[1] } else { w[0] <= w[1] });
+    assert!(sorted, "titles in {} order: {titles:?}", if descending { "Z-A" } else { "A-Z" });
+}
+
+/// Keyboard only: sort the movie table by a header (and reverse it), open a movie from the
+/// table, rate a movie from a user page.
+async fn keyboard(client: &Client, driver: &Driver, base: &str) {
+    open(client, driver, &format!("{base}/ui/movies"), 0).await;
+    client.execute("window.__sameDocument = true; return true;", vec![]).await.unwrap();
+    tab_to(client, "#movie-table th a#sort-title", 40).await;
+    assert_focus_ring(client, "the title header").await;
+    press(client, Key::Enter).await;
+    wait_for(
+        client,
+        "Enter on the header sorts by title",
+        "location.search === '?sort=title' && document.getElementById('movie-results').dataset.sort === 'title'",
+    )
+    .await;
+    let state = "[document.getElementById('sort-title').parentElement.getAttribute('aria-sort'), \
+                 document.getElementById('f-sort').value, document.getElementById('f-dir').value, window.__sameDocument]";
+    let shown = client.execute(&format!("return {state};"), vec![]).await.unwrap();
+    assert_eq!(shown, json!(["ascending", "title", "default", true]), "header, form and no reload");
+    assert_title_order(client, false).await;
+    assert_eq!(focused_id(client).await, json!("sort-title"), "the focus stays on the header");
+    press(client, Key::Enter).await;
+    wait_for(client, "Enter again reverses", "location.search === '?sort=title&dir=reverse'").await;
+    let shown = client.execute(&format!("return {state};"), vec![]).await.unwrap();
+    assert_eq!(shown, json!(["descending", "title", "reverse", true]));
+    assert_title_order(client, true).await;
+
+    // On to the first movie of the table.
+    tab_to(client, "#movie-table tbody a", 10).await;
+    assert_focus_ring(client, "a movie link").await;
+    let link = client
+        .execute("return [document.activeElement.getAttribute('href'), document.activeElement.textContent];", vec![])
+        .await
+        .unwrap();
+    let (href, title) = (link[0].as_str().unwrap().to_owned(), link[1].as_str().unwrap().to_owned());
+    assert!(href.starts_with("/ui/movies/"), "{href}");
+    press(client, Key::Enter).await;
+    wait_for(client, "Enter opens the movie", &format!("location.pathname === {}", json!(href))).await;
+    wait_for(client, "the movie's page", &format!("document.querySelector('h1')?.textContent === {}", json!(title)))
+        .await;
+    assert!(console_errors(client, driver).await.is_empty());
+
+    // A user page: type a movie id, pick the lowest rating, submit.
+    open(client, driver, &format!("{base}/ui/users/2"), 3).await;
+    let before = recommended(client).await;
+    assert_eq!(before.len(), 10, "ten recommendations");
+    tab_to(client, "#rate-movie", 80).await;
+    assert_focus_ring(client, "the movie id field").await;
+    press(client, &before[0]).await;
+    press(client, Key::Tab).await;
+    assert_eq!(focused_id(client).await, json!("rate-rating"));
+    assert_focus_ring(client, "the rating list").await;
+    press(client, Key::End).await;
+    wait_for(client, "End picks the lowest rating", "document.getElementById('rate-rating').value === '0.5'").await;
+    press(client, Key::Tab).await;
+    assert_eq!(focused_id(client).await, json!("rate-submit"));
+    assert_focus_ring(client, "the Rate button").await;
+    press(client, Key::Enter).await;
+    wait_for(client, "the rating is acknowledged", "document.querySelector('#recs-panel .notice')").await;
+    let notice = texts(client, "#recs-panel .notice").await;
+    assert!(notice[0].starts_with(&format!("Rated movie {} with 0.5 stars", before[0])), "{notice:?}");
+    let after = recommended(client).await;
+    assert!(!after.contains(&before[0]), "the rated movie left the list: {after:?}");
+    assert_eq!(focused_id(client).await, json!("rate-submit"), "the focus stays on the button");
+    assert!(console_errors(client, driver).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_interface_works_in_a_real_browser() {
     let world = live::World::new().await;
@@ -246,7 +362,7 @@ async fn the_interface_works_in_a_real_browser() {
     assert_eq!(before.len(), 10, "ten recommendations");
     client.find(Locator::Css("#rate-movie")).await.unwrap().send_keys(&before[0]).await.unwrap();
     client.find(Locator::Css("#rate-rating option[value='0.5']")).await.unwrap().click().await.unwrap();
-    client.find(Locator::Css("form.rate button[type=submit]")).await.unwrap().click().await.unwrap();
+    client.find(Locator::Css("#rate-submit")).await.unwrap().click().await.unwrap();
     wait_for(&client, "the rating is acknowledged", "document.querySelector('#recs-panel .notice')").await;
     let after = recommended(&client).await;
     assert_ne!(after, before, "the list changed");
@@ -276,6 +392,27 @@ async fn the_interface_works_in_a_real_browser() {
     assert_eq!(sort.as_deref(), Some("ascending"));
     assert!(console_errors(&client, &driver).await.is_empty());
     screenshot(&client, "model", 1280).await;
+    // The retrain history is drawn over time; its tooltip names the version.
+    let retrains = "echarts.getInstanceByDom(document.querySelector('.chart[data-chart=retrains]'))";
+    let axis = client.execute(&format!("return {retrains}.getOption().xAxis[0].type;"), vec![]).await.unwrap();
+    assert_eq!(axis, json!("time"));
+    client
+        .execute(
+            &format!("{retrains}.dispatchAction({{type: 'showTip', seriesIndex: 0, dataIndex: 0}}); return true;"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let tip = wait_for(
+        &client,
+        "the retrain tooltip",
+        "Array.from(document.querySelectorAll('.chart[data-chart=retrains] div')).filter(d => !d.querySelector('svg')) \
+         .map(d => d.innerText).find(t => t.includes('RMSE'))",
+    )
+    .await;
+    assert!(tip.as_str().unwrap().starts_with("Version 1, "), "{tip}");
+
+    keyboard(&client, &driver, &base).await;
 
     client.close().await.expect("the session closes");
     drop(driver);

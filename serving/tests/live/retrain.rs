@@ -66,6 +66,10 @@ async fn a_retrain_under_concurrent_queries_swaps_in_a_new_version_without_a_sin
     let query = store::ExperimentQuery { kind: Some(schemas::ExperimentKind::Retrain), ..Default::default() };
     let records = app.store.experiments(&query).await.unwrap();
     assert_eq!(records.len() as u64, info.version, "{records:?}");
+    // Each names the version it became (the model page's retrain chart shows it).
+    let mut versions: Vec<u64> = records.iter().filter_map(|r| r.params["version"].as_u64()).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=info.version).collect::<Vec<_>>(), "{records:?}");
     assert!(records.iter().all(|r| r.metric("rmse").is_some_and(|v| (v - holdout.rmse).abs() < 1e-6)));
     // The ranking check is recorded beside the rating error, and shown by GET /model.
     let ndcg = holdout.ndcg_at_10.expect("a ranking figure on the holdout");
