@@ -98,16 +98,26 @@ CHROMIUM="$(command -v chromium)"
 CHROMEDRIVER="$(command -v chromedriver)"
 export CHROMIUM CHROMEDRIVER
 
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
 # tansu: the Kafka-compatible broker the pipeline tests also run against, in its own process
 # (see ../shared/KAFKA.md). A one-time build of ~15 minutes, cached in ~/.cargo/bin afterwards.
+# It builds (niced) beside the workspace's test build: each leaves the other's idle core time.
+tansu_install=
 if ! command -v tansu >/dev/null && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
-  echo "installing tansu (one-time build, ~15 min)" >&2
-  cargo install tansu --version 0.6.0 --locked --features libsql
+  echo "building tansu in the background (one-time, ~15 min; log in .venv-tools/tansu-install.log)" >&2
+  mkdir -p .venv-tools
+  nice -n 10 cargo install tansu --version 0.6.0 --locked --features libsql >.venv-tools/tansu-install.log 2>&1 &
+  tansu_install=$!
+  cargo nextest run --workspace --no-run "$@"
+  if ! wait "$tansu_install"; then
+    cat .venv-tools/tansu-install.log >&2
+    echo "installing tansu failed" >&2
+    exit 1
+  fi
 fi
 CINEDATA_TANSU="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
 export CINEDATA_TANSU
-
-command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
 if [ -n "$mlflow_install" ] && ! wait "$mlflow_install"; then
   cat .venv-tools/mlflow-install.log >&2
