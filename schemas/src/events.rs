@@ -374,8 +374,15 @@ pub fn unix_now() -> i64 {
 
 /// `YYYY-MM-DD HH:MM` (UTC) of Unix seconds.
 pub fn utc(seconds: i64) -> String {
-    let days = seconds.div_euclid(86_400);
+    let (year, month, day) = utc_date(seconds);
     let secs = seconds.rem_euclid(86_400);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+/// The (year, month, day) (UTC) of Unix seconds, without formatting (hot paths bucket
+/// millions of timestamps by month).
+pub fn utc_date(seconds: i64) -> (i64, i64, i64) {
+    let days = seconds.div_euclid(86_400);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -386,7 +393,7 @@ pub fn utc(seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+    (year, month, day)
 }
 
 /// Decodes and validates one event, with the current time as the present. Never panics, for

@@ -1,7 +1,8 @@
-//! The chart figures of the web interface and `/charts/...`, precomputed: one background pass
-//! over the ratings (`store::Store::rating_aggregates`) becomes per-month, per-genre-year and
-//! per-movie figures held in memory, so pages and the movie table never scan ratings. They
-//! are refreshed like `/analytics` (stale-while-revalidate, `--analytics-ttl`).
+//! The chart figures of the web interface and `/charts/...`, precomputed: the store's rating
+//! summaries (`store::Store::rating_aggregates`, kept in step by every write) become
+//! per-month, per-genre-year and per-movie figures held in memory, so pages and the movie table
+//! never query ratings. They are refreshed like `/analytics` (stale-while-revalidate,
+//! `--analytics-ttl`): a page never waits for a refresh, only for the first computation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

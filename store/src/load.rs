@@ -13,8 +13,8 @@
 //!   increasing by (user, movie), as MovieLens ships them, no key can repeat. At the first key
 //!   out of order (or when the table was not empty) each batch is copied into a temporary
 //!   staging table and merged with one `INSERT ... SELECT ... ON CONFLICT`. The summaries'
-//!   statement triggers are off during a whole-table load, which recomputes them once at the
-//!   end; per-batch merges keep them through the triggers.
+//!   statement triggers are off while rows are copied straight in: their changes are summed in
+//!   memory and written once (at the first merge or at the end); merges go through them.
 
 use std::path::PathBuf;
 
@@ -36,9 +36,9 @@ pub struct RatingsLoader {
 }
 
 enum Target {
-    /// Boxed: it holds the summaries' changes.
+    /// Boxed, both: they hold the summaries' changes.
     Sqlite(Box<SqliteLoad>),
-    Postgres(PgLoad),
+    Postgres(Box<PgLoad>),
 }
 
 impl Store {
@@ -49,7 +49,7 @@ impl Store {
     pub async fn ratings_loader(&self) -> Result<RatingsLoader, StoreError> {
         let target = match &self.pool {
             Pool::Sqlite(pool) => Target::Sqlite(Box::new(SqliteLoad::start(pool).await?)),
-            Pool::Postgres(pool) => Target::Postgres(PgLoad::start(pool).await?),
+            Pool::Postgres(pool) => Target::Postgres(Box::new(PgLoad::start(pool).await?)),
         };
         Ok(RatingsLoader { target })
     }
@@ -81,7 +81,7 @@ impl RatingsLoader {
     pub async fn finish(self) -> Result<(), StoreError> {
         match self.target {
             Target::Sqlite(load) => (*load).finish().await,
-            Target::Postgres(load) => load.finish().await,
+            Target::Postgres(load) => (*load).finish().await,
         }
     }
 }
@@ -249,6 +249,9 @@ struct PgLoad {
     /// only while every key is greater than the last one written.
     direct: bool,
     last: Option<(i64, i64)>,
+    /// The summaries' changes of the rows copied straight in, while the summary triggers are
+    /// off (a load into an empty table); written when the load merges its first batch or ends.
+    held: Option<summary::Changes>,
 }
 
 impl PgLoad {
@@ -261,7 +264,7 @@ impl PgLoad {
         let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM ratings)").fetch_one(&mut *tx).await?;
         if !empty {
             tx.rollback().await?;
-            return Ok(Self { conn: PgConn::PerBatch(pool.acquire().await?), direct: false, last: None });
+            return Ok(Self { conn: PgConn::PerBatch(pool.acquire().await?), direct: false, last: None, held: None });
         }
         for sql in [
             // For the index builds in `finish`.
@@ -273,13 +276,16 @@ impl PgLoad {
             "ALTER TABLE ratings DROP CONSTRAINT IF EXISTS ratings_pkey, \
              DROP CONSTRAINT IF EXISTS ratings_movie_id_fkey",
             "DROP INDEX IF EXISTS ratings_by_movie",
-            // Recomputed once in `finish` instead of per batch.
-            "ALTER TABLE ratings DISABLE TRIGGER ratings_summarise_insert",
-            "ALTER TABLE ratings DISABLE TRIGGER ratings_summarise_update",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
-        Ok(Self { conn: PgConn::Whole(tx), direct: true, last: None })
+        // The rows copied straight in are counted here and their sums written once.
+        for trigger in summary::PG_TRIGGERS {
+            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE ratings DISABLE TRIGGER {trigger}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(Self { conn: PgConn::Whole(tx), direct: true, last: None, held: Some(summary::Changes::default()) })
     }
 
     /// `rows` are deduplicated and sorted by key.
@@ -293,6 +299,10 @@ impl PgLoad {
                     // key (the rows so far are strictly increasing, so unique) and merge from now on.
                     sqlx::query(PG_RATINGS_PK).execute(&mut **tx).await?;
                     self.direct = false;
+                    // Merges may replace stored ratings: the triggers count them from now on.
+                    if let Some(held) = self.held.take() {
+                        pg_write_held(tx, &held).await?;
+                    }
                 }
                 if self.direct {
                     let mut copy = tx
@@ -303,6 +313,9 @@ impl PgLoad {
                     copy.send(data).await?;
                     copy.finish().await?;
                     self.last = rows.last().map(|r| (r.user_id, r.movie_id));
+                    if let Some(held) = &mut self.held {
+                        held.record(rows, &summary::Stored::new());
+                    }
                 } else {
                     pg_merge(tx, data).await?;
                 }
@@ -325,11 +338,9 @@ impl PgLoad {
                 sqlx::query(RATINGS_BY_MOVIE).execute(&mut *tx).await?;
                 sqlx::query(PG_RATINGS_FK).execute(&mut *tx).await?;
                 sqlx::query(DROP_STAGE).execute(&mut *tx).await?;
-                for sql in summary::PG_REBUILD {
-                    sqlx::query(sql).execute(&mut *tx).await?;
+                if let Some(held) = &self.held {
+                    pg_write_held(&mut tx, held).await?;
                 }
-                sqlx::query("ALTER TABLE ratings ENABLE TRIGGER ratings_summarise_insert").execute(&mut *tx).await?;
-                sqlx::query("ALTER TABLE ratings ENABLE TRIGGER ratings_summarise_update").execute(&mut *tx).await?;
                 tx.commit().await?;
             }
             PgConn::PerBatch(mut conn) => {
@@ -338,6 +349,17 @@ impl PgLoad {
         }
         Ok(())
     }
+}
+
+/// Writes the changes held while the summary triggers were off, and turns them back on.
+async fn pg_write_held(conn: &mut PgConnection, held: &summary::Changes) -> Result<(), sqlx::Error> {
+    held.write_pg(conn).await?;
+    for trigger in summary::PG_TRIGGERS {
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE ratings ENABLE TRIGGER {trigger}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 const PG_RATINGS_PK: &str = "ALTER TABLE ratings ADD CONSTRAINT ratings_pkey PRIMARY KEY (user_id, movie_id)";

@@ -43,9 +43,8 @@ pub(crate) const SQLITE_UPSERTS: [&str; 5] = [
      latest = MAX(latest, excluded.latest)",
 ];
 
-/// Recomputes every summary from `ratings` (one grouping pass per table), for a bulk load
-/// into an empty table and for a store whose bulk load was cut short. Each backend's migration
-/// 0003 ends with the same statements.
+/// Recomputes every summary from `ratings` (one grouping pass per table), for a store whose
+/// bulk load was cut short. SQLite's migration 0003 ends with the same statements.
 pub(crate) const SQLITE_REBUILD: &str = "\
     DELETE FROM rating_months; DELETE FROM movie_years; DELETE FROM movie_rating_counts; \
     DELETE FROM user_rating_counts; DELETE FROM rating_hours; \
@@ -80,18 +79,9 @@ pub(crate) async fn sqlite_recover(pool: &sqlx::SqlitePool) -> Result<(), sqlx::
     tx.commit().await
 }
 
-/// PostgreSQL's [`SQLITE_REBUILD`], one statement per entry (prepared statements take one).
-pub(crate) const PG_REBUILD: [&str; 6] = [
-    "TRUNCATE rating_months, movie_years, movie_rating_counts, user_rating_counts, rating_hours",
-    "INSERT INTO rating_months SELECT to_char(to_timestamp(timestamp) AT TIME ZONE 'UTC', 'YYYY-MM'), \
-     COUNT(*), SUM(rating) FROM ratings GROUP BY 1",
-    "INSERT INTO movie_years SELECT movie_id, \
-     CAST(EXTRACT(YEAR FROM to_timestamp(timestamp) AT TIME ZONE 'UTC') AS BIGINT), COUNT(*), SUM(rating) \
-     FROM ratings GROUP BY 1, 2",
-    "INSERT INTO movie_rating_counts SELECT movie_id, rating, COUNT(*) FROM ratings GROUP BY 1, 2",
-    "INSERT INTO user_rating_counts SELECT user_id, COUNT(*) FROM ratings GROUP BY 1",
-    "INSERT INTO rating_hours SELECT timestamp / 3600, COUNT(*), MAX(timestamp) FROM ratings GROUP BY 1",
-];
+/// PostgreSQL's summary triggers, which a bulk load into an empty table turns off while it
+/// sums the changes itself ([`Changes::write_pg`]).
+pub(crate) const PG_TRIGGERS: [&str; 2] = ["ratings_summarise_insert", "ratings_summarise_update"];
 
 /// The batch's keys as a JSON array of `[user, movie]`, for [`SQLITE_STORED`].
 pub(crate) fn keys_json<'a>(rows: impl IntoIterator<Item = &'a RatingRow>) -> String {
@@ -113,8 +103,8 @@ pub(crate) type Stored = HashMap<(i64, i64), (f64, i64)>;
 /// re-rating takes the replaced rating out (-1) and puts the new one in (+1).
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Changes {
-    /// ("YYYY-MM") → (count, sum).
-    months: HashMap<String, (i64, f64)>,
+    /// (year, month) → (count, sum).
+    months: HashMap<(i64, i64), (i64, f64)>,
     /// (movie, year) → (count, sum).
     movie_years: HashMap<(i64, i64), (i64, f64)>,
     /// (movie, rating's bits) → count.
@@ -150,10 +140,8 @@ impl Changes {
     }
 
     fn add(&mut self, user_id: i64, movie_id: i64, (rating, timestamp): (f64, i64), n: i64) {
-        let date = schemas::events::utc(timestamp);
-        let month = date[..7].to_owned();
-        let year: i64 = date[..4].parse().unwrap_or_default();
-        let m = self.months.entry(month).or_default();
+        let (year, month, _) = schemas::events::utc_date(timestamp);
+        let m = self.months.entry((year, month)).or_default();
         m.0 += n;
         m.1 += n as f64 * rating;
         let y = self.movie_years.entry((movie_id, year)).or_default();
@@ -175,7 +163,7 @@ impl Changes {
                 self.months
                     .iter()
                     .filter(|(_, c)| c.0 != 0 || c.1 != 0.0)
-                    .map(|(m, c)| format!("[\"{m}\",{},{}]", c.0, c.1))
+                    .map(|((y, m), c)| format!("[\"{y:04}-{m:02}\",{},{}]", c.0, c.1))
                     .collect(),
             ),
             array(
@@ -195,6 +183,96 @@ impl Changes {
             array(self.users.iter().filter(|(_, n)| **n != 0).map(|(user, n)| format!("[{user},{n}]")).collect()),
             array(self.hours.iter().map(|(hour, (n, latest))| format!("[{hour},{n},{latest}]")).collect()),
         ]
+    }
+}
+
+impl Changes {
+    /// Adds the changes to PostgreSQL's summary tables, one `UNNEST` upsert per table (for a
+    /// bulk load, which turns the triggers off and sums the changes in memory).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(crate) async fn write_pg(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        let mut months = (Vec::new(), Vec::new(), Vec::new());
+        for ((y, m), (n, sum)) in &self.months {
+            months.0.push(format!("{y:04}-{m:02}"));
+            months.1.push(*n);
+            months.2.push(*sum);
+        }
+        sqlx::query(
+            "INSERT INTO rating_months AS s (month, rating_count, rating_sum) \
+             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::FLOAT8[]) \
+             ON CONFLICT (month) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
+             rating_sum = s.rating_sum + excluded.rating_sum",
+        )
+        .bind(&months.0)
+        .bind(&months.1)
+        .bind(&months.2)
+        .execute(&mut *conn)
+        .await?;
+        let mut years = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((movie, year), (n, sum)) in &self.movie_years {
+            years.0.push(*movie);
+            years.1.push(*year);
+            years.2.push(*n);
+            years.3.push(*sum);
+        }
+        sqlx::query(
+            "INSERT INTO movie_years AS s (movie_id, year, rating_count, rating_sum) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::FLOAT8[]) \
+             ON CONFLICT (movie_id, year) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
+             rating_sum = s.rating_sum + excluded.rating_sum",
+        )
+        .bind(&years.0)
+        .bind(&years.1)
+        .bind(&years.2)
+        .bind(&years.3)
+        .execute(&mut *conn)
+        .await?;
+        let mut ratings = (Vec::new(), Vec::new(), Vec::new());
+        for ((movie, bits), n) in &self.movie_ratings {
+            ratings.0.push(*movie);
+            ratings.1.push(f64::from_bits(*bits));
+            ratings.2.push(*n);
+        }
+        sqlx::query(
+            "INSERT INTO movie_rating_counts AS s (movie_id, rating, rating_count) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::FLOAT8[], $3::BIGINT[]) \
+             ON CONFLICT (movie_id, rating) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count",
+        )
+        .bind(&ratings.0)
+        .bind(&ratings.1)
+        .bind(&ratings.2)
+        .execute(&mut *conn)
+        .await?;
+        let (users, counts): (Vec<i64>, Vec<i64>) = self.users.iter().map(|(u, n)| (*u, *n)).unzip();
+        sqlx::query(
+            "INSERT INTO user_rating_counts AS s (user_id, rating_count) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) \
+             ON CONFLICT (user_id) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count",
+        )
+        .bind(&users)
+        .bind(&counts)
+        .execute(&mut *conn)
+        .await?;
+        let mut hours = (Vec::new(), Vec::new(), Vec::new());
+        for (hour, (n, latest)) in &self.hours {
+            hours.0.push(*hour);
+            hours.1.push(*n);
+            hours.2.push(*latest);
+        }
+        sqlx::query(
+            "INSERT INTO rating_hours AS s (hour, rating_count, latest) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) \
+             ON CONFLICT (hour) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
+             latest = GREATEST(s.latest, excluded.latest)",
+        )
+        .bind(&hours.0)
+        .bind(&hours.1)
+        .bind(&hours.2)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }
 

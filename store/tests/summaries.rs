@@ -136,11 +136,15 @@ async fn every_write_path_keeps_the_summaries_equal_to_the_ratings(db: &TestDb) 
     let mut loader = db.store.ratings_loader().await.expect("a loader");
     loader.load(&[rating(1, 1, 4.0, END_2000), rating(1, 2, 3.5, END_2000 + 1)]).await.expect("batch 1");
     loader.load(&[rating(2, 1, 5.0, END_2000 - 86_400), rating(3, 3, 1.0, 1)]).await.expect("batch 2");
+    // A key out of order ends the load's in-memory summing: it replaces a stored rating.
+    loader.load(&[rating(1, 2, 5.0, END_2000 + 5)]).await.expect("batch 3, out of order");
+    loader.load(&[rating(2, 3, 2.0, END_2000 + 7)]).await.expect("batch 4");
     loader.finish().await.expect("the load finishes");
     let r = assert_summaries_match(&db.store, "bulk load into an empty store").await;
-    // By hand: 1970-01 (1), 2000-12 (2), 2001-01 (1).
+    // By hand: 1970-01 (1), 2000-12 (2), 2001-01 (2).
     let months: Vec<_> = r.months.iter().map(|(m, c)| (m.as_str(), c.0)).collect();
-    assert_eq!(months, [("1970-01", 1), ("2000-12", 2), ("2001-01", 1)]);
+    assert_eq!(months, [("1970-01", 1), ("2000-12", 2), ("2001-01", 2)]);
+    assert_eq!(r.months["2001-01"].1, 7.0, "user 1's movie 2 counts with its newer 5.0");
 
     // A newer re-rating moves the rating to another month, year and value; an older one and a
     // replay of the stored one change nothing; a batch's repeated key counts its newest row.

@@ -29,8 +29,8 @@ pub async fn analytics(State(state): State<AppState>) -> ApiResult<Json<Arc<Anal
     Ok(Json(current(&state).await?))
 }
 
-/// The cached analytics, computing them if none exist yet. Also called once at start-up so
-/// the first client does not wait for the full scan.
+/// The cached analytics, computing them if none exist yet (from the store's rating summaries,
+/// seconds at 25 M ratings). Also called once at start-up so the first client need not wait.
 ///
 /// # Errors
 /// The store fails on the first computation.
