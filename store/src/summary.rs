@@ -12,6 +12,8 @@
 //! PostgreSQL uses statement triggers over transition tables instead (its migration 0003).
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::fmt::Write;
 
 use movielens::RatingRow;
@@ -104,15 +106,15 @@ pub(crate) type Stored = HashMap<(i64, i64), (f64, i64)>;
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Changes {
     /// (year, month) → (count, sum).
-    months: HashMap<(i64, i64), (i64, f64)>,
+    months: FxHashMap<(i64, i64), (i64, f64)>,
     /// (movie, year) → (count, sum).
-    movie_years: HashMap<(i64, i64), (i64, f64)>,
+    movie_years: FxHashMap<(i64, i64), (i64, f64)>,
     /// (movie, rating's bits) → count.
-    movie_ratings: HashMap<(i64, u64), i64>,
+    movie_ratings: FxHashMap<(i64, u64), i64>,
     /// user → count.
-    users: HashMap<i64, i64>,
+    users: FxHashMap<i64, i64>,
     /// hour (timestamp / 3600) → (count, newest timestamp of the changes).
-    hours: HashMap<i64, (i64, i64)>,
+    hours: FxHashMap<i64, (i64, i64)>,
 }
 
 impl Changes {
