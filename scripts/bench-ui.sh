@@ -19,15 +19,17 @@ for _ in $(seq 1 600); do curl -fs "$base/ui/model" >/dev/null 2>&1 && break; sl
 # It is timed before the start-up retrain ends (which also reads every rating); the pages after.
 first=$(curl -fs -o /dev/null -w '%{time_starttransfer}' "$base/ui/")
 printf "first /ui/ after start: %.1f ms\n" "$(echo "$first * 1000" | bc -l)"
-# User pages need the live model, which the start-up retrain loads (minutes at 25 M ratings).
-for _ in $(seq 1 3600); do curl -fs "$base/model" | grep -q '"version":[1-9]' && break; sleep 1; done
+# User pages need the live model, which the start-up retrain loads (minutes at 25 M ratings):
+# wait until it ends, swapped in or kept out (then user pages answer 404: the code column).
+for _ in $(seq 1 3600); do grep -qE 'new model swapped in|retrain kept out|retrain failed' "$dir/log" && break; sleep 1; done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf "%-22s %10s %10s %12s\n" page html_bytes gzip_bytes median_ms
+printf "%-22s %5s %10s %10s %12s\n" page code html_bytes gzip_bytes median_ms
 for path in /analytics /ui/ /ui/movies "/ui/movies/table?title=star&sort=mean" /ui/movies/356 /ui/users/414 /ui/model; do
-  plain=$(curl -fs "$base$path" | wc -c)
-  gz=$(curl -fs -H 'accept-encoding: gzip' "$base$path" | wc -c)
-  ms=$(for _ in $(seq 1 21); do curl -fs -o /dev/null -w '%{time_starttransfer}\n' "$base$path"; done | median)
-  printf "%-22s %10s %10s %12.1f\n" "$path" "$plain" "$gz" "$(echo "$ms * 1000" | bc -l)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$base$path")
+  plain=$(curl -s "$base$path" | wc -c)
+  gz=$(curl -s -H 'accept-encoding: gzip' "$base$path" | wc -c)
+  ms=$(for _ in $(seq 1 21); do curl -s -o /dev/null -w '%{time_starttransfer}\n' "$base$path"; done | median)
+  printf "%-22s %5s %10s %10s %12.1f\n" "$path" "$code" "$plain" "$gz" "$(echo "$ms * 1000" | bc -l)"
 done
 total=$(curl -fs -H 'accept-encoding: gzip' "$base/ui/" | wc -c)
 for asset in $(curl -fs "$base/ui/" | grep -o '/assets/[^"]*\.\(js\|css\)'); do
