@@ -7,16 +7,17 @@
 //! ([`Changes`]) with [`SQLITE_UPSERTS`]. The write transaction holds SQLite's single write
 //! lock, so nothing can change a stored rating between the read and the write. A bulk load into
 //! an empty table sums its changes in memory and writes them once at the end; if it is cut
-//! short, the next connect finds the secondary index missing and rebuilds the summaries too. Row triggers
-//! would be simpler but cost SQLite 8–25 µs per rating each (3–8× the insert itself);
-//! PostgreSQL uses statement triggers over transition tables instead (its migration 0003).
+//! short, the next connect finds the secondary index missing and rebuilds the summaries too.
+//! Row triggers would be simpler but cost SQLite 8–25 µs per rating each (3–8× the insert).
+//!
+//! PostgreSQL keeps them with statement triggers over transition tables (its migration 0003);
+//! its bulk load turns them off and writes its in-memory sums with [`Changes::write_pg`].
 
 use std::collections::HashMap;
-
-use rustc_hash::FxHashMap;
 use std::fmt::Write;
 
 use movielens::RatingRow;
+use rustc_hash::FxHashMap;
 
 /// The stored `(user, movie, rating, timestamp)` rows of a batch's keys; `$1` is
 /// [`keys_json`] of the batch.
