@@ -54,6 +54,13 @@ pub struct RatingRow {
     pub timestamp: i64,
 }
 
+impl RatingRow {
+    /// A row in `ratings.csv`'s column order (user, movie, rating, timestamp).
+    pub const fn new(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> Self {
+        Self { user_id, movie_id, rating, timestamp }
+    }
+}
+
 /// One row of `tags.csv`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagRow {

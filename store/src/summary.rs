@@ -283,13 +283,9 @@ impl Changes {
 mod tests {
     use super::*;
 
-    fn row(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> RatingRow {
-        RatingRow { user_id, movie_id, rating, timestamp }
-    }
-
     #[test]
     fn a_new_rating_counts_once_in_every_table() {
-        let c = Changes::of(&[row(7, 1, 4.5, 964_982_703)], &Stored::new());
+        let c = Changes::of(&[RatingRow::new(7, 1, 4.5, 964_982_703)], &Stored::new());
         assert_eq!(
             c.json(),
             ["[[\"2000-07\",1,4.5]]", "[[1,2000,1,4.5]]", "[[1,4.5,1]]", "[[7,1]]", "[[268050,1,964982703]]"]
@@ -300,7 +296,7 @@ mod tests {
     fn a_newer_rerating_moves_the_rating_and_an_older_one_changes_nothing() {
         let stored = Stored::from([((7, 1), (2.0, 964_982_703))]);
         // 2001-09-09: out of July 2000 and into September 2001; the user's count is unchanged.
-        let c = Changes::of(&[row(7, 1, 5.0, 1_000_000_000)], &stored);
+        let c = Changes::of(&[RatingRow::new(7, 1, 5.0, 1_000_000_000)], &stored);
         let [months, years, ratings, users, hours] = c.json();
         let mut months: Vec<&str> = months.trim_matches(['[', ']']).split("],[").collect();
         months.sort_unstable();
@@ -309,17 +305,17 @@ mod tests {
         assert!(ratings.contains("[1,2,-1]") && ratings.contains("[1,5,1]"), "{ratings}");
         assert_eq!(users, "[]");
         assert!(hours.contains("[268050,-1,964982703]") && hours.contains("[277777,1,1000000000]"), "{hours}");
-        assert_eq!(Changes::of(&[row(7, 1, 5.0, 964_982_702)], &stored), Changes::default());
+        assert_eq!(Changes::of(&[RatingRow::new(7, 1, 5.0, 964_982_702)], &stored), Changes::default());
         // Equally new replaces (same rule as the upsert), even with the same value: no net
         // change but the hour's newest time, which is the same.
-        let same = Changes::of(&[row(7, 1, 2.0, 964_982_703)], &stored);
+        let same = Changes::of(&[RatingRow::new(7, 1, 2.0, 964_982_703)], &stored);
         assert_eq!(same.json(), ["[]", "[]", "[]", "[]", "[[268050,0,964982703]]"]);
     }
 
     #[test]
     fn a_rerating_in_the_same_month_changes_only_the_sums() {
         let stored = Stored::from([((7, 1), (2.0, 964_982_703))]);
-        let c = Changes::of(&[row(7, 1, 5.0, 964_982_800)], &stored);
+        let c = Changes::of(&[RatingRow::new(7, 1, 5.0, 964_982_800)], &stored);
         let [months, years, ratings, users, _] = c.json();
         assert_eq!((months.as_str(), years.as_str()), ("[[\"2000-07\",0,3]]", "[[1,2000,0,3]]"));
         assert!(ratings.contains("[1,2,-1]") && ratings.contains("[1,5,1]"), "{ratings}");
@@ -328,7 +324,7 @@ mod tests {
 
     #[test]
     fn keys_are_json_pairs() {
-        assert_eq!(keys_json(&[row(1, 2, 3.0, 4), row(5, 6, 1.0, 0)]), "[[1,2],[5,6]]");
+        assert_eq!(keys_json(&[RatingRow::new(1, 2, 3.0, 4), RatingRow::new(5, 6, 1.0, 0)]), "[[1,2],[5,6]]");
         assert_eq!(keys_json(&[]), "[]");
     }
 }
