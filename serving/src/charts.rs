@@ -78,6 +78,12 @@ impl SortKey {
         })
     }
 
+    /// Whether the key's own order (`dir=default`) is ascending, as [`Charts::search`] sorts
+    /// (the table's header arrows say so).
+    pub fn ascends(self) -> bool {
+        matches!(self, Self::Title | Self::Id)
+    }
+
     /// The parameter value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -175,11 +175,6 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// Whether a key's own order (`dir=default`) is ascending, as [`Charts::search`] sorts.
-fn ascends(key: SortKey) -> bool {
-    matches!(key, SortKey::Title | SortKey::Id)
-}
-
 /// A page address (`/ui/movies`) or the partial's (`/ui/movies/table`) with a query string.
 fn address(path: &str, query: &str) -> String {
     if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") }
@@ -224,7 +219,7 @@ fn headers(form: &MovieForm, sort: SortKey, reverse: bool) -> Vec<Header> {
                 label,
                 key: key.map(SortKey::as_str),
                 numeric,
-                aria_sort: active.then_some(if ascends(sort) != reverse { "ascending" } else { "descending" }),
+                aria_sort: active.then_some(if sort.ascends() != reverse { "ascending" } else { "descending" }),
                 href: query.as_deref().map(|q| address("/ui/movies", q)).unwrap_or_default(),
                 partial: query.as_deref().map(|q| address("/ui/movies/table", q)).unwrap_or_default(),
             }
@@ -384,7 +379,7 @@ mod tests {
         for key in [SortKey::Ratings, SortKey::Mean, SortKey::Title, SortKey::Year, SortKey::Id] {
             let search = MovieSearch { sort: key, limit: 10, ..MovieSearch::default() };
             let ids: Vec<i64> = charts.search(&search).1.iter().map(|r| r.movie_id).collect();
-            assert_eq!(ids == [1, 2], ascends(key), "{key:?}: {ids:?}");
+            assert_eq!(ids == [1, 2], key.ascends(), "{key:?}: {ids:?}");
         }
     }
 
