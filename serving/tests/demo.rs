@@ -17,7 +17,7 @@ use testkit::ml_small;
 use tokio_util::sync::CancellationToken;
 
 mod support;
-use support::start_demo;
+use support::{start_demo, start_demo_with};
 
 fn settings(dir: &tempfile::TempDir, data: PathBuf) -> DemoSettings {
     let mut settings = DemoSettings::in_dir(data, dir.path());
@@ -147,6 +147,79 @@ async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
         }
     }
     drop(child);
+}
+
+/// kill -9 while a retrain runs (after the replay's retrain wrote a snapshot, and after 20
+/// acknowledged ratings): the restarted demo restores the snapshot, keeps every acknowledged
+/// rating and the whole release, and retrains again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_retrain_loses_no_rating_and_the_restart_retrains() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let (mut child, address) = start_demo_with(dir.path(), Some(&snapshots));
+    let model = wait_for_model(&client, &address, "the replay's retrain and its snapshot", |m| {
+        m["lastRetrain"]["trigger"] == "replay" && m["version"].as_u64() >= Some(1) && snapshot_count(&snapshots) > 0
+    })
+    .await;
+    let version = model["version"].as_u64().unwrap();
+
+    let users: Vec<i64> = (2_000_001..=2_000_020).collect();
+    for &user in &users {
+        let body = serde_json::json!({"userId": user, "movieId": 1, "rating": 4.0});
+        let response = client.post(format!("{address}/ratings")).json(&body).send().await.expect("POST /ratings");
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    }
+    let response = client.post(format!("{address}/model/retrain")).send().await.expect("POST /model/retrain");
+    assert_eq!(response.status(), 202, "{:?}", response.text().await);
+    let model = get(&client, format!("{address}/model")).await;
+    assert_eq!(model["retraining"], true, "the retrain is still running at the kill: {model}");
+    child.kill();
+
+    let (child, address) = start_demo_with(dir.path(), Some(&snapshots));
+    let total = 100_836 + users.len() as u64;
+    let model = wait_for_model(&client, &address, "the restart's retrain on every rating", |m| {
+        m["lastRetrain"]["trigger"] == "replay" && m["trainingRatings"].as_u64() == Some(total)
+    })
+    .await;
+    // Versions continue from the restored snapshot: without it the restart would count from 1.
+    assert!(model["version"].as_u64() > Some(version), "the restart restored version {version} and retrained: {model}");
+    for &user in &users {
+        let response = client.get(format!("{address}/ratings/{user}/1")).send().await.expect("GET a rating");
+        assert_eq!(response.status(), 200, "user {user}'s acknowledged rating is kept");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left in the snapshot folder: {leftovers:?}");
+    drop(child);
+}
+
+/// Model snapshot files written so far.
+fn snapshot_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("model-")).count()
+    })
+}
+
+/// Polls `GET /model` until `done` holds (four minutes at most), returning that answer.
+async fn wait_for_model(client: &reqwest::Client, address: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Ok(response) = client.get(format!("{address}/model")).send().await
+            && let Ok(model) = response.json::<Value>().await
+        {
+            if done(&model) {
+                return model;
+            }
+            assert!(Instant::now() < deadline, "{what}: not reached: {model}");
+        }
+        assert!(Instant::now() < deadline, "{what}: /model never answered");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 // What users get, measured as users get it: protocol C of `EVALUATION.md` through the demo.

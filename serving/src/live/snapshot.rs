@@ -180,6 +180,19 @@ fn list(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Deletes the temp files (`.*.tmp`) of unfinished saves in `dir`.
+fn remove_unfinished(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = name, "removed an unfinished snapshot"),
+                Err(error) => tracing::warn!(file = name, %error, "could not remove an unfinished snapshot"),
+            }
+        }
+    }
+}
+
 /// Reads one snapshot file: the topic its offsets belong to, and the snapshot.
 ///
 /// # Errors
@@ -192,10 +205,13 @@ pub fn read(path: &Path) -> anyhow::Result<(String, Snapshot)> {
 }
 
 /// The newest snapshot in `dir` that reads back whole; unreadable ones are logged and skipped.
+/// Called at start, it also deletes the temp files of saves a killed process never finished
+/// (a top-N model's can be hundreds of MB).
 ///
 /// # Errors
 /// The directory exists but cannot be listed.
 pub fn latest(dir: &Path) -> anyhow::Result<Option<(PathBuf, String, Snapshot)>> {
+    remove_unfinished(dir);
     for path in list(dir)?.into_iter().rev() {
         match read(&path) {
             Ok((topic, snapshot)) => return Ok(Some((path, topic, snapshot))),
@@ -242,6 +258,21 @@ mod tests {
         assert_eq!(got.lineage.version, 4);
         fs::write(dir.path().join("model-9999999999999-v9.snap"), b"not a snapshot").unwrap();
         assert_eq!(latest(dir.path()).unwrap().unwrap().2.lineage.version, 4);
+    }
+
+    #[test]
+    fn a_killed_save_s_temp_files_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), "ratings", snapshot(1)).unwrap();
+        // What kill -9 in the middle of two saves leaves behind.
+        fs::write(dir.path().join(".model-9999999999999-v2.snap.tmp"), b"CINEDATA-MODEL-1 half").unwrap();
+        fs::write(dir.path().join(".top-n-v2.snap.tmp"), b"CINEDATA-TOPN-01 half").unwrap();
+        let (_, _, got) = latest(dir.path()).unwrap().unwrap();
+        assert_eq!(got.lineage.version, 1);
+        let mut names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.retain(|n| n.ends_with(".tmp"));
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]

@@ -55,16 +55,23 @@ pub fn log_of(path: &Path) -> String {
 }
 
 /// A `serving demo` on ml-latest-small with its own database and journal, and its URL once
-/// it printed it ("CineData demo: http://...").
+/// it printed it ("CineData demo: http://..."). No snapshots.
 pub fn start_demo(dir: &Path) -> (Group, String) {
-    let log = std::fs::File::create(dir.join("demo.log")).expect("a log file");
+    start_demo_with(dir, None)
+}
+
+/// [`start_demo`], keeping model snapshots in `snapshots` when given.
+pub fn start_demo_with(dir: &Path, snapshots: Option<&Path>) -> (Group, String) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("demo.log")).expect("a log file");
+    let snapshots = snapshots.map(|p| p.display().to_string()).unwrap_or_default();
     let mut demo = Group::spawn(
         Command::new(env!("CARGO_BIN_EXE_serving"))
             .arg("demo")
             .arg("--data")
             .arg(ml_small())
             // One retrain after the replay, none after it.
-            .args(["--listen", "127.0.0.1:0", "--snapshot-dir", "", "--retrain-every", "0", "--retrain-interval", "0"])
+            .args(["--listen", "127.0.0.1:0", "--retrain-every", "0", "--retrain-interval", "0"])
+            .arg(format!("--snapshot-dir={snapshots}"))
             .arg("--database-url")
             .arg(format!("sqlite://{}", dir.join("cinedata.db").display()))
             .arg("--journal")
