@@ -40,7 +40,7 @@ enum Lookup {
 
 /// The right to recompute a stale entry; given back when dropped, whether the recomputation
 /// succeeded, failed or was cancelled with its request, so another request can take it.
-struct Claim(Arc<AtomicBool>);
+pub struct Claim(Arc<AtomicBool>);
 
 impl Drop for Claim {
     fn drop(&mut self) {
@@ -135,36 +135,67 @@ pub async fn layer(State(cache): State<Arc<ResponseCache>>, req: Request, next: 
 /// Recent recommendation lists, keyed by URI. A list is reused for up to the TTL only while
 /// the model version and the user's own row are unchanged: a user's new rating shows in their
 /// next list at once; other users' ratings (which move the movies' factors a little) within
-/// the TTL. Zero TTL disables it.
+/// about the TTL. Zero TTL disables it.
+///
+/// Past the TTL the first request recomputes the list while the others keep getting the
+/// previous one, as [`ResponseCache`] does: with many connections asking for the same user, a
+/// stampede of identical recomputations at each expiry would otherwise cost more CPU the more
+/// clients wait.
 pub struct ListCache {
     ttl: Duration,
     max_entries: usize,
-    entries: DashMap<String, (Instant, u64, u64, Bytes)>,
-    /// The `hit` and `miss` children, resolved once: this sits on the hottest path.
+    entries: DashMap<String, ListEntry>,
+    /// The `hit`, `stale` and `miss` children, resolved once: this sits on the hottest path.
     hits: IntCounter,
     misses: IntCounter,
 }
+    stale: IntCounter,
 
 impl ListCache {
     /// A cache keeping lists for `ttl`, at most `max_entries` of them, counting into `lookups`.
+#[derive(Clone)]
+struct ListEntry {
+    at: Instant,
+    version: u64,
+    steps: u64,
+    body: Bytes,
+    refreshing: Arc<AtomicBool>,
+}
+
+/// What [`ListCache::get`] found.
+pub enum ListLookup {
+    /// A list to answer with.
+    Hit(Bytes),
+    /// None usable: compute it, holding the claim (if any) until [`ListCache::put`].
+    Miss(Option<Claim>),
+}
+
     pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
-        let (hits, misses) = (lookups.with_label_values(&["hit"]), lookups.with_label_values(&["miss"]));
-        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), hits, misses })
+        let [hits, stale, misses] = ["hit", "stale", "miss"].map(|r| lookups.with_label_values(&[r]));
+        Arc::new(Self { ttl, max_entries, entries: DashMap::new(), hits, stale, misses })
     }
 
-    /// The cached body for `uri` if it is younger than the TTL and was computed by the same
-    /// model `version` for the same user row `steps`.
-    pub fn get(&self, uri: &str, version: u64, steps: u64) -> Option<Bytes> {
+    /// The cached body for `uri` if it was computed by the same model `version` for the same
+    /// user row `steps`, and is younger than the TTL or being recomputed by another request.
+    pub fn get(&self, uri: &str, version: u64, steps: u64) -> ListLookup {
         if self.ttl.is_zero() {
-            return None;
+            return ListLookup::Miss(None);
         }
-        let hit = self
-            .entries
-            .get(uri)
-            .filter(|e| e.0.elapsed() < self.ttl && e.1 == version && e.2 == steps)
-            .map(|e| e.3.clone());
-        if hit.is_some() { &self.hits } else { &self.misses }.inc();
-        hit
+        let found = self.entries.get(uri).filter(|e| e.version == version && e.steps == steps).map(|e| e.clone());
+        let Some(entry) = found else {
+            self.misses.inc();
+            return ListLookup::Miss(None);
+        };
+        if entry.at.elapsed() < self.ttl {
+            self.hits.inc();
+            return ListLookup::Hit(entry.body);
+        }
+        if entry.refreshing.swap(true, Ordering::AcqRel) {
+            self.stale.inc();
+            return ListLookup::Hit(entry.body);
+        }
+        self.misses.inc();
+        ListLookup::Miss(Some(Claim(entry.refreshing)))
     }
 
     /// Keeps `body` for `uri`.
@@ -175,7 +206,8 @@ impl ListCache {
         if self.entries.len() >= self.max_entries {
             self.entries.clear();
         }
-        self.entries.insert(uri, (Instant::now(), version, steps, body));
+        let entry = ListEntry { at: Instant::now(), version, steps, body, refreshing: Arc::default() };
+        self.entries.insert(uri, entry);
     }
 }
 
@@ -202,3 +234,22 @@ mod tests {
         assert!(matches!(cache.get("/nothing"), Lookup::Miss(None)));
     }
 }
+
+    #[test]
+    fn one_request_recomputes_an_expired_list_and_a_changed_user_always_misses() {
+        let cache = ListCache::new(Duration::from_millis(20), 10, lookups());
+        let uri = "/users/1/recommendations";
+        cache.put(uri.into(), 3, 7, Bytes::from_static(b"old"));
+        assert!(matches!(cache.get(uri, 3, 7), ListLookup::Hit(b) if b == "old"));
+        std::thread::sleep(Duration::from_millis(30));
+        let ListLookup::Miss(Some(claim)) = cache.get(uri, 3, 7) else { panic!("the first request recomputes") };
+        // While it does, the others get the previous list.
+        assert!(matches!(cache.get(uri, 3, 7), ListLookup::Hit(b) if b == "old"));
+        // A new rating by the user, or a new model, is never answered from the old list.
+        assert!(matches!(cache.get(uri, 3, 8), ListLookup::Miss(None)));
+        assert!(matches!(cache.get(uri, 4, 7), ListLookup::Miss(None)));
+        drop(claim); // failed or cancelled: the next request takes it over
+        assert!(matches!(cache.get(uri, 3, 7), ListLookup::Miss(Some(_))));
+        cache.put(uri.into(), 3, 7, Bytes::from_static(b"new"));
+        assert!(matches!(cache.get(uri, 3, 7), ListLookup::Hit(b) if b == "new"));
+    }

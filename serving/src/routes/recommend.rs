@@ -20,6 +20,7 @@ use schemas::recommend::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::cache::ListLookup;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::live::Movies;
@@ -144,9 +145,11 @@ pub async fn recommendations(
     let engine = live.engine();
     let (version, steps) = (live.lineage().version, engine.online().user_steps(user_id));
     let key = uri.to_string();
-    if let Some(body) = state.lists.get(&key, version, steps) {
-        return Ok(json_body(body));
-    }
+    // Held until the new list is kept, so concurrent requests get the previous one meanwhile.
+    let _claim = match state.lists.get(&key, version, steps) {
+        ListLookup::Hit(body) => return Ok(json_body(body)),
+        ListLookup::Miss(claim) => claim,
+    };
     let movies = live.movies();
     let genre = match options.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
         Some(g) => Some(movies.genre(g).ok_or_else(|| ApiError::Invalid(format!("no movie has the genre {g:?}")))?),
