@@ -128,7 +128,9 @@ pub async fn layer(State(cache): State<Arc<ResponseCache>>, req: Request, next: 
             cache.put(key, Entry { at: Instant::now(), content_type, body: bytes.clone(), refreshing: Arc::default() });
             Response::from_parts(parts, Body::from(bytes))
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "response too large to buffer").into_response(),
+        Err(error) => {
+            crate::error::ApiError::Internal(format!("buffering an answer for the cache: {error}")).into_response()
+        }
     }
 }
 
@@ -147,12 +149,10 @@ pub struct ListCache {
     entries: DashMap<String, ListEntry>,
     /// The `hit`, `stale` and `miss` children, resolved once: this sits on the hottest path.
     hits: IntCounter,
+    stale: IntCounter,
     misses: IntCounter,
 }
-    stale: IntCounter,
 
-impl ListCache {
-    /// A cache keeping lists for `ttl`, at most `max_entries` of them, counting into `lookups`.
 #[derive(Clone)]
 struct ListEntry {
     at: Instant,
@@ -170,6 +170,8 @@ pub enum ListLookup {
     Miss(Option<Claim>),
 }
 
+impl ListCache {
+    /// A cache keeping lists for `ttl`, at most `max_entries` of them, counting into `lookups`.
     pub fn new(ttl: Duration, max_entries: usize, lookups: IntCounterVec) -> Arc<Self> {
         let [hits, stale, misses] = ["hit", "stale", "miss"].map(|r| lookups.with_label_values(&[r]));
         Arc::new(Self { ttl, max_entries, entries: DashMap::new(), hits, stale, misses })
@@ -233,7 +235,6 @@ mod tests {
         assert!(matches!(cache.get("/movies/1"), Lookup::Miss(Some(_))), "the next request takes it over");
         assert!(matches!(cache.get("/nothing"), Lookup::Miss(None)));
     }
-}
 
     #[test]
     fn one_request_recomputes_an_expired_list_and_a_changed_user_always_misses() {
@@ -253,3 +254,4 @@ mod tests {
         cache.put(uri.into(), 3, 7, Bytes::from_static(b"new"));
         assert!(matches!(cache.get(uri, 3, 7), ListLookup::Hit(b) if b == "new"));
     }
+}

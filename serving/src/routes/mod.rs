@@ -60,9 +60,13 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(middleware::from_fn(error::json_bodies))
-        .layer(CatchPanicLayer::custom(|_| {
-            let body = axum::Json(schemas::ErrorBody { detail: "internal error".into() });
-            (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            ApiError::Internal(format!("handler panicked: {message}")).into_response()
         }))
 }
 
@@ -70,6 +74,6 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(schemas::ErrorBody { detail: "method not allowed".into() }))
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -180,7 +180,8 @@ pub async fn recommendations(
     let kind = if found.source == Source::Personal { "personal" } else { "trending" };
     live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
     let answer = UserRecommendations { user_id, strategy: strategy(found.source), model_version: version, items };
-    let body = Bytes::from(serde_json::to_vec(&answer).map_err(|e| ApiError::Invalid(e.to_string()))?);
+    let body =
+        Bytes::from(serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(format!("encoding a list: {e}")))?);
     state.lists.put(key, version, steps, body.clone());
     Ok(json_body(body))
 }

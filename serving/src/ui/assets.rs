@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 /// One served file.
@@ -84,7 +84,7 @@ pub fn urls() -> &'static AssetUrls {
 /// `GET /assets/{name}`.
 pub async fn serve(Path(name): Path<String>) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
-        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+        return crate::error::ApiError::NotFound(format!("no asset {name:?}")).into_response();
     };
     (
         [

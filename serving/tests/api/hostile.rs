@@ -256,3 +256,32 @@ async fn library_error_answers_are_json() {
         exchange(addr, request.as_bytes()).await.assert_json_error(404);
     }
 }
+
+/// Request targets and heads past our limits get JSON 414 and 431 from the app, not hyper's
+/// empty-bodied ones (hyper's own limits sit far beyond ours); a target at the `exclude`
+/// limit (1,000 ids, percent-encoded) still passes.
+#[tokio::test]
+async fn long_targets_and_large_heads_get_json_414_and_431() {
+    let app = spawn_app_configured(Backend::Sqlite, |_| {}).await;
+    let addr = socket_addr(&app);
+    let long = format!("/movies?title={}", "a".repeat(20_000));
+    let request = format!("GET {long} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    let detail = exchange(addr, request.as_bytes()).await.assert_json_error(414);
+    assert!(detail.contains("16384"), "{detail}");
+
+    let cookie = "c".repeat(40_000);
+    let request = format!("GET /movies/1 HTTP/1.1\r\nhost: test\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n");
+    let detail = exchange(addr, request.as_bytes()).await.assert_json_error(431);
+    assert!(detail.contains("32768"), "{detail}");
+    // Many small headers add up the same way.
+    let many: String = (0..90).map(|i| format!("x-h{i}: {}\r\n", "v".repeat(400))).collect();
+    let request = format!("GET /movies/1 HTTP/1.1\r\nhost: test\r\n{many}connection: close\r\n\r\n");
+    exchange(addr, request.as_bytes()).await.assert_json_error(431);
+
+    // 1,000 six-digit ids with percent-encoded commas: under the limit, answered normally.
+    let exclude = (100_000..101_000).map(|id: u32| id.to_string()).collect::<Vec<_>>().join("%2C");
+    let request =
+        format!("GET /users/1/recommendations?exclude={exclude} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    let response = exchange(addr, request.as_bytes()).await;
+    assert!(response.status != 414 && response.status != 431 && response.status < 500, "{response:?}");
+}
