@@ -340,9 +340,9 @@ async fn exported_e2e(
     batch_size: usize,
 ) -> anyhow::Result<(E2e, f64, [f64; 4], usize)> {
     let cpu = cpu_seconds();
-    let registry = producer::metrics::registry();
+    let registry = runtime::metrics::registry();
     let stop = CancellationToken::new();
-    let (addr, server) = producer::metrics::serve(([127, 0, 0, 1], 0).into(), registry.clone(), stop.clone()).await?;
+    let (addr, server) = runtime::metrics::serve(([127, 0, 0, 1], 0).into(), registry.clone(), stop.clone()).await?;
     let scraper = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
@@ -383,13 +383,13 @@ async fn exported_e2e(
     // The registry as a finished run leaves it (32 lag series, every family filled in), served
     // again for the GET timing.
     let again = CancellationToken::new();
-    let (addr, server) = producer::metrics::serve(([127, 0, 0, 1], 0).into(), registry.clone(), again.clone()).await?;
+    let (addr, server) = runtime::metrics::serve(([127, 0, 0, 1], 0).into(), registry.clone(), again.clone()).await?;
     let (times, size) = tokio::task::spawn_blocking(move || -> anyhow::Result<([f64; 4], usize)> {
         let mut renders = Vec::with_capacity(1_000);
         let mut size = 0;
         for _ in 0..1_000 {
             let started = Instant::now();
-            size = producer::metrics::render(&registry).len();
+            size = runtime::metrics::render(&registry).len();
             renders.push(started.elapsed());
         }
         let mut gets = Vec::with_capacity(200);
@@ -420,7 +420,7 @@ async fn measure_producer(timeline: &Arc<Timeline>, with: bool) -> anyhow::Resul
     let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 32)])?;
     let brokers = broker.bootstrap_servers().to_owned();
     let t = timeline.clone();
-    let metrics = if with { Some(ProducerMetrics::register(&producer::metrics::registry())?) } else { None };
+    let metrics = if with { Some(ProducerMetrics::register(&runtime::metrics::registry())?) } else { None };
     let cpu = cpu_seconds();
     let rate = tokio::task::spawn_blocking(move || produce_only_with(&brokers, &t, n, metrics)).await??;
     let cpu = cpu_seconds() - cpu;
@@ -516,7 +516,7 @@ async fn metrics_overhead(args: &Args, movies: &[MovieRow], timeline: &Arc<Timel
 /// What the recording primitives cost on this machine (the per-event and per-batch work the
 /// metrics add), median of 9 timings each.
 fn primitive_costs() -> anyhow::Result<()> {
-    let registry = producer::metrics::registry();
+    let registry = runtime::metrics::registry();
     let metrics = ProducerMetrics::register(&registry)?;
     let counter = metrics.topic("ratings").delivered;
     let time = |iterations: u32, f: &dyn Fn(u32)| {

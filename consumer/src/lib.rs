@@ -1,6 +1,7 @@
 //! CineData's Kafka consumer group: rating and tag events in, store rows out.
 //!
 //! - [`settings`]: what the `consumer` binary reads from flags and `CINEDATA_*` variables.
+//! - [`cli`]: the `consumer` command (its `main.rs` only parses and calls it).
 //! - [`ingest`]: [`handle`](ingest::handle), one batch of raw payloads → decode, validate,
 //!   check the catalogue, upsert in the store; free of Kafka types, so unit-testable.
 //! - [`group`]: the Kafka side: batches from a consumer group, dead letters, offsets stored
@@ -15,6 +16,7 @@
 //! database (or published to the dead-letter topic), and writes are idempotent upserts (newer
 //! timestamp wins), so a redelivered event changes nothing: exactly once in effect.
 
+pub mod cli;
 pub mod group;
 pub mod ingest;
 pub mod metrics;

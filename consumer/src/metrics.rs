@@ -178,7 +178,7 @@ fn add(counter: &AtomicU64, n: u64) {
 
 impl Metrics {
     /// Counters that are also recorded in Prometheus families registered in `registry`
-    /// (see the module's table; e.g. [`producer::metrics::registry`] for the `cinedata_` prefix).
+    /// (see the module's table; e.g. [`runtime::metrics::registry`] for the `cinedata_` prefix).
     ///
     /// # Errors
     /// A family of the same name is already registered there.
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn every_counter_is_recorded_in_both_places() {
-        let registry = producer::metrics::registry();
+        let registry = runtime::metrics::registry();
         let metrics = Metrics::with_registry(&registry).expect("families register");
         metrics.received("ratings", 10);
         metrics.received("tags", 2);
@@ -380,7 +380,7 @@ mod tests {
         metrics.set_lag("ratings", 0, 5);
         metrics.set_lag("ratings", 1, 7);
         metrics.revoked([("ratings".to_owned(), 1)]);
-        let text = producer::metrics::render(&registry);
+        let text = runtime::metrics::render(&registry);
         for line in [
             "cinedata_consumer_events_received_total{topic=\"ratings\"} 10",
             "cinedata_consumer_events_received_total{topic=\"tags\"} 2",

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use producer::topics;
+use store::DatabaseUrl;
 
 /// What a consumer needs to know.
 #[derive(Debug, Clone, Args)]
@@ -16,7 +17,7 @@ pub struct Settings {
     pub brokers: Option<String>,
     /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
     #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Consumer group id: consumers sharing it split the partitions.
     #[arg(long, env = "CINEDATA_GROUP", default_value = "cinedata-store")]
     pub group: String,
@@ -60,7 +61,7 @@ pub const DEFAULT_LAG_REFRESH: Duration = Duration::from_secs(5);
 
 impl Settings {
     /// The defaults, for `brokers` and `database_url`.
-    pub fn new(brokers: Option<String>, database_url: impl Into<String>) -> Self {
+    pub fn new(brokers: Option<String>, database_url: impl Into<DatabaseUrl>) -> Self {
         Self {
             brokers,
             database_url: database_url.into(),
@@ -98,5 +99,17 @@ impl Settings {
     /// The batch wait as a duration.
     pub fn batch_wait(&self) -> Duration {
         Duration::from_millis(self.batch_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let settings = Settings::new(None, "postgres://cine:hunter2@db/cinedata");
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("cine:***@db") && !shown.contains("hunter2"), "{shown}");
     }
 }

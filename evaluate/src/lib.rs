@@ -9,14 +9,12 @@
 //! - [`protocols`]: cross-validation, prequential and top-N runs, each giving a [`Report`].
 //! - [`record`]: reports as [`schemas::ExperimentRecord`]s for the store, and the `--compare`
 //!   table of past records.
-//! - [`mlflow`]: a small blocking MLflow REST client that logs a record as a run.
 //!
 //! [`evaluate`] (or [`run`], reports only) is the `evaluate` binary minus argument parsing and
 //! recording.
 #![deny(missing_docs)]
 
 pub mod metrics;
-pub mod mlflow;
 pub mod models;
 pub mod protocols;
 pub mod record;

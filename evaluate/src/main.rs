@@ -12,12 +12,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use evaluate::mlflow::{self, MlflowClient};
 use evaluate::record::{RunInfo, compare_table};
 use evaluate::{Level, ModelName, Protocol, Settings};
+use mlflow::MlflowClient;
 use schemas::ExperimentRecord;
 use schemas::experiments::unix_now;
-use store::{ExperimentQuery, Store};
+use store::{DatabaseUrl, ExperimentQuery, Store};
 
 /// Evaluates CineData's models on a MovieLens-shaped release, records the results and compares
 /// them with earlier runs.
@@ -55,7 +55,7 @@ struct Args {
     limit: Option<i64>,
     /// Store the experiment records go to: sqlite://FILE or postgres://USER@HOST:PORT/DB.
     #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
-    database_url: String,
+    database_url: DatabaseUrl,
     /// Do not record the results in the store.
     #[arg(long, conflicts_with = "compare")]
     no_record: bool,
@@ -90,7 +90,7 @@ fn compare(args: &Args) -> anyhow::Result<()> {
         limit: args.limit,
     };
     let records = runtime()?.block_on(async {
-        let store = Store::connect(&args.database_url).await.context("connecting to the store")?;
+        let store = Store::connect(args.database_url.expose()).await.context("connecting to the store")?;
         let records = store.experiments(&query).await.context("reading the experiment records");
         store.close().await;
         records
@@ -103,9 +103,9 @@ fn compare(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn record(database_url: &str, records: &mut [ExperimentRecord]) -> anyhow::Result<()> {
+fn record(database_url: &DatabaseUrl, records: &mut [ExperimentRecord]) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let store = Store::connect(database_url).await.context("connecting to the store")?;
+        let store = Store::connect(database_url.expose()).await.context("connecting to the store")?;
         let mut result = Ok(());
         for r in records.iter_mut() {
             match store.record_experiment(r).await {

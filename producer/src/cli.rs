@@ -12,10 +12,11 @@ use movielens::Release;
 use schemas::events::{RatingSubmitted, unix_now};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{MetricsServer, ProducerMetrics};
+use crate::metrics::ProducerMetrics;
 use crate::replay::{Pace, ReplayOptions, Timeline, replay_timeline};
 use crate::topics::{self, TopicSpec};
 use crate::{EmbeddedBroker, SendError, future_producer, producer_config, send_rating};
+use runtime::metrics::MetricsServer;
 
 /// Sends CineData events to Kafka.
 #[derive(Debug, Parser)]
@@ -109,13 +110,6 @@ struct SendArgs {
     metrics: MetricsListen,
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
 /// A broker to talk to: the given one, or an embedded one kept alive by the returned guard.
 async fn connect(target: &Target, extra_topics: &[&str]) -> anyhow::Result<(String, Option<EmbeddedBroker>)> {
     let mut specs = vec![TopicSpec::new(&target.topic, target.partitions)];
@@ -147,7 +141,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     };
     let (metrics, server) = match listen {
         Some(addr) => {
-            let registry = crate::metrics::registry();
+            let registry = runtime::metrics::registry();
             let metrics = ProducerMetrics::register(&registry)?;
             let server = MetricsServer::start(addr, registry, &shutdown)
                 .await

@@ -6,9 +6,7 @@
 //!   ([`send_rating`], [`send_tag`]); what `POST /ratings` and `producer send` call.
 //! - [`replay`]: a MovieLens release (or any event stream) in timestamp order, paced, with a
 //!   progress bar, waiting for every delivery report.
-//! - [`metrics`]: the producer's Prometheus families, and the `/metrics` server the standalone
-//!   `producer` and `consumer` binaries run with `--metrics-listen`.
-//! - [`shutdown`]: the Ctrl-C/SIGTERM cancellation token every CineData binary uses.
+//! - [`metrics`]: the producer's Prometheus families.
 //! - [`embedded`]: librdkafka's in-process mock cluster in a thread of ours, the broker used
 //!   when no `--brokers` is given.
 //! - [`topics`]: topic names and sizes, and creating them on a real broker.
@@ -20,7 +18,6 @@ pub mod embedded;
 pub mod metrics;
 pub mod replay;
 pub mod send;
-pub mod shutdown;
 pub mod topics;
 
 pub use config::{future_producer, producer_config};

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use movielens::{RatingRow, TagRow};
-use producer::metrics::{LATENCY_SAMPLE, ProducerMetrics, registry, render};
+use producer::metrics::{LATENCY_SAMPLE, ProducerMetrics};
 use producer::replay::{Backpressure, ReplayOptions, Timeline, replay_blocking};
 use producer::{EmbeddedBroker, Pace, TopicSpec, producer_config};
+use runtime::metrics::{registry, render};
 use testkit::metrics::{StderrWatch, samples};
 use tokio_util::sync::CancellationToken;
 
@@ -143,7 +144,7 @@ async fn the_server_answers_metrics_and_stops_with_its_token() {
     metrics.topic("ratings").sent.inc_by(7);
     let stop = CancellationToken::new();
     let (addr, task) =
-        producer::metrics::serve(([127, 0, 0, 1], 0).into(), registry, stop.clone()).await.expect("binds");
+        runtime::metrics::serve(([127, 0, 0, 1], 0).into(), registry, stop.clone()).await.expect("binds");
     let (status, body) = get_metrics(addr).await.expect("GET /metrics");
     assert_eq!(status, 200, "{body}");
     assert_eq!(value(&samples(&body), "cinedata_producer_events_sent_total{topic=\"ratings\"}"), 7.0);

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use movielens::Release;
-use store::{ImportOptions, Store};
+use secrecy::{ExposeSecret, SecretString};
+use store::{DatabaseUrl, ImportOptions, Store};
 
 use producer::replay::Pace;
 
@@ -101,22 +102,29 @@ impl HttpArgs {
     }
 }
 
+/// Parses a key given on the command line or in the environment into a [`SecretString`], so
+/// no `Debug` of the arguments or settings can show it.
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
+}
+
 /// Posters for the web interface; without a key they are generated SVGs.
 #[derive(Debug, Args)]
 struct PosterArgs {
     /// TMDb API key: posters come from TMDb (each movie's looked up once, then remembered).
-    #[arg(long, env = "CINEDATA_TMDB_API_KEY", hide_env_values = true)]
-    tmdb_api_key: Option<String>,
+    #[arg(long, env = "CINEDATA_TMDB_API_KEY", hide_env_values = true, value_parser = secret)]
+    tmdb_api_key: Option<SecretString>,
     /// OMDb API key, used when there is no TMDb key.
-    #[arg(long, env = "CINEDATA_OMDB_API_KEY", hide_env_values = true)]
-    omdb_api_key: Option<String>,
+    #[arg(long, env = "CINEDATA_OMDB_API_KEY", hide_env_values = true, value_parser = secret)]
+    omdb_api_key: Option<SecretString>,
 }
 
 impl PosterArgs {
     fn settings(&self) -> PosterSettings {
         let mut posters = PosterSettings::new();
-        posters.tmdb_api_key = self.tmdb_api_key.clone().filter(|k| !k.trim().is_empty());
-        posters.omdb_api_key = self.omdb_api_key.clone().filter(|k| !k.trim().is_empty());
+        let given = |key: &Option<SecretString>| key.clone().filter(|k| !k.expose_secret().trim().is_empty());
+        posters.tmdb_api_key = given(&self.tmdb_api_key);
+        posters.omdb_api_key = given(&self.omdb_api_key);
         posters
     }
 }
@@ -142,8 +150,8 @@ struct DemoArgs {
     #[arg(long)]
     rate: Option<f64>,
     /// Require this key in the `x-api-key` header on write endpoints.
-    #[arg(long, env = "CINEDATA_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[arg(long, env = "CINEDATA_API_KEY", hide_env_values = true, value_parser = secret)]
+    api_key: Option<SecretString>,
     #[command(flatten)]
     live: LiveArgs,
     #[command(flatten)]
@@ -161,7 +169,7 @@ struct DemoArgs {
 struct Database {
     /// `sqlite://FILE` (created if missing) or `postgres://USER@HOST/DB`.
     #[arg(long, env = "CINEDATA_DATABASE_URL", default_value = "sqlite://cinedata.db")]
-    database_url: String,
+    database_url: DatabaseUrl,
 }
 
 #[derive(Debug, Args)]
@@ -184,8 +192,8 @@ struct ServeArgs {
     #[arg(long, env = "CINEDATA_LISTEN", default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
     /// Require this key in the `x-api-key` header on write endpoints.
-    #[arg(long, env = "CINEDATA_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[arg(long, env = "CINEDATA_API_KEY", hide_env_values = true, value_parser = secret)]
+    api_key: Option<SecretString>,
     /// Seconds `/analytics` figures are reused before being recomputed.
     #[arg(long, env = "CINEDATA_ANALYTICS_TTL", default_value_t = 5.0)]
     analytics_ttl: f64,
@@ -204,13 +212,6 @@ struct ServeArgs {
     http: HttpArgs,
     #[command(flatten)]
     posters: PosterArgs,
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs one subcommand to completion.
@@ -233,7 +234,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
             args.data.display()
         );
     }
-    let store = Store::connect(&args.database.database_url)
+    let store = Store::connect(args.database.database_url.expose())
         .await
         .with_context(|| format!("connecting to {}", args.database.database_url))?;
     let options = ImportOptions { batch_size: args.batch_size, progress: true, ..Default::default() };
@@ -282,7 +283,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, "serving; API docs at http://{addr}/docs");
-    app.run_until_stopped(producer::shutdown::on_signal()).await
+    app.run_until_stopped(runtime::shutdown::on_signal()).await
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -303,7 +304,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         journal: (!args.journal.is_empty()).then(|| PathBuf::from(&args.journal)),
         posters: args.posters.settings(),
     };
-    crate::demo::run(settings, producer::shutdown::on_signal()).await
+    crate::demo::run(settings, runtime::shutdown::on_signal()).await
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use consumer::{Embedded, OnPersisted, ReplayPlan};
 use movielens::Release;
 use movielens::download::{self, ML_LATEST_SMALL};
 use producer::replay::Pace;
-use store::{ImportOptions, Store};
+use secrecy::SecretString;
+use store::{DatabaseUrl, ImportOptions, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveSettings;
@@ -30,13 +31,13 @@ pub struct DemoSettings {
     /// Download ml-latest-small into `data` when it is missing.
     pub download: bool,
     /// The store (default `sqlite://cinedata.db` in the current directory).
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Address to serve on.
     pub listen: SocketAddr,
     /// Replay pace.
     pub pace: Pace,
     /// Required on write endpoints when set.
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     /// The live model's settings.
     pub live: LiveSettings,
     /// The HTTP server's timeouts and connection limit.
@@ -55,7 +56,7 @@ impl DemoSettings {
         DemoSettings {
             data,
             download: false,
-            database_url: format!("sqlite://{}", dir.join("cinedata.db").display()),
+            database_url: format!("sqlite://{}", dir.join("cinedata.db").display()).into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             pace: Pace::Max,
             api_key: None,
@@ -114,7 +115,7 @@ impl Demo {
             let (data, download) = (settings.data.clone(), settings.download);
             tokio::task::spawn_blocking(move || locate(&data, download)).await??
         };
-        let store = Store::connect(&settings.database_url)
+        let store = Store::connect(settings.database_url.expose())
             .await
             .with_context(|| format!("connecting to {}", settings.database_url))?;
         let options = ImportOptions { catalogue_only: true, progress: true, ..ImportOptions::default() };

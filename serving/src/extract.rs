@@ -3,6 +3,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -77,7 +78,7 @@ pub struct ApiKey;
 impl FromRequestParts<AppState> for ApiKey {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(expected) = state.api_key.as_deref() else { return Ok(ApiKey) };
+        let Some(expected) = state.api_key.as_ref().map(ExposeSecret::expose_secret) else { return Ok(ApiKey) };
         let given = parts.headers.get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
         let same = given.len() == expected.len()
             && given.iter().zip(expected.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;

@@ -3,6 +3,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = serving::cli::Cli::parse();
-    serving::cli::init_tracing();
+    runtime::init_tracing("info,sqlx=warn");
     serving::cli::run(cli).await
 }

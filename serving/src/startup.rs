@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use store::Store;
+use secrecy::SecretString;
+use store::{DatabaseUrl, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,11 +26,11 @@ use crate::ui::posters::{PosterSettings, Posters};
 #[derive(Debug, Clone)]
 pub struct ServeSettings {
     /// `sqlite://FILE` or `postgres://...`.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Address to bind; port 0 picks a free one (tests).
     pub listen: SocketAddr,
     /// Required in `x-api-key` on write endpoints when set.
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
     /// How long `/analytics` figures are reused.
     pub analytics_ttl: Duration,
     /// How long catalogue answers are reused (zero disables the response cache).
@@ -53,7 +54,7 @@ pub struct ServeSettings {
 impl ServeSettings {
     /// Defaults for `database_url` on `listen`: no API key, 5 s analytics, 1 s cache, no
     /// broker, default live model settings and server limits.
-    pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
+    pub fn new(database_url: impl Into<DatabaseUrl>, listen: SocketAddr) -> Self {
         Self {
             database_url: database_url.into(),
             listen,
@@ -85,7 +86,7 @@ impl Application {
     /// # Errors
     /// The database is unreachable or the address cannot be bound.
     pub async fn build(settings: &ServeSettings) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database_url)
+        let store = Store::connect(settings.database_url.expose())
             .await
             .with_context(|| format!("connecting to {}", settings.database_url))?;
         let listener =
@@ -125,7 +126,7 @@ impl Application {
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),
             charts: Arc::new(Cached::new(settings.analytics_ttl)),
             posters: Posters::new(settings.posters.clone()),
-            api_key: settings.api_key.as_deref().map(Arc::from),
+            api_key: settings.api_key.clone(),
         };
         let router = routes::app(state.clone());
         Ok(Self { listener, router, state, live, limits: settings.limits.clone() })
@@ -174,5 +175,31 @@ impl Application {
         }
         store.close().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_debug_shows_no_secret() {
+        let mut settings = ServeSettings::new(
+            "postgres://cine:hunter2@db/cinedata?password=hunter3",
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        );
+        settings.api_key = Some("key-s3cret".into());
+        settings.posters.tmdb_api_key = Some("tmdb-s3cret".into());
+        settings.posters.omdb_api_key = Some("omdb-s3cret".into());
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("cine:***@db"), "{shown}");
+        for secret in ["hunter2", "hunter3", "key-s3cret", "tmdb-s3cret", "omdb-s3cret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        let demo = crate::demo::DemoSettings {
+            api_key: settings.api_key.clone(),
+            ..crate::demo::DemoSettings::in_dir("x".into(), std::path::Path::new("/tmp"))
+        };
+        assert!(!format!("{demo:?}").contains("key-s3cret"));
     }
 }

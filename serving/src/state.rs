@@ -5,6 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use schemas::Analytics;
+use secrecy::SecretString;
 use store::Store;
 use tokio::sync::Mutex;
 
@@ -35,7 +36,7 @@ pub struct AppState {
     /// Where `POST /ratings` produces events; `None` when no broker is configured.
     pub ingest: Option<Ingest>,
     /// Write endpoints require this key in `x-api-key` when set.
-    pub api_key: Option<Arc<str>>,
+    pub api_key: Option<SecretString>,
     /// The live recommender.
     pub live: Arc<LiveModel>,
     /// Its retrain job (`POST /model/retrain`).

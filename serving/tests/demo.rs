@@ -100,6 +100,26 @@ fn an_empty_snapshot_dir_variable_is_accepted() {
     assert!(stderr.contains("connecting to"), "fails at the database, after parsing: {stderr}");
 }
 
+/// Secrets never printed: a database password and the API keys given to `serve` appear
+/// nowhere in its output when it fails to connect, though the error names the database.
+#[test]
+fn a_failed_start_names_the_database_without_its_password_or_the_keys() {
+    for url in ["postgres://cine:hunter2@127.0.0.1:1/cinedata", "mysql://cine:hunter2@127.0.0.1/cinedata"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_serving"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--snapshot-dir", "", "--database-url", url])
+            .args(["--api-key", "key-s3cret", "--tmdb-api-key", "tmdb-s3cret"])
+            .env("RUST_LOG", "debug")
+            .output()
+            .expect("the serving binary runs");
+        let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "an unreachable database fails the start: {output}");
+        assert!(output.contains("cine:***@127.0.0.1"), "the error names the database: {output}");
+        for secret in ["hunter2", "key-s3cret", "tmdb-s3cret"] {
+            assert!(!output.contains(secret), "{secret} printed: {output}");
+        }
+    }
+}
+
 /// The crash: kill -9 right after the last `POST /ratings` got its 202, while the
 /// release is still being replayed. Every acknowledged rating is in the store after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

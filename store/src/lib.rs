@@ -9,6 +9,7 @@
 //! - [`load`]: the importer's bulk path for ratings (prepared statements on SQLite, binary
 //!   `COPY` on PostgreSQL).
 //! - [`experiments`]: experiment records of `evaluate` runs and production retrains.
+//! - [`DatabaseUrl`]: a database URL that never prints its password.
 //!
 //! SQL text is shared between backends where it is portable (`$N` placeholders work in both);
 //! the bulk write paths differ so each backend uses its fastest form.
@@ -23,6 +24,7 @@ pub mod write;
 
 mod pool;
 mod summary;
+mod url;
 
 pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
 pub use charts::{MovieYear, RatingAggregates};
@@ -31,3 +33,4 @@ pub use experiments::ExperimentQuery;
 pub use import::{ImportOptions, ImportReport};
 pub use load::RatingsLoader;
 pub use pool::{Backend, Store};
+pub use url::DatabaseUrl;

@@ -116,7 +116,7 @@ impl Store {
             sqlx::query(crate::write::PG_RATINGS_FK).execute(&pool).await?;
             Store { pool: Pool::Postgres(pool) }
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            return Err(StoreError::UnsupportedUrl(crate::DatabaseUrl::new(url).redacted()));
         };
         Ok(store)
     }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -53,7 +54,7 @@ impl Retry {
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    api_key: Option<String>,
+    api_key: Option<SecretString>,
     timeout: Duration,
     retry: Retry,
 }
@@ -62,7 +63,7 @@ pub struct Client {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     base_url: String,
-    api_key: Option<String>,
+    api_key: Option<SecretString>,
     timeout: Duration,
     retry: Retry,
 }
@@ -70,7 +71,7 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Sent as `x-api-key` on writes and reads alike (the service checks it on writes).
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
+        self.api_key = Some(SecretString::from(key.into()));
         self
     }
 
@@ -177,7 +178,7 @@ impl Client {
         loop {
             let mut request = self.http.request(method.clone(), url.clone());
             if let Some(key) = &self.api_key {
-                request = request.header("x-api-key", key);
+                request = request.header("x-api-key", key.expose_secret());
             }
             if let Some(body) = body {
                 request = request.json(body);

@@ -67,10 +67,10 @@ struct Running {
 
 async fn start_exported(settings: Settings, store: Store) -> Running {
     let embedded = Embedded::start(&settings).expect("embedded broker");
-    let registry = producer::metrics::registry();
+    let registry = runtime::metrics::registry();
     let metrics = Metrics::with_registry(&registry).expect("the consumer's families register");
     let shutdown = CancellationToken::new();
-    let (addr, server) = producer::metrics::serve(([127, 0, 0, 1], 0).into(), registry, shutdown.clone())
+    let (addr, server) = runtime::metrics::serve(([127, 0, 0, 1], 0).into(), registry, shutdown.clone())
         .await
         .expect("the metrics server binds");
     let consumer = {

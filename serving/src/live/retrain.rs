@@ -267,8 +267,8 @@ impl Retrainer {
         }
         if let Some(uri) = s.mlflow_uri.clone() {
             let logged = tokio::task::spawn_blocking(move || {
-                let client = evaluate::mlflow::MlflowClient::new(&uri)?;
-                let experiment = client.experiment_id(&evaluate::mlflow::experiment_name(&record))?;
+                let client = mlflow::MlflowClient::new(&uri)?;
+                let experiment = client.experiment_id(&mlflow::experiment_name(&record))?;
                 client.log_record(&experiment, &record)
             })
             .await;

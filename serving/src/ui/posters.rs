@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use dashmap::DashMap;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ApiError;
 use crate::extract::Path;
@@ -18,29 +19,18 @@ use crate::live::movies::genres;
 use crate::state::AppState;
 
 /// Where real posters come from, when a key is given.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PosterSettings {
     /// TMDb API key (v3).
-    pub tmdb_api_key: Option<String>,
+    pub tmdb_api_key: Option<SecretString>,
     /// OMDb API key, used when there is no TMDb key.
-    pub omdb_api_key: Option<String>,
+    pub omdb_api_key: Option<SecretString>,
     /// TMDb's API root (tests point it at a local fake).
     pub tmdb_api_url: String,
     /// TMDb's image root, before `poster_path`.
     pub tmdb_image_url: String,
     /// OMDb's API root (tests point it at a local fake).
     pub omdb_api_url: String,
-}
-
-impl std::fmt::Debug for PosterSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PosterSettings")
-            .field("tmdb_api_key", &self.tmdb_api_key.as_ref().map(|_| "<hidden>"))
-            .field("omdb_api_key", &self.omdb_api_key.as_ref().map(|_| "<hidden>"))
-            .field("tmdb_api_url", &self.tmdb_api_url)
-            .field("omdb_api_url", &self.omdb_api_url)
-            .finish()
-    }
 }
 
 impl PosterSettings {
@@ -135,7 +125,7 @@ fn fetch(settings: &PosterSettings, tmdb_id: Option<i64>, imdb_id: &str) -> Resu
     if let Some(key) = &settings.tmdb_api_key {
         let Some(tmdb_id) = tmdb_id else { return Ok(None) };
         let url = format!("{}/3/movie/{tmdb_id}", settings.tmdb_api_url.trim_end_matches('/'));
-        let body = get_json(url, &[("api_key", key)])?;
+        let body = get_json(url, &[("api_key", key.expose_secret())])?;
         Ok(body
             .as_ref()
             .and_then(|b| b.get("poster_path"))
@@ -145,7 +135,7 @@ fn fetch(settings: &PosterSettings, tmdb_id: Option<i64>, imdb_id: &str) -> Resu
     } else if let Some(key) = &settings.omdb_api_key {
         let url = format!("{}/", settings.omdb_api_url.trim_end_matches('/'));
         let id = format!("tt{imdb_id}");
-        let body = get_json(url, &[("i", &id), ("apikey", key)])?;
+        let body = get_json(url, &[("i", &id), ("apikey", key.expose_secret())])?;
         Ok(body
             .as_ref()
             .and_then(|b| b.get("Poster"))

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use schemas::events::NewRating;
 use schemas::recommend::{Strategy, UserRecommendations};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use store::{Page, RatingQuery};
 
@@ -236,7 +237,7 @@ pub async fn rate(
             None
         }
     };
-    if let Some(expected) = state.api_key.as_deref()
+    if let Some(expected) = state.api_key.as_ref().map(ExposeSecret::expose_secret)
         && !same_key(form.api_key.trim(), expected)
     {
         messages.insert("api_key", "This service needs its API key to accept ratings.".into());

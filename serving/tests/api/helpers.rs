@@ -161,7 +161,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// [`spawn_app`] with an API key guarding the write endpoints.
 pub async fn spawn_app_with(backend: Backend, api_key: Option<&str>) -> TestApp {
-    let api_key = api_key.map(str::to_owned);
+    let api_key = api_key.map(secrecy::SecretString::from);
     spawn_app_configured(backend, move |settings| settings.api_key = api_key).await
 }
 

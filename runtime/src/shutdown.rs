@@ -1,5 +1,4 @@
-//! One cancellation token for the whole process, fired by Ctrl-C or SIGTERM; shared by the
-//! producer, consumer and serving binaries.
+//! One cancellation token for the whole process, fired by Ctrl-C or SIGTERM.
 
 use tokio_util::sync::CancellationToken;
 
