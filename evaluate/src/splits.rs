@@ -13,13 +13,7 @@ use crate::EvalError;
 /// Seed of the fold hash.
 const FOLD_SEED: u64 = 42;
 
-/// One step of splitmix64 (Steele, Lea & Flood 2014), all arithmetic wrapping.
-pub fn splitmix64(z: u64) -> u64 {
-    let mut z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use schemas::splitmix::splitmix64;
 
 /// The sort key of a rating in the fold assignment: `splitmix64(((u << 32) | i) ^ splitmix64(42))`.
 pub fn fold_key(user: i64, movie: i64) -> u64 {

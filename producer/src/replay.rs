@@ -5,7 +5,6 @@
 //! sorting the integers sorts by time), 25 M ratings in 400 MB, and the tags beside them. The
 //! two are merged by timestamp as they are sent.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
-use schemas::events::{EventId, RatingSubmitted, SCHEMA_VERSION, TagAdded, encode_at, unix_now};
+use schemas::events::{RatingSubmitted, TagAdded, encode_at, unix_now};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{LATENCY_SAMPLE, ProducerMetrics, TopicMetrics};
@@ -539,26 +538,12 @@ pub fn replay_blocking(
         }
         let (topic, topic_index, payload, user) = match &event {
             Outgoing::Rating(r) => {
-                let e = RatingSubmitted {
-                    schema_version: SCHEMA_VERSION,
-                    event_id: EventId::random(),
-                    user_id: r.user_id,
-                    movie_id: r.movie_id,
-                    rating: f64::from(r.rating),
-                    timestamp: r.timestamp,
-                };
+                let e = RatingSubmitted::new(r.user_id, r.movie_id, f64::from(r.rating), r.timestamp);
                 (options.topic.as_str(), RATINGS, encode_at(&e, now), r.user_id)
             }
             Outgoing::Tag(t) => {
                 let Some(topic) = &options.tags_topic else { continue };
-                let e = TagAdded {
-                    schema_version: SCHEMA_VERSION,
-                    event_id: EventId::random(),
-                    user_id: t.user_id,
-                    movie_id: t.movie_id,
-                    tag: t.tag.clone(),
-                    timestamp: t.timestamp,
-                };
+                let e = TagAdded::new(t.user_id, t.movie_id, t.tag.as_str(), t.timestamp);
                 (topic.as_str(), TAGS, encode_at(&e, now), t.user_id)
             }
         };
@@ -572,8 +557,7 @@ pub fn replay_blocking(
                 continue;
             }
         };
-        key_buf.clear();
-        let _ = write!(key_buf, "{user}");
+        crate::send::write_key(&mut key_buf, user);
         let timed = metrics.is_some() && report.sent.is_multiple_of(LATENCY_SAMPLE);
         let stamp = timed.then(|| time_origin.elapsed().as_nanos() as u64);
         let mut record =

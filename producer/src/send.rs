@@ -34,7 +34,16 @@ pub enum SendError {
 /// The message key of a user's events: the decimal user id, so one user's events share a
 /// partition and stay in order.
 pub fn key(user_id: i64) -> String {
-    user_id.to_string()
+    let mut key = String::new();
+    write_key(&mut key, user_id);
+    key
+}
+
+/// [`key`] into a reused buffer (the replay sends a million events a second).
+pub fn write_key(buf: &mut String, user_id: i64) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{user_id}");
 }
 
 /// Validates `event`, sends it to `topic` keyed by its user and waits until the broker has
@@ -161,5 +170,8 @@ mod tests {
     #[test]
     fn keys_are_decimal_user_ids() {
         assert_eq!(key(610), "610");
+        let mut buf = String::from("stale");
+        write_key(&mut buf, 42);
+        assert_eq!(buf, key(42), "the replay's reused buffer gets the same key");
     }
 }

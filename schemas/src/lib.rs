@@ -9,6 +9,7 @@
 //! - [`experiments`]: experiment records (an `evaluate` run or a production retrain) and the
 //!   data fingerprint they carry.
 //! - [`recommend`]: live recommendations, similar movies, user profiles and model status.
+//! - [`splitmix`]: the one integer mixer (fold assignment, fingerprints, synthetic seeding).
 
 pub mod catalogue;
 pub mod charts;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod experiments;
 pub mod recommend;
+pub mod splitmix;
 
 pub use catalogue::*;
 pub use error::ErrorBody;

@@ -4,6 +4,7 @@
 use std::f64::consts::TAU;
 
 use rand::{Rng, RngCore};
+use schemas::splitmix::splitmix64;
 
 /// Shares `total` out in proportion to `weights`, each index getting at least `min[i]` and at
 /// most `max[i]`; the caller guarantees `sum(min) <= total <= sum(max)` for indices with
@@ -123,21 +124,14 @@ pub(super) struct Rng64 {
 impl Rng64 {
     /// The random stream for one purpose (`stream`) and one entity (`id`) under `seed`.
     pub(super) fn stream(seed: u64, stream: u64, id: u64) -> Self {
-        let mut x = splitmix(seed ^ splitmix(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ splitmix(id)));
+        let mut x = splitmix64(seed ^ splitmix64(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ splitmix64(id)));
         let mut s = [0u64; 4];
         for v in &mut s {
             x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            *v = splitmix(x);
+            *v = splitmix64(x);
         }
         Self { s }
     }
-}
-
-pub(super) fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl RngCore for Rng64 {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use arc_swap::ArcSwap;
-use model::{Engine, OnlineConfig, OnlineModel, Update};
+use model::{Engine, OnlineConfig, OnlineModel, Rating, Update};
 use schemas::recommend::{HoldoutMetrics, ModelInfo, RetrainReport};
 use tokio::sync::Notify;
 
@@ -19,9 +19,6 @@ const JOURNAL: usize = 1_000_000;
 
 /// Weight of the newest error in the rolling prequential RMSE/MAE (about the last 10k events).
 const ROLLING: f64 = 1e-4;
-
-/// One rating event as the model learns it: (userId, movieId, rating, timestamp).
-pub type Event = (i64, i64, f32, i64);
 
 /// What the model's batch part was trained on; kept in snapshots.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,7 +37,7 @@ pub struct Lineage {
 /// in and while a snapshot is copied, so those three never interleave.
 #[derive(Debug, Default)]
 struct Writer {
-    journal: VecDeque<Event>,
+    journal: VecDeque<Rating>,
     /// Next offset to read per partition of the ratings topic.
     offsets: BTreeMap<i32, i64>,
     rolling_sq: f64,
@@ -165,13 +162,13 @@ impl LiveModel {
 
     /// Learns a batch of events (one SGD step each, replays recognised) and records the
     /// offsets they came from: `(partition, next offset)`.
-    pub fn apply(&self, events: &[Event], offsets: &[(i32, i64)]) {
+    pub fn apply(&self, events: &[Rating], offsets: &[(i32, i64)]) {
         let mut w = self.writer();
         let engine = self.engine.load();
         let online = engine.online();
         let (mut applied, mut duplicate, mut outdated, mut invalid) = (0u64, 0u64, 0u64, 0u64);
-        for &(user, movie, rating, timestamp) in events {
-            match online.update(user, movie, rating, timestamp) {
+        for &event in events {
+            match online.update(event.user, event.item, event.value, event.timestamp) {
                 Ok(Update::Applied { error, .. }) => {
                     applied += 1;
                     let e = f64::from(error);
@@ -187,7 +184,7 @@ impl LiveModel {
             if w.journal.len() == JOURNAL {
                 w.journal.pop_front();
             }
-            w.journal.push_back((user, movie, rating, timestamp));
+            w.journal.push_back(event);
         }
         for &(partition, next) in offsets {
             w.offsets.insert(partition, next);
@@ -244,8 +241,8 @@ impl LiveModel {
     /// store may have missed when the retrain read it), then swaps it in atomically.
     pub fn swap(&self, engine: Engine, mut lineage: Lineage, movies: Option<Movies>) -> u64 {
         let w = self.writer();
-        for &(user, movie, rating, timestamp) in &w.journal {
-            let _ = engine.online().update(user, movie, rating, timestamp);
+        for r in &w.journal {
+            let _ = engine.online().update(r.user, r.item, r.value, r.timestamp);
         }
         let version = {
             let mut current = self.lineage.write().unwrap_or_else(PoisonError::into_inner);

@@ -21,7 +21,7 @@ pub mod snapshot;
 mod startup;
 pub mod stream;
 
-pub use current::{Event, Lineage, LiveModel};
+pub use current::{Lineage, LiveModel};
 pub use metrics::LiveMetrics;
 pub use movies::Movies;
 pub use settings::LiveSettings;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
+use model::Rating;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use store::Store;
 
-use super::{Event, LiveModel, Movies};
+use super::{LiveModel, Movies};
 
 /// Most messages handed to the model at once.
 const BATCH: usize = 4096;
@@ -110,7 +111,7 @@ pub async fn follow(
     tracing::info!(topic = settings.topic, partitions = ids.len(), resumed = !start.is_empty(), "following the stream");
 
     let mut messages = consumer.stream().ready_chunks(BATCH);
-    let mut events: Vec<Event> = Vec::with_capacity(BATCH);
+    let mut events: Vec<Rating> = Vec::with_capacity(BATCH);
     let mut offsets: HashMap<i32, i64> = HashMap::new();
     let mut reloaded = Instant::now();
     loop {
@@ -142,9 +143,12 @@ pub async fn follow(
             };
             offsets.insert(message.partition(), message.offset() + 1);
             match decode_at::<RatingSubmitted>(message.payload().unwrap_or_default(), now) {
-                Ok(e) if movies.contains(e.movie_id) => {
-                    events.push((e.user_id, e.movie_id, e.rating as f32, e.timestamp))
-                }
+                Ok(e) if movies.contains(e.movie_id) => events.push(Rating {
+                    user: e.user_id,
+                    item: e.movie_id,
+                    value: e.rating as f32,
+                    timestamp: e.timestamp,
+                }),
                 Ok(_) => unknown += 1,
                 Err(_) => malformed += 1,
             }
