@@ -101,6 +101,15 @@ impl Engine {
         self
     }
 
+    /// The same engine answering every user with the popularity list, their rated movies left
+    /// out (source [`Source::Trending`]): for models whose personal lists lost to that list on
+    /// the holdout. User histories, rating predictions and similar movies are unchanged.
+    pub fn without_personal_lists(mut self) -> Self {
+        self.top_n = None;
+        self.cold.min_user_ratings = usize::MAX;
+        self
+    }
+
     /// Other cold-start thresholds.
     pub fn with_cold_start(mut self, cold: ColdStart) -> Self {
         self.cold = cold;
@@ -283,6 +292,20 @@ mod tests {
                 .chain([(99, vec!["genre:Comedy", "tag:new"])]),
         );
         Engine::new(online, Arc::new(batch), Arc::new(content))
+    }
+
+    #[test]
+    fn without_personal_lists_known_users_get_the_trending_list_without_their_movies() {
+        let e = engine();
+        let user = 7;
+        let seen: Vec<ItemId> = e.history(user).iter().map(|h| h.0).collect();
+        assert!(!seen.is_empty());
+        assert_eq!(e.recommend(user, &Query::top(5)).source, Source::Personal);
+        let e = e.without_personal_lists();
+        let got = e.recommend(user, &Query::top(5));
+        assert_eq!(got.source, Source::Trending);
+        assert!(!got.items.is_empty() && got.items.iter().all(|s| !seen.contains(&s.item)), "{got:?}");
+        assert_eq!(e.history(user).len(), seen.len(), "the user is still known");
     }
 
     #[test]

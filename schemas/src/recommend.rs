@@ -182,7 +182,8 @@ pub struct HoldoutMetrics {
 pub struct RetrainReport {
     /// Whether the new model was swapped in (it is kept out when its holdout error is worse).
     pub accepted: bool,
-    /// Why it was kept out, or why the retrain failed.
+    /// Why it was kept out, or why the retrain failed; on an accepted one, why its personal
+    /// lists are off (they lost to the popularity list while nothing trained was serving).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What started it: `startup`, `schedule`, `ratings` (N new ratings) or `admin`.

@@ -120,19 +120,49 @@ fn train(
 /// rate, their held-out latest ratings move, and on the demo's replay the same model's RMSE
 /// moved 2–6% and its NDCG@10 0.148 → 0.128 between retrains; a tolerance on that comparison
 /// kept good models out.)
-fn worse(new: Option<HoldoutMetrics>) -> Option<String> {
+fn worse(new: Option<HoldoutMetrics>) -> Option<Verdict> {
     let new = new?;
     if let Some(mean) = new.mean_rmse
         && new.rmse >= mean
     {
-        return Some(format!("holdout RMSE {:.4} does not beat the training mean's {mean:.4}", new.rmse));
+        return Some(Verdict::KeepOut(format!(
+            "holdout RMSE {:.4} does not beat the training mean's {mean:.4}",
+            new.rmse
+        )));
     }
     if let (Some(n), Some(p)) = (new.ndcg_at_10, new.popularity_ndcg_at_10)
         && n < p
     {
-        return Some(format!("holdout NDCG@10 {n:.4} is below the popularity list's {p:.4} on the same users"));
+        return Some(Verdict::ListsLose(format!(
+            "holdout NDCG@10 {n:.4} is below the popularity list's {p:.4} on the same users"
+        )));
     }
     None
+}
+
+/// What the gate decides about a candidate.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// Swap it in.
+    Accept,
+    /// Its personal lists lose to the popularity list; otherwise sound.
+    ListsLose(String),
+    /// Keep it out, for this reason.
+    KeepOut(String),
+}
+
+/// The gate: [`worse`], except that a candidate whose only fault is lists below the
+/// popularity list is swapped in with personal lists off when nothing trained serves yet.
+/// The empty start-up model knows no stored rating, so without this a store whose personal
+/// lists lose to popularity (the synthetic 25 M release) would leave every user unknown: their
+/// pages 404 and their lists repeat movies they rated. With it they get the popularity list
+/// without their movies, which is what the holdout says serves them best.
+fn verdict(new: Option<HoldoutMetrics>, serving_nothing: bool) -> Verdict {
+    match worse(new) {
+        None => Verdict::Accept,
+        Some(Verdict::ListsLose(reason)) if !serving_nothing => Verdict::KeepOut(reason),
+        Some(v) => v,
+    }
 }
 
 impl Retrainer {
@@ -188,17 +218,25 @@ impl Retrainer {
         let mut failed = false;
         match outcome {
             Ok(None) => report.reason = Some("no ratings in the store yet".into()),
-            Ok(Some(c)) => {
+            Ok(Some(mut c)) => {
                 report.training_ratings = c.training_ratings;
                 report.holdout = c.holdout;
-                let kept_out = worse(c.holdout);
+                let verdict = verdict(c.holdout, self.live.lineage().version == 0);
                 // Only retrains swap models, one at a time: an accepted candidate becomes the
                 // next version, and its record says so before the swap makes it visible.
-                let next = kept_out.is_none().then(|| self.live.lineage().version + 1);
+                let kept_out = matches!(verdict, Verdict::KeepOut(_));
+                let next = (!kept_out).then(|| self.live.lineage().version + 1);
                 self.record(&c, started_at, trigger, next).await;
-                if let Some(reason) = kept_out {
-                    report.reason = Some(reason);
-                } else {
+                match verdict {
+                    Verdict::KeepOut(reason) => report.reason = Some(reason),
+                    Verdict::ListsLose(reason) => {
+                        c.engine = c.engine.without_personal_lists();
+                        report.reason =
+                            Some(format!("{reason}: swapped in with popularity lists for everyone (nothing served yet)"));
+                    }
+                    Verdict::Accept => {}
+                }
+                if !kept_out {
                     let lineage = Lineage {
                         version: 0,
                         trained_at: Some(report.finished_at),
@@ -363,13 +401,29 @@ mod tests {
         })
     }
 
+    fn kept_out(v: &Verdict) -> &str {
+        match v {
+            Verdict::KeepOut(reason) => reason,
+            other => panic!("kept out expected, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_candidate_that_loses_to_a_baseline_on_its_own_holdout_is_kept_out() {
-        assert_eq!(worse(h(0.90, Some(0.15))), None);
-        assert_eq!(worse(h(0.99, Some(0.06))), None, "beats both baselines, if narrowly");
-        assert!(worse(h(1.0, Some(0.20))).unwrap().contains("training mean"));
-        assert!(worse(h(0.85, Some(0.04))).unwrap().contains("popularity"));
-        assert_eq!(worse(h(0.85, None)), None, "no ranking figure to compare");
-        assert_eq!(worse(None), None, "nothing held out");
+        assert_eq!(verdict(h(0.90, Some(0.15)), false), Verdict::Accept);
+        assert_eq!(verdict(h(0.99, Some(0.06)), false), Verdict::Accept, "beats both baselines, if narrowly");
+        assert!(kept_out(&verdict(h(1.0, Some(0.20)), false)).contains("training mean"));
+        assert!(kept_out(&verdict(h(0.85, Some(0.04)), false)).contains("popularity"));
+        assert_eq!(verdict(h(0.85, None), false), Verdict::Accept, "no ranking figure to compare");
+        assert_eq!(verdict(None, false), Verdict::Accept, "nothing held out");
+    }
+
+    #[test]
+    fn with_nothing_served_yet_lists_below_popularity_still_bring_the_users_in() {
+        let Verdict::ListsLose(reason) = verdict(h(0.85, Some(0.04)), true) else { panic!("swapped in, lists off") };
+        assert!(reason.contains("popularity"), "{reason}");
+        // A bad rating model stays out even then.
+        assert!(kept_out(&verdict(h(1.0, Some(0.04)), true)).contains("training mean"));
+        assert_eq!(verdict(h(0.85, Some(0.15)), true), Verdict::Accept);
     }
 }
