@@ -49,14 +49,21 @@ async fn replaying_ml_latest_small_fills_the_tables_with_exactly_the_csv_files()
 async fn a_consumer_process_killed_mid_stream_loses_nothing_and_duplicates_nothing() {
     let db = TestDb::sqlite().await;
     let (embedded, settings) = start(&ratings_only(&db));
-    let brokers = embedded.brokers().to_owned();
+    kill_a_consumer_process_mid_stream(&db, embedded.brokers(), &settings).await;
+}
+
+/// Replays ml-latest-small into `brokers` while a `consumer` process persists it, kills that
+/// process (SIGKILL) part-way, lets a consumer in the same group finish, and checks the table
+/// equals the CSV: nothing lost, nothing twice. Also run against tansu (`tansu.rs`).
+pub(crate) async fn kill_a_consumer_process_mid_stream(db: &TestDb, brokers: &str, settings: &Settings) {
     let shutdown = CancellationToken::new();
     // Paced, so the stream is still flowing when the consumer dies.
-    let replay = spawn_replay(&brokers, ratings_timeline(), producer::Pace::Rate(40_000.0), shutdown.clone());
+    let replay = spawn_replay(brokers, ratings_timeline(), producer::Pace::Rate(40_000.0), shutdown.clone());
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
-        .args(["--brokers", &brokers, "--database-url", &db.url, "--group", &settings.group])
+        .args(["--brokers", brokers, "--database-url", &db.url, "--group", &settings.group])
         .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--batch-size", "1000", "--batch-ms", "20"])
+        .args(["--partitions", &settings.partitions.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -68,7 +75,7 @@ async fn a_consumer_process_killed_mid_stream_loses_nothing_and_duplicates_nothi
     assert!(at_kill < ML_SMALL_RATINGS as i64, "the consumer finished before it could be killed");
 
     let metrics = Metrics::default();
-    let consumer = spawn_consumer(&settings, &db.store, &metrics, &shutdown);
+    let consumer = spawn_consumer(settings, &db.store, &metrics, &shutdown);
     wait_for_ratings(&db.store, ML_SMALL_RATINGS as i64, TIMEOUT, || format!("{:?}", metrics.snapshot())).await;
     assert_delivered(&replay.await.expect("replay task"), ML_SMALL_RATINGS);
     shutdown.cancel();
@@ -167,15 +174,21 @@ fn poison_messages() -> Vec<Poison> {
 async fn poison_events_land_in_the_dead_letter_topic_with_their_reasons_and_the_rest_is_persisted() {
     let db = TestDb::sqlite().await;
     let (embedded, settings) = start(&Settings::new(None, db.url.clone()));
-    let brokers = embedded.brokers().to_owned();
+    poison_round_trip(&db, embedded.brokers(), &settings).await;
+}
+
+/// Sends 3,000 valid ratings with every kind of poison message in the middle to `brokers`
+/// while a consumer runs: each poison message reaches the dead-letter topic unchanged with its
+/// reason, and exactly the valid ratings are persisted. Also run against tansu (`tansu.rs`).
+pub(crate) async fn poison_round_trip(db: &TestDb, brokers: &str, settings: &Settings) {
     let shutdown = CancellationToken::new();
     let metrics = Metrics::default();
-    let consumer = spawn_consumer(&settings, &db.store, &metrics, &shutdown);
+    let consumer = spawn_consumer(settings, &db.store, &metrics, &shutdown);
 
     // 3,000 valid ratings with the poison in the middle.
     let valid_rows = first_ratings(3_000);
     let poison = poison_messages();
-    let producer: FutureProducer = producer::producer_config(&brokers).create().expect("producer");
+    let producer: FutureProducer = producer::producer_config(brokers).create().expect("producer");
     let mut deliveries = Vec::new();
     let send_valid = |rows: &[movielens::RatingRow]| {
         rows.iter()
@@ -214,8 +227,8 @@ async fn poison_events_land_in_the_dead_letter_topic_with_their_reasons_and_the_
 
     // Every poison message is in the dead-letter topic, unchanged, with its reason.
     let reader: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "dlq-reader")
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("dlq-reader"))
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "500")

@@ -11,8 +11,9 @@
 //!   `postgres://postgres@127.0.0.1:5432/test`; a fresh database per test).
 //! - `processes`: two `consumer` processes in one group (the first keeps the embedded broker)
 //!   persist a replay into PostgreSQL exactly once between them.
-//! - `tansu`: against tansu, a Kafka-compatible broker in its own process, including a broker
-//!   restart mid-stream. Needs `tansu` on the PATH (or `CINEDATA_TANSU`); fails, not skips,
+//! - `tansu`: against tansu, a Kafka-compatible broker in its own process: a broker restart
+//!   mid-stream, a `consumer` process killed mid-stream, poison events (the last two share
+//!   their bodies with `embedded`'s). Needs `tansu` on the PATH (or `CINEDATA_TANSU`); fails, not skips,
 //!   without it.
 //!
 //! Waits are deadline-bounded polls; nothing asserts on timing.

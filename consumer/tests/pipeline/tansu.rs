@@ -145,3 +145,25 @@ async fn replaying_through_tansu_survives_a_broker_restart_mid_stream() {
     consumer.await.expect("consumer task").expect("consumer runs");
     assert_ratings_equal_csv(&db.store, &ml_small()).await;
 }
+
+/// kill -9 of the standalone `consumer` process against an out-of-process broker: the
+/// restarted group resumes from the committed offsets and the table equals the CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_process_killed_mid_stream_against_tansu_loses_nothing() {
+    let tansu = Tansu::start().await;
+    let db = TestDb::sqlite().await;
+    let settings = settings(&db, &tansu);
+    create_topics(&settings).await;
+    crate::embedded::kill_a_consumer_process_mid_stream(&db, &tansu.brokers(), &settings).await;
+}
+
+/// Poison events through a real broker: every kind reaches the dead-letter topic on tansu with
+/// its reason and headers, and exactly the valid ratings are persisted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_events_through_tansu_land_in_its_dead_letter_topic() {
+    let tansu = Tansu::start().await;
+    let db = TestDb::sqlite().await;
+    let settings = Settings { tags_topic: producer::topics::TAGS.into(), ..settings(&db, &tansu) };
+    create_topics(&settings).await;
+    crate::embedded::poison_round_trip(&db, &tansu.brokers(), &settings).await;
+}
