@@ -231,8 +231,9 @@ impl Retrainer {
                     Verdict::KeepOut(reason) => report.reason = Some(reason),
                     Verdict::ListsLose(reason) => {
                         c.engine = c.engine.without_personal_lists();
-                        report.reason =
-                            Some(format!("{reason}: swapped in with popularity lists for everyone (nothing served yet)"));
+                        report.reason = Some(format!(
+                            "{reason}: swapped in with popularity lists for everyone (nothing served yet)"
+                        ));
                     }
                     Verdict::Accept => {}
                 }
