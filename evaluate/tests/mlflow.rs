@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{evaluate_command, write_release};
 use serde_json::{Value, json};
@@ -70,17 +70,17 @@ impl MlflowServer {
     fn wait_until_healthy(&mut self) {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("mlflow server exited ({status}) before answering:\n{}", self.log());
+        let (child, url) = (&mut self.child, &self.url);
+        let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
+        testkit::wait_until_blocking("the mlflow server to answer /health", STARTUP, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("mlflow server exited ({status}) before answering:\n{}", log());
             }
-            if agent.get(format!("{}/health", self.url)).call().is_ok() {
-                return;
+            match agent.get(format!("{url}/health")).call() {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("{e}; its log:\n{}", log())),
             }
-            assert!(started.elapsed() < STARTUP, "mlflow server did not answer within {STARTUP:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        });
     }
 
     fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> Value {
@@ -120,13 +120,11 @@ impl Drop for MlflowServer {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // Up to 10 s to exit on SIGTERM, then SIGKILL.
+        let _ = testkit::poll_until_blocking(Duration::from_secs(10), || match self.child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            other => Err(format!("{other:?}")),
+        });
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }

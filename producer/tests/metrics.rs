@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use movielens::{RatingRow, TagRow};
 use producer::metrics::{LATENCY_SAMPLE, ProducerMetrics};
@@ -115,11 +115,9 @@ fn a_paced_replay_held_back_shows_how_far_behind_schedule_it_is() {
     };
     let lag =
         |registry: &prometheus::Registry| value(&samples(&render(registry)), "cinedata_producer_replay_lag_seconds");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while lag(&registry) < 0.5 {
-        assert!(Instant::now() < deadline, "the held-back replay never showed a schedule lag: {}", render(&registry));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    testkit::wait_until_blocking("the held-back replay to show a schedule lag", Duration::from_secs(30), || {
+        if lag(&registry) < 0.5 { Err(render(&registry)) } else { Ok(()) }
+    });
     assert!(lag(&registry) < 30.0);
     let sent = value(&samples(&render(&registry)), "cinedata_producer_events_sent_total{topic=\"ratings\"}");
     assert_eq!(sent, 1_024.0, "sends are flushed to the counter at each 1,024-event checkpoint");
@@ -185,18 +183,18 @@ async fn producer_replay_serves_its_metrics_on_metrics_listen_until_sigterm() {
     let addr = stderr.metrics_address(Duration::from_secs(60)).await.expect("the producer printed its metrics address");
 
     // Without --brokers the replay runs into an embedded broker and then waits for Ctrl-C.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let m = loop {
+    let m = testkit::wait_until("the replay to deliver everything", Duration::from_secs(60), || async {
         let (status, body) = get_metrics(addr).await.expect("GET /metrics");
         assert_eq!(status, 200);
         let m = samples(&body);
         let delivered = |t: &str| m.get(&format!("cinedata_producer_events_delivered_total{{topic=\"{t}\"}}")).copied();
         if delivered("ratings") == Some(300.0) && delivered("tags") == Some(12.0) {
-            break m;
+            Ok(m)
+        } else {
+            Err(format!("{m:?}"))
         }
-        assert!(Instant::now() < deadline, "the replay did not deliver everything: {m:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(value(&m, "cinedata_producer_events_sent_total{topic=\"ratings\"}"), 300.0);
     assert_eq!(value(&m, "cinedata_producer_events_sent_total{topic=\"tags\"}"), 12.0);
     assert_eq!(value(&m, "cinedata_producer_delivery_failures_total{topic=\"ratings\"}"), 0.0);

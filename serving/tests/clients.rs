@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use testkit::ml_small;
@@ -85,9 +85,9 @@ fn get(url: &str) -> Option<Value> {
 /// Waits until every rating reached the store and the live model and the retrain after the
 /// replay is done (as in `serving/tests/demo.rs`).
 fn wait_until_ready(address: &str, demo: &mut Group, dir: &Path) {
-    let started = Instant::now();
+    // The last answer seen, kept through polls that got none.
     let mut last = String::from("no answer yet");
-    loop {
+    testkit::wait_until_blocking("the demo to be ready", READY_DEADLINE, || {
         if let Some(status) = demo.0.try_wait().expect("the demo's status") {
             panic!("the demo exited ({status}):\n{}", log_of(&dir.join("demo.log")));
         }
@@ -98,13 +98,12 @@ fn wait_until_ready(address: &str, demo: &mut Group, dir: &Path) {
                 && counts["rating_count"] == 100_836
                 && counts["tag_count"] == 3_683
             {
-                return;
+                return Ok(());
             }
             last = format!("{model} {}", counts["rating_count"]);
         }
-        assert!(started.elapsed() < READY_DEADLINE, "the demo was not ready within {READY_DEADLINE:?}: {last}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        Err(last.clone())
+    });
 }
 
 #[test]

@@ -2,16 +2,17 @@
 //! (Debian's `prometheus`; `PROMETHEUS` names the binary, scripts/test.sh exports it) scraping a
 //! running demo on ml-latest-small that answers traffic and dead-letters a malformed event.
 
+use std::cell::Cell;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use producer::replay::Pace;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use serving::demo::{Demo, DemoSettings};
-use testkit::ml_small;
+use testkit::{ml_small, wait_until};
 use tokio_util::sync::CancellationToken;
 
 fn workspace() -> PathBuf {
@@ -123,58 +124,60 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
         .send(FutureRecord::<str, [u8]>::to("ratings").key("1").payload(b"not json"), Duration::from_secs(10))
         .await
         .expect("the poison event is produced");
-    let started = Instant::now();
-    let mut pending: Vec<(String, String, String)> = queries;
-    let mut round = 0u64;
-    while !pending.is_empty() {
-        for path in [
-            "/users/1/recommendations",
-            "/users/999999/recommendations",
-            "/movies/1/similar",
-            "/movies/1",
-            "/analytics",
-            "/movies/0",
-        ] {
-            let _ = client.get(format!("{base}{path}")).send().await;
-        }
-        let _ = client
-            .post(format!("{base}/ratings"))
-            .json(&json!({"userId": 1 + round % 600, "movieId": 1, "rating": 4.0}))
-            .send()
-            .await;
-        if round.is_multiple_of(20) {
-            let _ = client.post(format!("{base}/model/retrain")).send().await;
-        }
-        round += 1;
-        if round.is_multiple_of(10) {
-            let mut still = Vec::new();
-            for (file, title, expr) in pending {
-                let answer: Option<Value> = match client
-                    .get(format!("http://127.0.0.1:{port}/api/v1/query?query={}", encode(&expr)))
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.json().await.ok(),
-                    Err(_) => None,
-                };
-                let has_data = answer.as_ref().is_some_and(|a| {
-                    a["status"] == "success" && a["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
-                });
-                if let Some(a) = &answer {
-                    assert_ne!(a["errorType"], "bad_data", "{file} {title}: invalid PromQL {expr}: {a}");
-                }
-                if !has_data {
-                    still.push((file, title, expr));
-                }
+    let pending = Cell::new(queries);
+    let round = Cell::new(0u64);
+    wait_until("data for every dashboard query", Duration::from_secs(120), || async {
+        // Ten rounds of traffic 100 ms apart, then the queries still without data are asked again.
+        for _ in 0..10 {
+            let r = round.get();
+            for path in [
+                "/users/1/recommendations",
+                "/users/999999/recommendations",
+                "/movies/1/similar",
+                "/movies/1",
+                "/analytics",
+                "/movies/0",
+            ] {
+                let _ = client.get(format!("{base}{path}")).send().await;
             }
-            pending = still;
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "queries without data after 2 minutes of scraping: {pending:#?}"
-            );
+            let _ = client
+                .post(format!("{base}/ratings"))
+                .json(&json!({"userId": 1 + r % 600, "movieId": 1, "rating": 4.0}))
+                .send()
+                .await;
+            if r.is_multiple_of(20) {
+                let _ = client.post(format!("{base}/model/retrain")).send().await;
+            }
+            round.set(r + 1);
+            // Pacing, not synchronisation: traffic spread over Prometheus's 1 s scrapes, for the rates.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let mut still = Vec::new();
+        for (file, title, expr) in pending.take() {
+            let answer: Option<Value> = match client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query?query={}", encode(&expr)))
+                .send()
+                .await
+            {
+                Ok(r) => r.json().await.ok(),
+                Err(_) => None,
+            };
+            let has_data = answer.as_ref().is_some_and(|a| {
+                a["status"] == "success" && a["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+            });
+            if let Some(a) = &answer {
+                assert_ne!(a["errorType"], "bad_data", "{file} {title}: invalid PromQL {expr}: {a}");
+            }
+            if !has_data {
+                still.push((file, title, expr));
+            }
+        }
+        let status = format!("queries without data: {still:#?}");
+        let done = still.is_empty();
+        pending.set(still);
+        if done { Ok(()) } else { Err(status) }
+    })
+    .await;
     token.cancel();
     task.await.unwrap().unwrap();
 }

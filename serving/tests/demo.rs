@@ -1,10 +1,11 @@
 //! The README's main command, in-process: `serving demo` on ml-latest-small with a SQLite file
 //! in a temp dir and the embedded broker, as a fresh machine would run it.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use evaluate::splits::{Part, temporal_split};
 use model::metrics::{Ranking, rank_user};
@@ -13,7 +14,7 @@ use movielens::{RatingRow, Release};
 use serde_json::Value;
 use serving::demo::{Demo, DemoSettings};
 use serving::live::LiveSettings;
-use testkit::ml_small;
+use testkit::{ml_small, wait_until};
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -44,8 +45,7 @@ async fn the_demo_replays_the_release_persists_it_learns_it_and_serves_recommend
     let client = reqwest::Client::new();
 
     // Every rating reaches the live model and the store; retrains run on the way.
-    let started = Instant::now();
-    loop {
+    wait_until("the demo to learn and persist the release", Duration::from_secs(180), || async {
         let model = get(&client, format!("{base}/model")).await;
         let counts = get(&client, format!("{base}/analytics")).await;
         if model["eventsApplied"].as_u64() >= Some(100_836)
@@ -54,11 +54,12 @@ async fn the_demo_replays_the_release_persists_it_learns_it_and_serves_recommend
             && counts["rating_count"] == 100_836
             && counts["tag_count"] == 3_683
         {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{model} {counts}"))
         }
-        assert!(started.elapsed() < Duration::from_secs(180), "the demo did not get there: {model} {counts}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     let recs = get(&client, format!("{base}/users/1/recommendations?explain=true")).await;
     assert_eq!(recs["strategy"], "personal");
     assert_eq!(recs["items"].as_array().map(Vec::len), Some(10));
@@ -127,11 +128,14 @@ async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let (mut child, address) = start_demo(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !client.get(format!("{address}/movies/1")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "the demo serves /movies/1");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("the demo to serve /movies/1", Duration::from_secs(120), || async {
+        match client.get(format!("{address}/movies/1")).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(r.status().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
     let users: Vec<i64> = (1_000_001..=1_000_150).collect();
     let posts = users.iter().map(|&user| {
         let client = client.clone();
@@ -146,26 +150,22 @@ async fn ratings_acknowledged_with_202_survive_kill_9_of_the_demo() {
     child.kill();
 
     let (child, address) = start_demo(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut missing = users.clone();
-    while !missing.is_empty() {
+    // The users whose rating was not found yet: only those are asked again.
+    let missing = Cell::new(users.clone());
+    wait_until("every acknowledged rating after kill -9", Duration::from_secs(120), || async {
         let mut still = Vec::new();
-        for &user in &missing {
+        for user in missing.take() {
             let found = client.get(format!("{address}/ratings/{user}/1")).send().await.is_ok_and(|r| r.status() == 200);
             if !found {
                 still.push(user);
             }
         }
-        missing = still;
-        assert!(
-            Instant::now() < deadline,
-            "acknowledged ratings lost after kill -9: {} of 150: {missing:?}",
-            missing.len()
-        );
-        if !missing.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+        let status = format!("acknowledged ratings lost after kill -9: {} of 150: {still:?}", still.len());
+        let done = still.is_empty();
+        missing.set(still);
+        if done { Ok(()) } else { Err(status) }
+    })
+    .await;
     drop(child);
 }
 
@@ -227,19 +227,16 @@ fn snapshot_count(dir: &std::path::Path) -> usize {
 
 /// Polls `GET /model` until `done` holds (four minutes at most), returning that answer.
 async fn wait_for_model(client: &reqwest::Client, address: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
+    wait_until(what, Duration::from_secs(240), || async {
         if let Ok(response) = client.get(format!("{address}/model")).send().await
             && let Ok(model) = response.json::<Value>().await
         {
-            if done(&model) {
-                return model;
-            }
-            assert!(Instant::now() < deadline, "{what}: not reached: {model}");
+            if done(&model) { Ok(model) } else { Err(format!("not reached: {model}")) }
+        } else {
+            Err("/model never answered".to_owned())
         }
-        assert!(Instant::now() < deadline, "{what}: /model never answered");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
 }
 
 // What users get, measured as users get it: protocol C of `EVALUATION.md` through the demo.
@@ -293,19 +290,19 @@ async fn served_lists_meet_the_top_n_goal_on_protocol_c() {
     let client = cinedata_client::Client::new(&base).unwrap();
 
     let n = train.len() as u64;
-    let started = Instant::now();
-    loop {
+    let model = wait_until("the demo to learn the train part and retrain", Duration::from_secs(600), || async {
         let model = client.model().await.expect("GET /model");
         if model.events_applied >= n
             && model.training_ratings == n
             && model.last_retrain.as_ref().is_some_and(|r| r.trigger == "replay")
         {
-            assert!(model.holdout.and_then(|h| h.ndcg_at_10).is_some_and(|v| v > 0.05), "{model:?}");
-            break;
+            Ok(model)
+        } else {
+            Err(format!("{model:?}"))
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "the demo did not get there: {model:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
+    assert!(model.holdout.and_then(|h| h.ndcg_at_10).is_some_and(|v| v > 0.05), "{model:?}");
 
     let mut ranking = Ranking::default();
     let mut users: Vec<&i64> = liked.keys().collect();

@@ -1,8 +1,8 @@
 //! Experiment records on SQLite and PostgreSQL: a record reads back as written, newest first,
 //! filtered by protocol, model, kind and data fingerprint, limited.
 //!
-//! Each test body is `async fn name(db: &TestDb)`; `backend_tests!` (tests/common) runs it as
-//! `name::sqlite` and `name::postgres` on a fresh database.
+//! Each test body is `async fn name(db: &TestDb)`; `testkit::backend_tests!` runs it as
+//! `name::sqlite` and `name::postgres` on a fresh database (`TestDb::new`).
 
 use schemas::{DataSnapshot, ExperimentKind, ExperimentRecord};
 use serde_json::json;
@@ -10,9 +10,11 @@ use store::ExperimentQuery;
 
 mod common;
 
-use common::{TestDb, backend_tests};
+use common::TestDb;
+use testkit::backend_tests;
 
 backend_tests!(
+    TestDb::new =>
     a_record_reads_back_as_written,
     records_are_listed_newest_first_and_filtered,
     an_empty_store_has_no_records,

@@ -1,8 +1,8 @@
 //! The importer and the upserts, on SQLite and PostgreSQL: re-runnable imports, bad rows
 //! reported with file and line, and re-ratings where the newer timestamp wins.
 //!
-//! Each test body is `async fn name(db: &TestDb)`; `backend_tests!` (tests/common) runs it as
-//! `name::sqlite` and `name::postgres` on a fresh database.
+//! Each test body is `async fn name(db: &TestDb)`; `testkit::backend_tests!` runs it as
+//! `name::sqlite` and `name::postgres` on a fresh database (`TestDb::new`).
 
 use std::path::Path;
 
@@ -13,9 +13,11 @@ use testkit::ml_small;
 
 mod common;
 
-use common::{TestDb, backend_tests};
+use common::TestDb;
+use testkit::backend_tests;
 
 backend_tests!(
+    TestDb::new =>
     importing_ml_latest_small_twice_leaves_the_same_tables,
     synthetic_release_imports_good_rows_and_reports_bad_ones_by_file_and_line,
     synthetic_release_with_lf_endings_reports_the_same_lines,

@@ -14,9 +14,14 @@ use store::ImportOptions;
 
 mod common;
 
-use common::{TestDb, backend_tests};
+use common::TestDb;
+use testkit::backend_tests;
 
-backend_tests!(every_write_path_keeps_the_summaries_equal_to_the_ratings, ml_latest_small_summaries_equal_a_recount);
+backend_tests!(
+    TestDb::new =>
+    every_write_path_keeps_the_summaries_equal_to_the_ratings,
+    ml_latest_small_summaries_equal_a_recount,
+);
 
 fn rating(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> RatingRow {
     RatingRow { user_id, movie_id, rating, timestamp }

@@ -5,9 +5,50 @@
 //! - [`quick_pipeline`]: small, fast model settings for suites that do not measure quality.
 //! - [`metrics`]: the samples of a Prometheus text exposition, and [`metrics::get`], a plain
 //!   HTTP/1.0 `GET` for scraping `/metrics`.
+//! - [`wait_until`] (and [`wait`]'s other functions): polling a condition until a deadline,
+//!   the suites' only way to wait for something to happen.
+//! - [`backend_tests!`]: each test body run on SQLite and on PostgreSQL.
 
 pub mod metrics;
 pub mod postgres;
+pub mod wait;
+
+pub use wait::{poll_until, poll_until_blocking, wait_until, wait_until_blocking};
+
+/// Generates, for each test body `async fn name(fixture: &F)`, two `#[tokio::test]`s in a
+/// module `name`: `name::sqlite` and `name::postgres`. Each builds its fixture with
+/// `setup(store::Backend::Sqlite).await` (resp. `Postgres`) and passes it by reference.
+///
+/// `setup` is an async function taking a `store::Backend`, named as the calling module names
+/// it; the calling crate depends on `store` and `tokio` (testkit does not depend on `store`,
+/// whose own tests use this macro).
+///
+/// ```ignore
+/// backend_tests!(spawn_app => movies_are_listed, a_missing_movie_is_404);
+///
+/// async fn movies_are_listed(app: &TestApp) { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($setup:path => $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[allow(unused_imports, reason = "for a `setup` path relative to the calling module")]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let fixture = $setup(::store::Backend::Sqlite).await;
+                super::$name(&fixture).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let fixture = $setup(::store::Backend::Postgres).await;
+                super::$name(&fixture).await;
+            }
+        }
+    )+};
+}
 
 use std::path::PathBuf;
 

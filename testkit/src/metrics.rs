@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, TryRecvError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -93,15 +93,14 @@ impl StderrWatch {
     /// The next metrics address announced within `timeout`; `None` if none was, or stderr
     /// ended first.
     pub async fn metrics_address(&self, timeout: Duration) -> Option<SocketAddr> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let next = crate::poll_until(timeout, || async {
             match self.addresses.try_recv() {
-                Ok(addr) => return Some(addr),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if Instant::now() >= deadline => return None,
-                Err(TryRecvError::Empty) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(addr) => Ok(Some(addr)),
+                Err(TryRecvError::Disconnected) => Ok(None),
+                Err(TryRecvError::Empty) => Err("no address yet".to_owned()),
             }
-        }
+        });
+        next.await.unwrap_or(None)
     }
 
     /// Every line, once stderr has ended (the process has exited). Blocks until then.

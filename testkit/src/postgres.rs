@@ -88,11 +88,28 @@ impl TestDatabase {
     /// # Panics
     /// When PostgreSQL is unreachable or the database cannot be created.
     pub async fn create_via(admin_url: &str, prefix: &str) -> Self {
+        Self::create_as(admin_url, prefix, None).await
+    }
+
+    /// Creates `{prefix}_{unique}` on [`server_url`] as a copy of database `template`
+    /// (`CREATE DATABASE ... TEMPLATE`): a per-test database with data in it, without loading
+    /// the data each time. PostgreSQL refuses the copy while another session is connected to
+    /// `template`; callers that build the template serialise building and copying.
+    ///
+    /// # Panics
+    /// When PostgreSQL is unreachable or the database cannot be created.
+    pub async fn from_template(template: &str, prefix: &str) -> Self {
+        Self::create_as(&server_url(), prefix, Some(template)).await
+    }
+
+    async fn create_as(admin_url: &str, prefix: &str, template: Option<&str>) -> Self {
         let mut conn = connect(admin_url).await;
         let name = unique_name(prefix);
-        execute(&mut conn, format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+        let (sql, from) = match template {
+            Some(t) => (format!("CREATE DATABASE {name} TEMPLATE {t}"), format!(" from {t}")),
+            None => (format!("CREATE DATABASE {name}"), String::new()),
+        };
+        execute(&mut conn, sql).await.unwrap_or_else(|e| panic!("creating database {name}{from}: {e}"));
         let _ = conn.close().await;
         let url = with_database(admin_url, &name);
         Self { admin_url: admin_url.to_owned(), name, url }
@@ -159,5 +176,24 @@ mod tests {
         drop(db);
         assert!(!exists(&name).await, "{name} is still there after the drop");
         assert!(open.ping().await.is_err(), "the open connection survived the drop");
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_template_holds_the_templates_tables_and_is_dropped() {
+        let template = TestDatabase::create("testkit_tpl").await;
+        let mut conn = PgConnection::connect(template.url()).await.expect("the template accepts connections");
+        execute(&mut conn, "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2)".to_owned()).await.expect("filling");
+        conn.close().await.expect("closing");
+
+        let db = TestDatabase::from_template(template.name(), "testkit_copy").await;
+        let name = db.name().to_owned();
+        assert!(name.starts_with("testkit_copy_"), "{name}");
+        let mut open = PgConnection::connect(db.url()).await.expect("the copy accepts connections");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut open).await.expect("counting");
+        assert_eq!(rows, 2);
+        open.close().await.expect("closing");
+        drop(db);
+        assert!(!exists(&name).await, "{name} is still there after the drop");
+        assert!(exists(template.name()).await, "the template is kept");
     }
 }

@@ -2,14 +2,14 @@
 //! SQLite in a temp dir, ml-latest-small replayed and learned), with ml-latest-small's values.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cinedata_client::types::events::NewRating;
 use cinedata_client::types::recommend::Strategy;
 use cinedata_client::{Client, Error, ExperimentFilter, MovieFilter, Page, RatingFilter, RecommendOptions, TagFilter};
 use futures::{StreamExt, TryStreamExt};
 use serving::demo::{Demo, DemoSettings};
-use testkit::ml_small;
+use testkit::{ml_small, wait_until};
 use tokio_util::sync::CancellationToken;
 
 /// The demo on ml-latest-small with the small test models; returns its base URL.
@@ -25,8 +25,7 @@ async fn start_demo(dir: &tempfile::TempDir, token: CancellationToken) -> String
 
 /// Waits until every rating is persisted and learned and the replay's retrain is in.
 async fn wait_until_ready(client: &Client) {
-    let started = Instant::now();
-    loop {
+    wait_until("the demo to get ready", Duration::from_secs(240), || async {
         let model = client.model().await.expect("GET /model");
         let analytics = client.analytics().await.expect("GET /analytics");
         let replayed = model.last_retrain.as_ref().is_some_and(|r| r.trigger == "replay");
@@ -35,11 +34,12 @@ async fn wait_until_ready(client: &Client) {
             && analytics.rating_count == 100_836
             && analytics.tag_count == 3_683
         {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{model:?}"))
         }
-        assert!(started.elapsed() < Duration::from_secs(240), "the demo did not get ready: {model:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,11 +148,10 @@ async fn every_endpoint_answers_with_ml_latest_small_through_the_client() {
     // A new rating: accepted, persisted and learned; a bad one refused with the reason.
     let accepted = client.rate(&NewRating { user_id: 1, movie_id: 2, rating: 5.0, timestamp: None }).await.unwrap();
     assert!(!accepted.event_id.is_empty());
-    let started = Instant::now();
-    while client.rating(1, 2).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the new rating was not persisted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("the new rating to be persisted", Duration::from_secs(30), || async {
+        client.rating(1, 2).await.map_err(|e| e.to_string())
+    })
+    .await;
     let new = NewRating { user_id: 1, movie_id: 2, rating: 7.0, timestamp: None };
     match client.rate_many(&[NewRating { rating: 3.0, ..new }, new]).await {
         Err((1, Error::InvalidRequest { status: 422, detail, .. })) => assert!(detail.contains("rating"), "{detail}"),

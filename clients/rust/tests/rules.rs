@@ -110,6 +110,7 @@ async fn a_slow_server_times_out_reads_after_retries_and_writes_at_once() {
     let calls = Arc::new(AtomicUsize::new(0));
     let slow = |State(calls): State<Arc<AtomicUsize>>| async move {
         calls.fetch_add(1, Ordering::SeqCst);
+        // The server under test answers late on purpose (past the client's timeout): not synchronisation.
         tokio::time::sleep(Duration::from_secs(5)).await;
         HEALTH
     };

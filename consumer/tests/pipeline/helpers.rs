@@ -1,10 +1,9 @@
 //! Databases, data, brokers and waiting, for the pipeline tests.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use movielens::{MovieRow, Release};
 use producer::replay::{ReplayOptions, ReplayReport, Timeline};
@@ -111,23 +110,9 @@ pub async fn assert_ratings_equal_csv(store: &Store, release: &Release) {
 /// `{prefix}_{pid}_{nanos}_{counter}`: database, group and topic names of their own.
 pub use testkit::unique_name as unique;
 
-/// Polls `check` every 50 ms until it returns `Ok`, or panics after `timeout` with the last
-/// `Err` (the state it was waiting to change).
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        let state = match check().await {
-            Ok(()) => return,
-            Err(state) => state,
-        };
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last state: {state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Polls `check` until it returns `Ok`, or panics after `timeout` with the last `Err` (the
+/// state it was waiting to change): testkit's [`testkit::wait_until`].
+pub use testkit::wait_until as wait_for;
 
 /// Waits until the ratings table holds `n` rows.
 pub async fn wait_for_ratings(store: &Store, n: i64, timeout: Duration, status: impl Fn() -> String) {

@@ -2,9 +2,11 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     counts_match_ml_latest_small,
     rating_distribution_sums_to_the_rating_count,
     ratings_per_year_cover_1996_to_2018,

@@ -3,9 +3,11 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     ratings_per_month_span_the_release,
     the_histogram_counts_each_star_value,
     genres_per_year_add_up_and_have_means,

@@ -3,9 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     health_is_ok_and_names_the_backend,
     openapi_3_document_lists_every_path,
     swagger_ui_and_redoc_serve_html,

@@ -2,9 +2,11 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     missing_resources_are_404_with_a_detail,
     unknown_routes_are_404_with_a_detail,
     limit_must_be_between_1_and_1000,

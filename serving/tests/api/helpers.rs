@@ -4,11 +4,15 @@
 //! process under cargo-nextest, so nothing is shared between them.
 //!
 //! - SQLite: a temp file, into which ml-latest-small is imported (about half a second).
-//! - PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`): a `cinedata_test_<unique>` database, dropped
-//!   when the [`TestApp`] drops. Creating and filling a PostgreSQL database costs seconds, so
-//!   the first test process of a build imports ml-latest-small once into a template database
-//!   named after this test binary (so any rebuild makes a new one), and every test copies it
-//!   with `CREATE DATABASE ... TEMPLATE`. The importer itself is tested in `store/tests/`.
+//! - PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`): a `cinedata_test_<unique>` database (a
+//!   `testkit` [`TestDatabase`]), dropped when the [`TestApp`] drops. Creating and filling a
+//!   PostgreSQL database costs seconds, so the first test process of a build imports
+//!   ml-latest-small once into a template database named after this test binary (so any
+//!   rebuild makes a new one), and every test copies it ([`TestDatabase::from_template`]). The
+//!   importer itself is tested in `store/tests/`.
+//!
+//! `testkit::backend_tests!(spawn_app => name, ...)` runs each `async fn name(app: &TestApp)`
+//! as `name::sqlite` and `name::postgres`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -23,7 +27,7 @@ use serving::startup::{Application, ServeSettings};
 use sqlx::Connection;
 use store::{Backend, ImportOptions, Store};
 pub use testkit::ml_small;
-use testkit::postgres::{self, execute, server_url, unique_name, with_database};
+use testkit::postgres::{self, TestDatabase, execute, server_url, with_database};
 use tokio_util::sync::CancellationToken;
 
 /// Advisory lock serialising template creation and copies across test processes.
@@ -44,35 +48,14 @@ pub struct TestApp {
     client: reqwest::Client,
     /// Keeps the SQLite file alive until the app is dropped.
     _dir: Option<tempfile::TempDir>,
-    /// The PostgreSQL database to drop: (server URL, database name).
-    pg_database: Option<(String, String)>,
+    /// The PostgreSQL database, dropped after the server is stopped (fields drop after `drop`).
+    _pg_database: Option<TestDatabase>,
     /// The in-process Kafka mock `POST /ratings` produces to.
     pub broker: producer::EmbeddedBroker,
 }
 
 /// The topic test apps produce ratings to.
 pub const RATINGS_TOPIC: &str = "ratings";
-
-/// Generates one `#[tokio::test]` per backend for each body `async fn name(app: &TestApp)`,
-/// as `name::sqlite` and `name::postgres`.
-macro_rules! backend_tests {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let app = $crate::helpers::spawn_app(store::Backend::Sqlite).await;
-                super::$name(&app).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let app = $crate::helpers::spawn_app(store::Backend::Postgres).await;
-                super::$name(&app).await;
-            }
-        }
-    )+};
-}
-pub(crate) use backend_tests;
 
 fn ml_small_release() -> Release {
     let data = ml_small();
@@ -104,12 +87,12 @@ fn template_name() -> String {
     format!("{TEMPLATE_PREFIX}{:016x}", hasher.finish())
 }
 
-/// Creates `cinedata_test_<unique>` holding ml-latest-small, building the template first if
-/// this build has none yet. Returns (server URL, database name, URL of the new database).
+/// Creates `cinedata_test_<unique>` holding ml-latest-small (a [`TestDatabase`] copied from
+/// the template), building the template first if this build has none yet.
 ///
 /// # Panics
 /// When PostgreSQL cannot be reached: the postgres variants must fail, not pass silently.
-async fn create_postgres_database() -> (String, String, String) {
+async fn create_postgres_database() -> TestDatabase {
     let server = server_url();
     let mut admin = postgres::connect(&server).await;
     // Session-level: released by the unlock below, or by the server if this process dies.
@@ -140,14 +123,11 @@ async fn create_postgres_database() -> (String, String, String) {
         execute(&mut admin, format!("ALTER DATABASE {building} RENAME TO {template}")).await.expect("renaming");
     }
 
-    let name = unique_name("cinedata_test");
-    execute(&mut admin, format!("CREATE DATABASE {name} TEMPLATE {template}"))
-        .await
-        .unwrap_or_else(|e| panic!("creating database {name} from {template} on {server}: {e}"));
+    // Still under the lock: PostgreSQL refuses a copy while another session uses the template.
+    let database = TestDatabase::from_template(&template, "cinedata_test").await;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK).execute(&mut admin).await;
     let _ = admin.close().await;
-    let url = with_database(&server, &name);
-    (server, name, url)
+    database
 }
 
 /// Starts the service on a fresh database holding ml-latest-small.
@@ -174,8 +154,8 @@ pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut 
             (url, Some(dir), None)
         }
         Backend::Postgres => {
-            let (server, name, url) = create_postgres_database().await;
-            (url, None, Some((server, name)))
+            let database = create_postgres_database().await;
+            (database.url().to_owned(), None, Some(database))
         }
     };
 
@@ -202,15 +182,12 @@ pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut 
     tokio::spawn(app.run_until_stopped(token.clone()));
 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("an HTTP client");
-    TestApp { address, store, token, backend, client, _dir: dir, pg_database, broker }
+    TestApp { address, store, token, backend, client, _dir: dir, _pg_database: pg_database, broker }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.token.cancel();
-        if let Some((server, name)) = self.pg_database.take() {
-            postgres::drop_database(&server, &name);
-        }
     }
 }
 

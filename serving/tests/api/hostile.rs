@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use serving::server::ServerLimits;
 use store::Backend;
+use testkit::wait_until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -105,19 +106,16 @@ async fn a_thousand_half_open_clients_do_not_lock_out_others() {
         slow.push(stream);
     }
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_until("the server to hold the slow clients", Duration::from_secs(5), || async {
         let metrics = client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
         let open = metrics
             .lines()
             .find_map(|l| l.strip_prefix("cinedata_http_connections_open "))
             .and_then(|v| v.parse::<f64>().ok())
             .expect("the open connections gauge");
-        if open >= 1000.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server holds the slow clients: {open} open");
-    }
+        if open >= 1000.0 { Ok(()) } else { Err(format!("{open} open")) }
+    })
+    .await;
     for id in 1..=50 {
         let response = client
             .get(format!("{}/movies/{id}", app.address))
@@ -165,16 +163,12 @@ async fn connections_past_the_limit_get_a_json_503_and_service_resumes() {
     assert!(detail.contains("too many open connections"), "{detail}");
     assert!(refused.head.to_ascii_lowercase().contains("retry-after"), "{refused:?}");
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let response = wait_until("slots back once the held connections close", Duration::from_secs(10), || async {
         let response = exchange(addr, b"GET /metrics HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await;
-        if response.status == 200 {
-            assert!(response.body.contains("cinedata_http_connections_refused_total 1"), "{}", response.body);
-            break;
-        }
-        assert!(Instant::now() < deadline, "slots come back once the held connections close: {response:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if response.status == 200 { Ok(response) } else { Err(format!("{response:?}")) }
+    })
+    .await;
+    assert!(response.body.contains("cinedata_http_connections_refused_total 1"), "{}", response.body);
 }
 
 #[tokio::test]

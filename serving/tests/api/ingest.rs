@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use schemas::events::{RatingSubmitted, decode};
 use serde_json::json;
 
-use crate::helpers::{RATINGS_TOPIC, TestApp, backend_tests, spawn_app_with};
+use crate::helpers::{RATINGS_TOPIC, TestApp, spawn_app, spawn_app_with};
+use testkit::backend_tests;
 
 /// Reads the ratings topic from the start until the event with `event_id` shows up.
 fn find_event(bootstrap: &str, event_id: &str) -> Option<RatingSubmitted> {
@@ -66,7 +67,11 @@ async fn invalid_ratings_are_422_with_the_reason(app: &TestApp) {
     }
 }
 
-backend_tests!(a_valid_rating_is_produced_and_acknowledged_with_its_event_id, invalid_ratings_are_422_with_the_reason);
+backend_tests!(
+    spawn_app =>
+    a_valid_rating_is_produced_and_acknowledged_with_its_event_id,
+    invalid_ratings_are_422_with_the_reason,
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_an_api_key_writes_need_it() {

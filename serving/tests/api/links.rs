@@ -4,9 +4,11 @@ use reqwest::StatusCode;
 use schemas::Link;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     toy_story_links_to_imdb_and_tmdb,
     missing_tmdb_id_is_null,
     links_are_listed_by_movie_id_with_imdb_ids_as_strings,

@@ -2,7 +2,7 @@
 //! holding ml-latest-small, and every test run against SQLite and PostgreSQL
 //! (`area::test_name::sqlite` / `area::test_name::postgres`).
 //!
-//! - [`helpers`]: `spawn_app(backend)`, the `backend_tests!` macro and HTTP helpers.
+//! - [`helpers`]: `spawn_app(backend)` (the setup of `testkit::backend_tests!`) and HTTP helpers.
 //! - [`movies`], [`ratings`], [`tags`], [`links`]: the listings, lookups and filters.
 //! - [`analytics`]: counts and the catalogue-wide insights.
 //! - [`charts`]: `/charts/...` and `/model/experiments`.

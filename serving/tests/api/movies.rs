@@ -3,9 +3,11 @@
 use schemas::Movie;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     movie_one_is_toy_story_with_its_ratings_tags_and_link,
     movie_detail_has_a_null_tmdb_id_when_the_link_has_none,
     movies_are_listed_by_id_one_hundred_at_a_time_by_default,

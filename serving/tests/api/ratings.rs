@@ -4,9 +4,11 @@ use reqwest::StatusCode;
 use schemas::Rating;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     user_one_rated_toy_story_four_stars,
     ratings_are_ordered_by_user_then_movie,
     rating_pages_line_up_across_users,

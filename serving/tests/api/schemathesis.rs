@@ -5,9 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 /// Test cases per API operation and phase.
 const MAX_EXAMPLES: &str = "50";
@@ -30,7 +31,7 @@ fn find_schemathesis() -> Option<PathBuf> {
     on_path.chain(std::iter::once(venv)).find(|p| p.is_file())
 }
 
-backend_tests!(schemathesis_finds_no_failure);
+backend_tests!(spawn_app => schemathesis_finds_no_failure);
 
 async fn schemathesis_finds_no_failure(app: &TestApp) {
     let Some(binary) = find_schemathesis() else {
@@ -61,17 +62,16 @@ async fn schemathesis_finds_no_failure(app: &TestApp) {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for schemathesis") {
-                break Some(status);
-            }
-            if started.elapsed() > DEADLINE {
+        let exited = testkit::poll_until_blocking(DEADLINE, || {
+            child.try_wait().expect("waiting for schemathesis").ok_or_else(|| "running".to_owned())
+        });
+        let status = match exited {
+            Ok(status) => Some(status),
+            Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break None;
+                None
             }
-            std::thread::sleep(Duration::from_millis(200));
         };
         (status, std::fs::read_to_string(&log_path).unwrap_or_default())
     })

@@ -4,9 +4,11 @@ use reqwest::StatusCode;
 use schemas::Tag;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, backend_tests};
+use crate::helpers::{TestApp, spawn_app};
+use testkit::backend_tests;
 
 backend_tests!(
+    spawn_app =>
     tag_with_spaces_is_found_by_its_percent_encoded_text,
     tag_lookup_is_exact,
     tags_are_ordered_by_user_then_movie,

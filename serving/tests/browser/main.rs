@@ -17,7 +17,7 @@ mod live;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -50,16 +50,15 @@ async fn start_driver() -> Driver {
         .unwrap_or_else(|e| panic!("starting {program} ({e}); scripts/test.sh installs chromium-driver"));
     let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{}/status", driver.url)).send().await
-            && r.status().is_success()
-        {
-            return driver;
+    testkit::wait_until(&format!("chromedriver to answer on {}", driver.url), DEADLINE, || async {
+        match client.get(format!("{}/status", driver.url)).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("GET /status: {}", r.status())),
+            Err(e) => Err(format!("GET /status: {e}")),
         }
-        assert!(started.elapsed() < DEADLINE, "chromedriver did not answer on {}", driver.url);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    driver
 }
 
 async fn browser(driver: &Driver) -> Client {
@@ -80,15 +79,15 @@ async fn browser(driver: &Driver) -> Client {
 
 /// Polls `script` (a JS expression) until it is truthy; returns its value.
 async fn wait_for(client: &Client, what: &str, script: &str) -> Value {
-    let started = Instant::now();
-    loop {
+    testkit::wait_until(what, DEADLINE, || async {
         let value = client.execute(&format!("return {script};"), vec![]).await.expect("script runs");
         if value.as_bool().unwrap_or(!value.is_null()) && value != json!(false) && value != json!(0) {
-            return value;
+            Ok(value)
+        } else {
+            Err(format!("still {value}"))
         }
-        assert!(started.elapsed() < DEADLINE, "{what}: still {value} after {DEADLINE:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// The browser console's errors since the last call (chromedriver's log endpoint).

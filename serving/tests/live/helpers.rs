@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use movielens::Release;
 use serde::de::DeserializeOwned;
@@ -102,17 +102,13 @@ impl LiveApp {
         (status, response.json().await.expect("a JSON body"))
     }
 
-    /// Polls `GET /model` until `done` holds, panicking after `deadline`.
+    /// Polls `GET /model` until `done` holds, panicking after `deadline` with the last answer.
     pub async fn wait_for(&self, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
+        testkit::wait_until("GET /model to get there", deadline, || async {
             let (_, model) = self.get("/model").await;
-            if done(&model) {
-                return model;
-            }
-            assert!(started.elapsed() < deadline, "GET /model never got there: {model}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if done(&model) { Ok(model) } else { Err(model.to_string()) }
+        })
+        .await
     }
 
     /// Top-n movie ids for a user.

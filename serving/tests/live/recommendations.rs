@@ -1,12 +1,13 @@
 //! Personal lists, filters, explanations, profiles and cold start.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use schemas::recommend::{SimilarMovies, Strategy, UserProfile, UserRecommendations};
 use serde_json::json;
 use store::{Page, RatingQuery};
+use testkit::wait_until;
 
 use crate::helpers::World;
 
@@ -24,32 +25,24 @@ async fn a_posted_rating_changes_the_users_recommendations_within_a_second() {
     // User 1 rates their current top recommendation: it must leave the list.
     let (status, body) = app.post("/ratings", &json!({"userId": 1, "movieId": before[0], "rating": 1.0})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let posted = Instant::now();
-    loop {
+    let now = wait_until("the recommendations to change within 1 s of the rating", Duration::from_secs(1), || async {
         let now = app.top(1, 10).await;
-        if now != before {
-            assert!(!now.contains(&before[0]), "a rated movie is never recommended: {now:?}");
-            break;
-        }
-        assert!(posted.elapsed() < Duration::from_secs(1), "recommendations unchanged 1 s after the rating");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        if now != before { Ok(now) } else { Err(format!("unchanged: {now:?}")) }
+    })
+    .await;
+    assert!(!now.contains(&before[0]), "a rated movie is never recommended: {now:?}");
 
     // A brand-new user: trending first, personal once they rated something.
     let cold: UserRecommendations = app.get_ok("/users/987654/recommendations").await;
     assert_eq!((cold.strategy, cold.items.len()), (Strategy::Trending, 10));
     let (status, _) = app.post("/ratings", &json!({"userId": 987654, "movieId": 1, "rating": 5.0})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let posted = Instant::now();
-    loop {
+    let warm = wait_until("a personal list within 1 s of the first rating", Duration::from_secs(1), || async {
         let warm: UserRecommendations = app.get_ok("/users/987654/recommendations").await;
-        if warm.strategy == Strategy::Personal {
-            assert!(warm.items.iter().all(|m| m.movie_id != 1));
-            break;
-        }
-        assert!(posted.elapsed() < Duration::from_secs(1), "still cold 1 s after the first rating");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        if warm.strategy == Strategy::Personal { Ok(warm) } else { Err(format!("still cold: {:?}", warm.strategy)) }
+    })
+    .await;
+    assert!(warm.items.iter().all(|m| m.movie_id != 1));
     let profile: UserProfile = app.get_ok("/users/987654/profile").await;
     assert_eq!((profile.rating_count, profile.mean_rating), (1, 5.0));
     assert_eq!(profile.top_rated[0].title, "Toy Story (1995)");
@@ -161,11 +154,10 @@ async fn cold_users_and_movies_without_ratings_get_sensible_answers() {
     // Its first rating reaches the model and its similar list stays sensible.
     let (status, _) = app.post("/ratings", &json!({"userId": 1, "movieId": 300000, "rating": 4.5})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let profile_has_it = || async { app.get_ok::<UserProfile>("/users/1/profile").await.rating_count == 233 };
-    let started = Instant::now();
-    while !profile_has_it().await {
-        assert!(started.elapsed() < Duration::from_secs(10), "the new movie's rating never reached the model");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("the new movie's rating to reach the model", Duration::from_secs(10), || async {
+        let count = app.get_ok::<UserProfile>("/users/1/profile").await.rating_count;
+        if count == 233 { Ok(()) } else { Err(format!("user 1's profile has {count} ratings, not 233")) }
+    })
+    .await;
     assert_eq!(app.get("/movies/300000/similar").await.0, StatusCode::OK);
 }

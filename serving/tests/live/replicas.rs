@@ -49,17 +49,16 @@ async fn two_replicas_on_one_postgres_store_answer_consistently() {
     let wait_for = |check: &'static str, f: fn(&Value) -> bool| {
         let (client, bases) = (client.clone(), bases.clone());
         async move {
-            let started = std::time::Instant::now();
-            for base in &bases {
-                loop {
+            testkit::wait_until(&format!("every replica {check}"), Duration::from_secs(90), || async {
+                for base in &bases {
                     let model = get(&client, base, "/model").await;
-                    if f(&model) {
-                        break;
+                    if !f(&model) {
+                        return Err(format!("{base}: not {check}: {model}"));
                     }
-                    assert!(started.elapsed() < Duration::from_secs(90), "{base}: never {check}: {model}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-            }
+                Ok(())
+            })
+            .await;
         }
     };
     wait_for("trained", |m| m["version"] == 1).await;

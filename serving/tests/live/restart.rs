@@ -1,10 +1,16 @@
 //! Restart from the snapshot: no retrain, same answers.
 
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::StatusCode;
 use schemas::recommend::ModelInfo;
 use serde_json::json;
 
 use crate::helpers::World;
+
+/// The ratings topic's partitions in a [`World`].
+const PARTITIONS: i32 = 4;
 
 #[tokio::test]
 async fn a_restarted_service_resumes_from_its_snapshot_with_the_same_answers() {
@@ -15,7 +21,7 @@ async fn a_restarted_service_resumes_from_its_snapshot_with_the_same_answers() {
         let (status, body) = app.post("/ratings", &json!({"userId": user, "movieId": movie, "rating": rating})).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
-    app.wait_for(std::time::Duration::from_secs(10), |m| m["eventsApplied"].as_u64() >= Some(4)).await;
+    app.wait_for(Duration::from_secs(10), |m| m["eventsApplied"].as_u64() >= Some(4)).await;
     let users: Vec<i64> = vec![1, 3, 5, 42, 99, 250, 414, 600, 700, 123456];
     let mut before = Vec::new();
     for &u in &users {
@@ -34,12 +40,26 @@ async fn a_restarted_service_resumes_from_its_snapshot_with_the_same_answers() {
     for (u, expected) in users.iter().zip(&before) {
         assert_eq!(&app.top(*u, 10).await, expected, "user {u}");
     }
-    // It resumed from the snapshot's offsets: the events it already had are not re-read.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // It resumed from the snapshot's offsets: the events it already had are not re-read. An
+    // undecodable marker at the end of every partition (skipped as "malformed", never applied)
+    // shows when the follower has read each partition to its end, past any event it re-read.
+    let producer: FutureProducer = producer::producer_config(world.broker.bootstrap_servers()).create().unwrap();
+    for partition in 0..PARTITIONS {
+        let marker = FutureRecord::<str, [u8]>::to("ratings").partition(partition).payload(b"marker");
+        producer.send(marker, Duration::from_secs(10)).await.expect("the marker is produced");
+    }
+    testkit::wait_until("the follower to read every partition to its end", Duration::from_secs(10), || async {
+        let metrics = app.get_text_metrics().await;
+        match testkit::metrics::value(&metrics, "cinedata_online_updates_total{outcome=\"malformed\"}") {
+            Some(n) if n == f64::from(PARTITIONS) => Ok(()),
+            other => Err(format!("{other:?} of the {PARTITIONS} markers read")),
+        }
+    })
+    .await;
     let info: ModelInfo = app.get_ok("/model").await;
     assert_eq!(info.events_applied, 0, "events before the snapshot's offsets were read again");
     // And it keeps following the stream.
     let (status, _) = app.post("/ratings", &json!({"userId": 700, "movieId": 2, "rating": 4.0})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    app.wait_for(std::time::Duration::from_secs(10), |m| m["eventsApplied"].as_u64() == Some(1)).await;
+    app.wait_for(Duration::from_secs(10), |m| m["eventsApplied"].as_u64() == Some(1)).await;
 }

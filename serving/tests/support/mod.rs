@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testkit::ml_small;
 
@@ -21,16 +21,10 @@ impl Group {
 
     /// Waits for the command until `deadline`; None when it had to be killed.
     pub fn wait(&mut self, deadline: Duration) -> Option<ExitStatus> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().expect("waiting for a child process") {
-                return Some(status);
-            }
-            if started.elapsed() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        testkit::poll_until_blocking(deadline, || {
+            self.0.try_wait().expect("waiting for a child process").ok_or_else(|| "running".to_owned())
+        })
+        .ok()
     }
 }
 

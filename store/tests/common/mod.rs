@@ -1,5 +1,6 @@
-//! What the store's test files share: a fresh database per test, and `backend_tests!`, which
-//! runs each test body on SQLite and on PostgreSQL.
+//! What the store's test files share: a fresh database per test, [`TestDb::new`], the setup
+//! `testkit::backend_tests!(TestDb::new => ...)` runs each test body with on SQLite and on
+//! PostgreSQL.
 //!
 //! PostgreSQL comes from `CINEDATA_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); when it is unreachable the postgres variants fail
@@ -35,21 +36,3 @@ impl TestDb {
         }
     }
 }
-
-/// Runs each `async fn name(db: &TestDb)` on both backends, as `name::sqlite` and `name::postgres`.
-macro_rules! backend_tests {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(&super::TestDb::new(store::Backend::Sqlite).await).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(&super::TestDb::new(store::Backend::Postgres).await).await;
-            }
-        }
-    )+};
-}
-pub(crate) use backend_tests;
