@@ -6,15 +6,22 @@
 #  2. /movies/1 at 16 connections, alone and while 1,000 half-open clients are held (each
 #     sends half a request head; a closed one is reopened at once, so 1,000 stay open).
 #  3. POST /ratings on the demo (its broker in memory) with and without the journal.
-# Usage: scripts/bench-connections.sh [seconds per run, default 15]
+# Usage: scripts/bench-connections.sh [seconds per run, default 15] [parts, default "1 2 3"]
+# CINEDATA_SERVING_BIN runs another build (e.g. an older commit's, for a same-run baseline)
+# instead of building this checkout's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
+parts=${2:-1 2 3}
 data=${CINEDATA_ML_SMALL:-../shared/data/movielens/ml-latest-small}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p serving
-serving="$(cd "$target/release" && pwd)/serving"
+if [ -n "${CINEDATA_SERVING_BIN:-}" ]; then
+  serving=$(realpath "$CINEDATA_SERVING_BIN")
+else
+  cargo build --release -q -p serving
+  serving="$(cd "$target/release" && pwd)/serving"
+fi
 data=$(cd "$data" && pwd)
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
@@ -38,8 +45,14 @@ RUST_LOG=warn "$serving" serve --database-url "$url" --listen "127.0.0.1:$port" 
 pids+=($!)
 base="http://127.0.0.1:$port"
 wait_up "$base"
+# Measure the trained model, not the start-up retrain competing with wrk for the two cores.
+for _ in $(seq 1 600); do
+  curl -sf "$base/model" | python3 -c 'import json,sys; m=json.load(sys.stdin); sys.exit(0 if m["version"] >= 1 and not m["retraining"] else 1)' && break
+  sleep 0.5
+done
 curl -sf -o /dev/null "$base/users/1/recommendations?n=10" || true
 
+if [[ " $parts " == *" 1 "* ]]; then # (not indented: the here-documents below)
 echo "## 1. connections (wrk -t2 -d${secs}s --timeout 2s)"
 printf '| run | requests/s | p50 | p99 | errors |\n| --- | ---: | ---: | ---: | ---: |\n'
 for conns in 64 1000; do
@@ -54,7 +67,9 @@ for kind in m r; do
 done
 
 echo "sqlx waits over 2 s for a database connection so far: $(grep -c 'time to acquire exceeded' "$work/serve.log" || true)"
+fi
 
+if [[ " $parts " == *" 2 "* ]]; then # (not indented: the here-documents below)
 echo "## 2. half-open clients (wrk -t2 -c16 -d${secs}s)"
 printf '| run | requests/s | p50 | p99 | errors |\n| --- | ---: | ---: | ---: | ---: |\n'
 wrk -t2 -c16 -d"${secs}s" --timeout 2s --latency "$base/movies/1" > "$work/alone.txt"
@@ -84,7 +99,9 @@ open=$(curl -sf "$base/metrics" | awk '/^cinedata_http_connections_open / {print
 wrk -t2 -c16 -d"${secs}s" --timeout 2s --latency "$base/movies/1" > "$work/slow.txt"
 row "\`/movies/1\` with 1,000 half-open clients held (open connections at start: $open)" "$work/slow.txt"
 kill "${pids[-1]}" 2>/dev/null || true
+fi
 
+if [[ " $parts " == *" 3 "* ]]; then # (not indented: the here-documents below)
 echo "## 3. POST /ratings on the demo, journal on and off (wrk -t2 -c64 -d${secs}s)"
 cat > "$work/post.lua" <<'LUA'
 math.randomseed(7)
@@ -108,3 +125,4 @@ for journal in "$work/ratings.journal" ""; do
   row "journal $([ -n "$journal" ] && echo on || echo off)" "$work/post.txt"
   kill "$dpid"; wait "$dpid" 2>/dev/null || true
 done
+fi
