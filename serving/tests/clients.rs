@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::ml_small;
+use testkit::{ml_small, workspace};
 
 mod support;
 use support::{Group, log_of, start_demo};
@@ -25,10 +25,6 @@ const READY_DEADLINE: Duration = Duration::from_secs(600);
 /// nbconvert is killed after this long; each cell gets `CELL_TIMEOUT` seconds.
 const NOTEBOOK_DEADLINE: Duration = Duration::from_secs(900);
 const CELL_TIMEOUT: &str = "600";
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// `CINEDATA_SDK_PYTHON`, else the workspace's `.venv-tools/sdk/bin/python`.
 fn sdk_python() -> PathBuf {

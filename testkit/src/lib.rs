@@ -1,7 +1,7 @@
 //! Test support shared by CineData's test suites (a dev-dependency only, never published).
 //!
 //! - [`postgres`]: a fresh PostgreSQL database per test, dropped when the test ends.
-//! - [`ml_small`]: where the suites find ml-latest-small.
+//! - [`ml_small`]: where the suites find ml-latest-small; [`workspace`]: the workspace root.
 //! - [`quick_pipeline`]: small, fast model settings for suites that do not measure quality.
 //! - [`metrics`]: the samples of a Prometheus text exposition, and [`metrics::get`], a plain
 //!   HTTP/1.0 `GET` for scraping `/metrics`.
@@ -51,6 +51,11 @@ macro_rules! backend_tests {
 }
 
 use std::path::PathBuf;
+
+/// The workspace's root folder (scripts, ops files, the Python SDK live there).
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit/ sits in the workspace").to_path_buf()
+}
 
 /// The ml-latest-small release folder the suites read: `CINEDATA_ML_SMALL`, else
 /// `shared/data/movielens/ml-latest-small` beside the workspace.

@@ -12,12 +12,8 @@ use producer::replay::Pace;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use serving::demo::{Demo, DemoSettings};
-use testkit::{ml_small, wait_until};
+use testkit::{ml_small, wait_until, workspace};
 use tokio_util::sync::CancellationToken;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn prometheus_binary() -> PathBuf {
     let path = std::env::var_os("PROMETHEUS").map_or_else(|| PathBuf::from("/usr/bin/prometheus"), PathBuf::from);

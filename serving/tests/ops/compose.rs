@@ -21,6 +21,7 @@ use std::process::Command;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches};
 use serde_json::{Map, Value};
+use testkit::workspace;
 
 /// The binaries of the CineData image (Dockerfile) and so the only entrypoints it has.
 const BINARIES: [&str; 3] = ["serving", "consumer", "producer"];
@@ -35,10 +36,6 @@ const EXPECTED: [(&str, &str, Option<&str>); 4] = [
 
 // ---------------------------------------------------------------------------------------------
 // Tools and files
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("serving/ sits in the workspace").to_path_buf()
-}
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
