@@ -9,6 +9,8 @@
 //! - [`live`]: the live recommender: stream → online model, retrains with hot swap, snapshots.
 //! - [`server`]: the HTTP/1 server loop and its connection limits (timeouts, maximum
 //!   connections, the open-file limit).
+//! - [`parse_errors`]: hyper's own empty 400/414/431 for requests it cannot parse, rewritten
+//!   as JSON on their way to the socket.
 //! - [`startup`]: building the app on a listener and running it until shutdown.
 //! - [`routes`]: one module per area of the API; handlers extract, call the store or the live
 //!   model, map to DTOs.
@@ -29,6 +31,7 @@ pub mod journal;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod parse_errors;
 pub mod routes;
 pub mod server;
 pub mod startup;

@@ -24,6 +24,7 @@ use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::metrics::Metrics;
+use crate::parse_errors::JsonParseErrors;
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -127,7 +128,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
+        let connection = http.serve_connection(TokioIo::new(JsonParseErrors::new(stream)), service.clone());
         let shutdown = shutdown.clone();
         let metrics = metrics.clone();
         metrics.connections_open.inc();

@@ -279,3 +279,22 @@ async fn long_targets_and_large_heads_get_json_414_and_431() {
     let response = exchange(addr, request.as_bytes()).await;
     assert!(response.status != 414 && response.status != 431 && response.status < 500, "{response:?}");
 }
+
+/// What hyper refuses before any handler runs (a malformed request line or header, a target
+/// over its 64 KiB, more than its 100 headers) is JSON too: the bare answers hyper writes are
+/// rewritten on their way to the socket.
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_json_errors() {
+    let app = spawn_app_configured(Backend::Sqlite, |_| {}).await;
+    let addr = socket_addr(&app);
+    exchange(addr, b"THIS IS NOT HTTP\r\n\r\n").await.assert_json_error(400);
+    exchange(addr, b"GET /movies/1 HTTP/1.1\r\nhost: test\r\nbad header line\r\n\r\n").await.assert_json_error(400);
+    let huge = format!("GET /movies?title={} HTTP/1.1\r\nhost: test\r\n\r\n", "a".repeat(70_000));
+    exchange(addr, huge.as_bytes()).await.assert_json_error(414);
+    let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let request = format!("GET /movies/1 HTTP/1.1\r\nhost: test\r\n{many}\r\n");
+    exchange(addr, request.as_bytes()).await.assert_json_error(431);
+    // The same connection type still serves normal requests.
+    let ok = exchange(addr, b"GET /movies/1 HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+}
