@@ -232,6 +232,33 @@ impl LiveModel {
         }
     }
 
+    /// Whether `movie` is in the catalogue in memory: the one known-movies check of the stream
+    /// and of `POST /ratings`.
+    pub fn knows_movie(&self, movie: i64) -> bool {
+        self.movies.load().contains(movie)
+    }
+
+    /// The catalogue in memory with `movie` in it, if the movie exists: a movie imported since
+    /// the catalogue was loaded reloads it from `store`; only a movie it does not know costs a
+    /// query.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn movies_with(
+        &self,
+        store: &store::Store,
+        movie: i64,
+    ) -> Result<Option<Arc<Movies>>, store::StoreError> {
+        let movies = self.movies();
+        if movies.contains(movie) {
+            return Ok(Some(movies));
+        }
+        if store.movie(movie).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.replace_movies(Movies::load(store).await?)))
+    }
+
     /// Counts events the stream skipped before the model (unknown movie, undecodable).
     pub fn skipped(&self, outcome: &str, n: u64) {
         self.metrics.updates.with_label_values(&[outcome]).inc_by(n);

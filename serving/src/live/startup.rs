@@ -132,7 +132,8 @@ impl Live {
             let follower = stream.map(|s| {
                 let (model, shutdown) = (model.clone(), shutdown.clone());
                 tokio::spawn(async move {
-                    if let Err(error) = stream::follow(model, store, s, start, shutdown).await {
+                    let sink = Arc::new(stream::LiveFollower { model, store });
+                    if let Err(error) = consumer::follow::follow(sink, s, start, shutdown).await {
                         tracing::error!(error = format!("{error:#}"), "the stream follower stopped");
                     }
                 })

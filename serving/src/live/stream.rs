@@ -1,167 +1,44 @@
-//! The stream → model link: every serving replica reads all partitions of the ratings topic
-//! into its own model. Partitions are assigned explicitly (no group rebalancing, so replicas
-//! never split the stream) and offsets live in the model's snapshots, not in Kafka: a restart
-//! resumes exactly where the snapshot's model stopped.
+//! The stream → model link: [`consumer::follow`] reads the ratings topic (every partition, its
+//! offsets kept in the model's snapshots); [`LiveFollower`] is what it feeds, the live model
+//! and the catalogue it checks movies against.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use futures::StreamExt;
 use model::Rating;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
-use schemas::events::{RatingSubmitted, decode_at, unix_now};
-use tokio_util::sync::CancellationToken;
-
+use schemas::events::RatingSubmitted;
 use store::Store;
+
+pub use consumer::follow::FollowSettings as StreamSettings;
 
 use super::{LiveModel, Movies};
 
-/// Most messages handed to the model at once.
-const BATCH: usize = 4096;
-/// Shortest time between two catalogue reloads for unknown movies.
-const RELOAD_EVERY: Duration = Duration::from_secs(5);
-
-/// Where the stream comes from.
-#[derive(Debug, Clone)]
-pub struct StreamSettings {
-    /// Kafka bootstrap servers.
-    pub brokers: String,
-    /// The ratings topic.
-    pub topic: String,
-    /// Group id the consumer identifies as (it commits nothing: offsets are in snapshots).
-    pub group: String,
+/// The live model as the follower's sink.
+pub struct LiveFollower {
+    /// The model the events are learned into.
+    pub model: Arc<LiveModel>,
+    /// Where the catalogue is reloaded from when an event names a movie not loaded yet.
+    pub store: Store,
 }
 
-fn consumer(settings: &StreamSettings) -> anyhow::Result<StreamConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &settings.brokers)
-        .set("group.id", &settings.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // A rating posted over HTTP should reach the model within a few tens of milliseconds.
-        .set("fetch.wait.max.ms", "20")
-        .create()
-        .with_context(|| format!("creating the model's consumer on {}", settings.brokers))
-}
-
-/// The topic's partition ids, waiting (until `shutdown`) for the topic to exist.
-async fn partitions(
-    consumer: &Arc<StreamConsumer>,
-    topic: &str,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Vec<i32>>> {
-    let mut warned = false;
-    loop {
-        let (c, t) = (consumer.clone(), topic.to_owned());
-        let found = tokio::task::spawn_blocking(move || {
-            c.fetch_metadata(Some(&t), Duration::from_secs(5)).map(|m| {
-                m.topics()
-                    .iter()
-                    .filter(|mt| mt.name() == t && mt.error().is_none())
-                    .flat_map(|mt| mt.partitions().iter().map(|p| p.id()))
-                    .collect::<Vec<i32>>()
-            })
-        })
-        .await?;
-        match found {
-            Ok(ids) if !ids.is_empty() => return Ok(Some(ids)),
-            other => {
-                if !warned {
-                    tracing::warn!(topic, result = ?other.err(), "waiting for the ratings topic");
-                    warned = true;
-                }
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
+impl consumer::follow::Follower for LiveFollower {
+    fn knows_movie(&self, movie: i64) -> bool {
+        self.model.knows_movie(movie)
     }
-}
 
-/// Reads the ratings topic from `start` (next offset per partition; partitions without one
-/// start at the beginning) into `live` until `shutdown`. Undecodable events and ratings of
-/// movies outside the catalogue are skipped and counted (the store's consumer dead-letters
-/// them); a movie not seen before reloads the catalogue from `store` (at most every few
-/// seconds), so movies imported while serving are learned too.
-///
-/// # Errors
-/// The consumer cannot be created or assigned.
-pub async fn follow(
-    live: Arc<LiveModel>,
-    store: Store,
-    settings: StreamSettings,
-    start: BTreeMap<i32, i64>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let consumer = Arc::new(consumer(&settings)?);
-    let Some(ids) = partitions(&consumer, &settings.topic, &shutdown).await? else { return Ok(()) };
-    let mut assignment = TopicPartitionList::new();
-    for &p in &ids {
-        let offset = start.get(&p).map_or(Offset::Beginning, |&o| Offset::Offset(o));
-        assignment.add_partition_offset(&settings.topic, p, offset)?;
+    async fn reload_catalogue(&self) -> anyhow::Result<()> {
+        self.model.replace_movies(Movies::load(&self.store).await?);
+        Ok(())
     }
-    consumer.assign(&assignment).context("assigning the ratings partitions")?;
-    tracing::info!(topic = settings.topic, partitions = ids.len(), resumed = !start.is_empty(), "following the stream");
 
-    let mut messages = consumer.stream().ready_chunks(BATCH);
-    let mut events: Vec<Rating> = Vec::with_capacity(BATCH);
-    let mut offsets: HashMap<i32, i64> = HashMap::new();
-    let mut reloaded = Instant::now();
-    loop {
-        let chunk = tokio::select! {
-            () = shutdown.cancelled() => break,
-            chunk = messages.next() => match chunk { Some(c) => c, None => break },
-        };
-        let now = unix_now();
-        let mut movies = live.movies();
-        let unknown_movie = |m: &rdkafka::message::BorrowedMessage<'_>| {
-            decode_at::<RatingSubmitted>(m.payload().unwrap_or_default(), now)
-                .is_ok_and(|e| !movies.contains(e.movie_id))
-        };
-        if reloaded.elapsed() > RELOAD_EVERY && chunk.iter().flatten().any(unknown_movie) {
-            reloaded = Instant::now();
-            match Movies::load(&store).await {
-                Ok(fresh) => movies = live.replace_movies(fresh),
-                Err(error) => tracing::warn!(%error, "reloading the catalogue"),
-            }
-        }
-        let (mut malformed, mut unknown) = (0u64, 0u64);
-        for message in chunk {
-            let message = match message {
-                Ok(m) => m,
-                Err(error) => {
-                    tracing::warn!(%error, "reading the ratings topic");
-                    continue;
-                }
-            };
-            offsets.insert(message.partition(), message.offset() + 1);
-            match decode_at::<RatingSubmitted>(message.payload().unwrap_or_default(), now) {
-                Ok(e) if movies.contains(e.movie_id) => events.push(Rating {
-                    user: e.user_id,
-                    item: e.movie_id,
-                    value: e.rating as f32,
-                    timestamp: e.timestamp,
-                }),
-                Ok(_) => unknown += 1,
-                Err(_) => malformed += 1,
-            }
-        }
-        let done: Vec<(i32, i64)> = offsets.drain().collect();
-        live.apply(&events, &done);
-        events.clear();
-        if malformed > 0 {
-            live.skipped("malformed", malformed);
-        }
-        if unknown > 0 {
-            live.skipped("unknown_movie", unknown);
-        }
+    fn apply(&self, ratings: &[RatingSubmitted], offsets: &[(i32, i64)]) {
+        let ratings: Vec<Rating> = ratings
+            .iter()
+            .map(|e| Rating { user: e.user_id, item: e.movie_id, value: e.rating as f32, timestamp: e.timestamp })
+            .collect();
+        self.model.apply(&ratings, offsets);
     }
-    Ok(())
+
+    fn skipped(&self, reason: &'static str, n: u64) {
+        self.model.skipped(reason, n);
+    }
 }

@@ -44,7 +44,8 @@ pub async fn submit(state: &AppState, body: NewRating) -> ApiResult<RatingAccept
         return Err(ApiError::Invalid(format!("timestamp {timestamp} is after {latest}, the published maximum")));
     }
     let event = body.into_event(now).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    if state.store.movie(event.movie_id).await?.is_none() {
+    // The catalogue in memory the stream checks too; the store only for a movie it lacks.
+    if state.live.movies_with(&state.store, event.movie_id).await?.is_none() {
         return Err(ApiError::Invalid(format!("movie {} is not in the catalogue", event.movie_id)));
     }
     let Some(ingest) = &state.ingest else {

@@ -204,14 +204,9 @@ pub async fn similar(
     let movie_id = positive_id("movieId", movie_id)?;
     let n = count(options.n)?;
     let live = &state.live;
-    let mut movies = live.movies();
-    if !movies.contains(movie_id) {
-        // Imported since the catalogue was loaded? Then load it again.
-        if state.store.movie(movie_id).await?.is_none() {
-            return Err(ApiError::NotFound(format!("movie {movie_id} not found")));
-        }
-        movies = live.replace_movies(Movies::load(&state.store).await?);
-    }
+    let Some(movies) = live.movies_with(&state.store, movie_id).await? else {
+        return Err(ApiError::NotFound(format!("movie {movie_id} not found")));
+    };
     let keep = |id: i64| movies.contains(id);
     let query = TopN::top(n).include_seen().filter(&keep);
     // The catalogue's own content index: it also knows movies imported since the last retrain.

@@ -160,4 +160,18 @@ async fn cold_users_and_movies_without_ratings_get_sensible_answers() {
     })
     .await;
     assert_eq!(app.get("/movies/300000/similar").await.0, StatusCode::OK);
+
+    // A movie imported while serving and rated straight away: `POST /ratings` finds it (the
+    // catalogue in memory reloads) and the follower learns the rating.
+    let newer = movielens::MovieRow { movie_id: 300_001, title: "Newer (2026)".into(), genres: vec!["Drama".into()] };
+    app.store.upsert_movies(&[newer]).await.unwrap();
+    let (status, body) = app.post("/ratings", &json!({"userId": 1, "movieId": 300001, "rating": 4.0})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    wait_until("the newer movie's rating to reach the model", Duration::from_secs(10), || async {
+        let count = app.get_ok::<UserProfile>("/users/1/profile").await.rating_count;
+        if count == 234 { Ok(()) } else { Err(format!("user 1's profile has {count} ratings, not 234")) }
+    })
+    .await;
+    let (status, body) = app.post("/ratings", &json!({"userId": 1, "movieId": 300002, "rating": 4.0})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a movie in no catalogue: {body}");
 }
