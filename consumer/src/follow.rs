@@ -123,6 +123,7 @@ pub async fn follow<F: Follower>(
     let mut messages = consumer.stream().ready_chunks(BATCH);
     let mut decoded: Vec<Option<RatingSubmitted>> = Vec::with_capacity(BATCH);
     let mut known: Vec<RatingSubmitted> = Vec::with_capacity(BATCH);
+    let mut known_flags: Vec<Option<bool>> = Vec::with_capacity(BATCH);
     let mut offsets: HashMap<i32, i64> = HashMap::new();
     let mut reloaded = Instant::now();
     loop {
@@ -140,19 +141,27 @@ pub async fn follow<F: Follower>(
                 Err(error) => tracing::warn!(%error, "reading the ratings topic"),
             }
         }
-        let unknown_movie = |e: &RatingSubmitted| !model.knows_movie(e.movie_id);
-        if reloaded.elapsed() > RELOAD_EVERY && decoded.iter().flatten().any(unknown_movie) {
+        // One catalogue check per event; only the unknown ones are checked again, after a reload.
+        known_flags.extend(decoded.iter().map(|e| e.as_ref().map(|e| model.knows_movie(e.movie_id))));
+        if reloaded.elapsed() > RELOAD_EVERY && known_flags.contains(&Some(false)) {
             reloaded = Instant::now();
-            if let Err(error) = model.reload_catalogue().await {
-                tracing::warn!(error = format!("{error:#}"), "reloading the catalogue");
+            match model.reload_catalogue().await {
+                Ok(()) => {
+                    for (flag, e) in known_flags.iter_mut().zip(&decoded) {
+                        if let (Some(false), Some(e)) = (*flag, e) {
+                            *flag = Some(model.knows_movie(e.movie_id));
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "reloading the catalogue"),
             }
         }
         let (mut malformed, mut unknown) = (0u64, 0u64);
-        for event in decoded.drain(..) {
-            match event {
-                Some(e) if model.knows_movie(e.movie_id) => known.push(e),
-                Some(_) => unknown += 1,
-                None => malformed += 1,
+        for (event, flag) in decoded.drain(..).zip(known_flags.drain(..)) {
+            match (event, flag) {
+                (Some(e), Some(true)) => known.push(e),
+                (Some(_), _) => unknown += 1,
+                (None, _) => malformed += 1,
             }
         }
         let done: Vec<(i32, i64)> = offsets.drain().collect();

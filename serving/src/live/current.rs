@@ -232,8 +232,8 @@ impl LiveModel {
         }
     }
 
-    /// Whether `movie` is in the catalogue in memory: the one known-movies check of the stream
-    /// and of `POST /ratings`.
+    /// Whether `movie` is in the catalogue in memory, the one the stream and `POST /ratings`
+    /// (through [`Self::movies_with`]) both check.
     pub fn knows_movie(&self, movie: i64) -> bool {
         self.movies.load().contains(movie)
     }

@@ -114,55 +114,42 @@ fn train(
     Ok(Candidate { engine, movies, holdout, training_ratings, data, fit_seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Why a candidate may not be swapped in, if it may not. Both checks compare on the candidate's
-/// own holdout: its MF against the training mean, its lists against the popularity list for
-/// the same users. (Comparing with the serving model's figures compares two holdouts: as users
-/// rate, their held-out latest ratings move, and on the demo's replay the same model's RMSE
-/// moved 2–6% and its NDCG@10 0.148 → 0.128 between retrains; a tolerance on that comparison
-/// kept good models out.)
-fn worse(new: Option<HoldoutMetrics>) -> Option<Verdict> {
-    let new = new?;
-    if let Some(mean) = new.mean_rmse
-        && new.rmse >= mean
-    {
-        return Some(Verdict::KeepOut(format!(
-            "holdout RMSE {:.4} does not beat the training mean's {mean:.4}",
-            new.rmse
-        )));
-    }
-    if let (Some(n), Some(p)) = (new.ndcg_at_10, new.popularity_ndcg_at_10)
-        && n < p
-    {
-        return Some(Verdict::ListsLose(format!(
-            "holdout NDCG@10 {n:.4} is below the popularity list's {p:.4} on the same users"
-        )));
-    }
-    None
-}
-
 /// What the gate decides about a candidate.
 #[derive(Debug, Clone, PartialEq)]
 enum Verdict {
     /// Swap it in.
     Accept,
-    /// Its personal lists lose to the popularity list; otherwise sound.
+    /// Swap it in with personal lists off: they lose to the popularity list, otherwise sound.
     ListsLose(String),
     /// Keep it out, for this reason.
     KeepOut(String),
 }
 
-/// The gate: [`worse`], except that a candidate whose only fault is lists below the
-/// popularity list is swapped in with personal lists off when nothing trained serves yet.
-/// The empty start-up model knows no stored rating, so without this a store whose personal
-/// lists lose to popularity (the synthetic 25 M release) would leave every user unknown: their
-/// pages 404 and their lists repeat movies they rated. With it they get the popularity list
-/// without their movies, which is what the holdout says serves them best.
+/// The gate. Both checks compare on the candidate's own holdout: its MF against the training
+/// mean, its lists against the popularity list for the same users. (Comparing with the serving
+/// model's figures compares two holdouts: as users rate, their held-out latest ratings move,
+/// and on the demo's replay the same model's RMSE moved 2–6% and its NDCG@10 0.148 → 0.128
+/// between retrains; a tolerance on that comparison kept good models out.)
+///
+/// A candidate whose lists lose to the popularity list is kept out, except while
+/// nothing trained serves yet: the empty start-up model knows no stored rating, so keeping it
+/// out on a store whose personal lists lose to popularity (the synthetic 25 M release) would
+/// leave every user unknown (their pages 404, their lists repeat movies they rated). Then it is
+/// swapped in with personal lists off, which is what the holdout says serves them best.
 fn verdict(new: Option<HoldoutMetrics>, serving_nothing: bool) -> Verdict {
-    match worse(new) {
-        None => Verdict::Accept,
-        Some(Verdict::ListsLose(reason)) if !serving_nothing => Verdict::KeepOut(reason),
-        Some(v) => v,
+    let Some(new) = new else { return Verdict::Accept };
+    if let Some(mean) = new.mean_rmse
+        && new.rmse >= mean
+    {
+        return Verdict::KeepOut(format!("holdout RMSE {:.4} does not beat the training mean's {mean:.4}", new.rmse));
     }
+    if let (Some(n), Some(p)) = (new.ndcg_at_10, new.popularity_ndcg_at_10)
+        && n < p
+    {
+        let reason = format!("holdout NDCG@10 {n:.4} is below the popularity list's {p:.4} on the same users");
+        return if serving_nothing { Verdict::ListsLose(reason) } else { Verdict::KeepOut(reason) };
+    }
+    Verdict::Accept
 }
 
 impl Retrainer {
