@@ -14,13 +14,14 @@
 //! recording.
 #![deny(missing_docs)]
 
+mod markdown;
 pub mod metrics;
 pub mod models;
 pub mod protocols;
 pub mod record;
 pub mod splits;
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use model::ModelError;
@@ -153,79 +154,85 @@ impl Report {
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::new();
     let Some(first) = reports.first() else { return out };
-    match first.protocol {
-        Protocol::Cv => {
-            out.push_str("| model | RMSE mean (std) | MAE mean (std) | fit s/fold | predict s/fold |\n");
-            out.push_str("| --- | --- | --- | --- | --- |\n");
-            for r in reports {
-                let _ = writeln!(
-                    out,
-                    "| {} | {:.4} ({:.4}) | {:.4} ({:.4}) | {:.3} | {:.3} |",
-                    r.model,
-                    r.metric("rmse"),
-                    r.metric("rmse_std"),
-                    r.metric("mae"),
-                    r.metric("mae_std"),
-                    r.fit_seconds,
-                    r.predict_seconds
-                );
-            }
-            out.push_str("\n| model | fold | RMSE | MAE | fit s |\n| --- | --- | --- | --- | --- |\n");
-            for r in reports {
-                for f in &r.folds {
-                    let get = |k: &str| f.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-                    let _ = writeln!(
-                        out,
-                        "| {} | {} | {:.4} | {:.4} | {:.3} |",
-                        r.model,
-                        get("fold"),
-                        get("rmse"),
-                        get("mae"),
-                        get("fit_seconds")
-                    );
-                }
-            }
-        }
-        Protocol::Prequential => {
-            out.push_str(
-                "| model | RMSE all | MAE all | RMSE last 20% | MAE last 20% | RMSE first 20% | ratings/s (median of runs) |\n",
-            );
-            out.push_str("| --- | --- | --- | --- | --- | --- | --- |\n");
-            for r in reports {
-                let _ = writeln!(
-                    out,
-                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.0} |",
-                    r.model,
-                    r.metric("rmse"),
-                    r.metric("mae"),
-                    r.metric("rmse_last20"),
-                    r.metric("mae_last20"),
-                    r.metric("rmse_first20"),
-                    r.metric("ratings_per_second")
-                );
-            }
-        }
-        Protocol::TopN => {
-            out.push_str("| model | P@10 | R@10 | NDCG@10 | MAP@10 | HR@10 | coverage | fit s | predict s |\n");
-            out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
-            for r in reports {
-                let _ = writeln!(
-                    out,
-                    "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {:.3} |",
-                    r.model,
-                    r.metric("precision@10"),
-                    r.metric("recall@10"),
-                    r.metric("ndcg@10"),
-                    r.metric("map@10"),
-                    r.metric("hit_rate@10"),
-                    r.metric("coverage"),
-                    r.fit_seconds,
-                    r.predict_seconds
+    let columns = Column::of(first.protocol);
+    markdown::header(&mut out, std::iter::once("model").chain(columns.iter().map(|(name, _)| *name)));
+    for r in reports {
+        markdown::row(&mut out, std::iter::once(r.model.to_string()).chain(columns.iter().map(|(_, c)| c.cell(r))));
+    }
+    if first.protocol == Protocol::Cv {
+        out.push('\n');
+        markdown::header(&mut out, ["model", "fold", "RMSE", "MAE", "fit s"]);
+        for r in reports {
+            for f in &r.folds {
+                let get = |k: &str| f.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                let (fold, rmse, mae, fit) = (get("fold"), get("rmse"), get("mae"), get("fit_seconds"));
+                markdown::row(
+                    &mut out,
+                    [r.model.to_string(), fold.to_string(), f4(rmse), f4(mae), format!("{fit:.3}")],
                 );
             }
         }
     }
     out
+}
+
+/// What a column of [`table`] shows of a report.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    /// A metric with this many decimals.
+    Metric(&'static str, usize),
+    /// A metric's mean and its `_std` in brackets.
+    MeanStd(&'static str),
+    /// Fit seconds (per fold for cv).
+    Fit,
+    /// Predict seconds (per fold for cv).
+    Predict,
+}
+
+impl Column {
+    /// Each protocol's columns after the model's name, with their headers.
+    fn of(protocol: Protocol) -> &'static [(&'static str, Column)] {
+        use Column::{Fit, MeanStd, Metric, Predict};
+        match protocol {
+            Protocol::Cv => &[
+                ("RMSE mean (std)", MeanStd("rmse")),
+                ("MAE mean (std)", MeanStd("mae")),
+                ("fit s/fold", Fit),
+                ("predict s/fold", Predict),
+            ],
+            Protocol::Prequential => &[
+                ("RMSE all", Metric("rmse", 4)),
+                ("MAE all", Metric("mae", 4)),
+                ("RMSE last 20%", Metric("rmse_last20", 4)),
+                ("MAE last 20%", Metric("mae_last20", 4)),
+                ("RMSE first 20%", Metric("rmse_first20", 4)),
+                ("ratings/s (median of runs)", Metric("ratings_per_second", 0)),
+            ],
+            Protocol::TopN => &[
+                ("P@10", Metric("precision@10", 4)),
+                ("R@10", Metric("recall@10", 4)),
+                ("NDCG@10", Metric("ndcg@10", 4)),
+                ("MAP@10", Metric("map@10", 4)),
+                ("HR@10", Metric("hit_rate@10", 4)),
+                ("coverage", Metric("coverage", 4)),
+                ("fit s", Fit),
+                ("predict s", Predict),
+            ],
+        }
+    }
+
+    fn cell(self, r: &Report) -> String {
+        match self {
+            Column::Metric(key, digits) => format!("{:.digits$}", r.metric(key)),
+            Column::MeanStd(key) => format!("{} ({})", f4(r.metric(key)), f4(r.metric(&format!("{key}_std")))),
+            Column::Fit => format!("{:.3}", r.fit_seconds),
+            Column::Predict => format!("{:.3}", r.predict_seconds),
+        }
+    }
+}
+
+fn f4(value: f64) -> String {
+    format!("{value:.4}")
 }
 
 /// The data folder an example program takes: its first argument, else `$CINEDATA_ML_SMALL`,

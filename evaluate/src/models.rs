@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use model::{
     BiasedMf, Centring, Ease, ItemId, KnnBaseline, LinearBlend, ModelError, OnlineConfig, OnlineModel, Popularity,
-    Query, Ratings, Recommender, Rerank, Scored, SgdParams, TruncatedSvd, Update, UserId,
+    Query, Rating, Ratings, Recommender, Rerank, Scored, SgdParams, TruncatedSvd, Update, UserId,
 };
 use serde_json::{Value, json};
 
@@ -307,54 +307,21 @@ pub type NewLearner = (Box<dyn Learner>, Value);
 
 /// A model that predicts, then learns, one rating at a time (protocol B).
 pub trait Learner {
-    /// The prediction for `(user, item)` before learning it, clipped.
-    fn predict(&self, user: UserId, item: ItemId) -> f32;
-
-    /// Learns one rating.
+    /// The prediction for `rating`'s pair from the state before it (clipped by the caller),
+    /// then learns the rating: one prequential test.
     ///
     /// # Errors
     /// The model's rejection of the rating.
-    fn learn(&mut self, user: UserId, item: ItemId, rating: f32, timestamp: i64) -> Result<(), ModelError>;
-
-    /// [`Learner::predict`], then [`Learner::learn`]: one prequential test. A model may do both
-    /// in one pass as long as the prediction comes from its state before the rating.
-    ///
-    /// # Errors
-    /// The model's rejection of the rating.
-    fn predict_then_learn(
-        &mut self,
-        user: UserId,
-        item: ItemId,
-        rating: f32,
-        timestamp: i64,
-    ) -> Result<f32, ModelError> {
-        let p = self.predict(user, item);
-        self.learn(user, item, rating, timestamp)?;
-        Ok(p)
-    }
+    fn predict_then_learn(&mut self, rating: &Rating) -> Result<f32, ModelError>;
 }
 
 impl Learner for OnlineModel {
-    fn predict(&self, user: UserId, item: ItemId) -> f32 {
-        Recommender::predict(self, user, item)
-    }
-
-    fn learn(&mut self, user: UserId, item: ItemId, rating: f32, timestamp: i64) -> Result<(), ModelError> {
-        self.update(user, item, rating, timestamp).map(|_| ())
-    }
-
     /// One locked pass: `update` reports the prediction it made before stepping.
-    fn predict_then_learn(
-        &mut self,
-        user: UserId,
-        item: ItemId,
-        rating: f32,
-        timestamp: i64,
-    ) -> Result<f32, ModelError> {
-        match self.update(user, item, rating, timestamp)? {
+    fn predict_then_learn(&mut self, r: &Rating) -> Result<f32, ModelError> {
+        match self.update(r.user, r.item, r.value, r.timestamp)? {
             Update::Applied { prediction, .. } => Ok(prediction),
             // Nothing was learned, so the state is still the one before the event.
-            Update::Duplicate | Update::Outdated => Ok(Recommender::predict(self, user, item)),
+            Update::Duplicate | Update::Outdated => Ok(Recommender::predict(self, r.user, r.item)),
         }
     }
 }
@@ -367,14 +334,11 @@ pub struct RunningMean {
 }
 
 impl Learner for RunningMean {
-    fn predict(&self, _: UserId, _: ItemId) -> f32 {
-        if self.n == 0 { clip(0.0) } else { clip((self.sum / self.n as f64) as f32) }
-    }
-
-    fn learn(&mut self, _: UserId, _: ItemId, rating: f32, _: i64) -> Result<(), ModelError> {
-        self.sum += f64::from(rating);
+    fn predict_then_learn(&mut self, r: &Rating) -> Result<f32, ModelError> {
+        let prediction = if self.n == 0 { clip(0.0) } else { clip((self.sum / self.n as f64) as f32) };
+        self.sum += f64::from(r.value);
         self.n += 1;
-        Ok(())
+        Ok(prediction)
     }
 }
 
@@ -409,9 +373,9 @@ mod tests {
     #[test]
     fn running_mean_predicts_before_it_learns() {
         let mut m = RunningMean::default();
-        assert_eq!(m.predict(1, 1), 0.5);
-        m.learn(1, 1, 4.0, 0).unwrap();
-        m.learn(1, 2, 2.0, 0).unwrap();
-        assert_eq!(m.predict(1, 3), 3.0);
+        let rating = |item, value| Rating { user: 1, item, value, timestamp: 0 };
+        assert_eq!(m.predict_then_learn(&rating(1, 4.0)).unwrap(), 0.5);
+        assert_eq!(m.predict_then_learn(&rating(2, 2.0)).unwrap(), 4.0);
+        assert_eq!(m.predict_then_learn(&rating(3, 1.0)).unwrap(), 3.0);
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use model::{ItemId, ModelError, Query, Ratings, Recommender, UserId};
+use model::{ItemId, ModelError, Query, Rating, Ratings, Recommender, UserId};
 use movielens::RatingRow;
 use serde_json::{Value, json};
 
@@ -85,9 +85,14 @@ pub const PREQUENTIAL_RUNS: usize = 5;
 /// # Errors
 /// [`EvalError::NotApplicable`] for a batch-only model; a rating the model rejects.
 pub fn prequential(rows: &[RatingRow], model: ModelName) -> Result<Report, EvalError> {
-    let stream: Vec<(UserId, ItemId, f32, i64)> = stream_order(rows)
+    let stream: Vec<Rating> = stream_order(rows)
         .into_iter()
-        .map(|r| (rows[r].user_id, rows[r].movie_id, rows[r].rating, rows[r].timestamp))
+        .map(|r| Rating {
+            user: rows[r].user_id,
+            item: rows[r].movie_id,
+            value: rows[r].rating,
+            timestamp: rows[r].timestamp,
+        })
         .collect();
     let tail_start = stream.len() * 8 / 10;
     // The first 20% is where hyper-parameters are chosen (see BENCHMARKS.md): reported apart.
@@ -102,14 +107,14 @@ pub fn prequential(rows: &[RatingRow], model: ModelName) -> Result<Report, EvalE
         params = p;
         let (mut run_all, mut run_tail, mut run_head) = (Errors::default(), Errors::default(), Errors::default());
         let start = Instant::now();
-        for (k, &(user, item, rating, timestamp)) in stream.iter().enumerate() {
-            let p = clip(learner.predict_then_learn(user, item, rating, timestamp)?);
-            run_all.add(p, rating);
+        for (k, rating) in stream.iter().enumerate() {
+            let p = clip(learner.predict_then_learn(rating)?);
+            run_all.add(p, rating.value);
             if k >= tail_start {
-                run_tail.add(p, rating);
+                run_tail.add(p, rating.value);
             }
             if k < head_end {
-                run_head.add(p, rating);
+                run_head.add(p, rating.value);
             }
         }
         runs.push(start.elapsed().as_secs_f64());

@@ -1,10 +1,8 @@
 //! Reports as experiment records, and the `--compare` table of past records.
 
-use std::fmt::Write as _;
-
 use schemas::experiments::{DataSnapshot, ExperimentKind, ExperimentRecord, git_revision, host_name, unix_now};
 
-use crate::Report;
+use crate::{Report, markdown};
 
 /// What every record of one `evaluate` invocation shares.
 #[derive(Debug, Clone)]
@@ -68,28 +66,22 @@ pub fn short_revision(revision: &str) -> String {
 /// the store): when (UTC), git revision, kind, protocol, model, data fingerprint (8 digits),
 /// RMSE, MAE, NDCG@10, coverage, fit seconds; `-` where a metric was not measured.
 pub fn compare_table(records: &[ExperimentRecord]) -> String {
-    let mut out = String::from(
-        "| id | when (UTC) | git revision | kind | protocol | model | data | RMSE | MAE | NDCG@10 | coverage | fit s |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
-    );
+    let mut out = String::new();
+    let names = ["id", "when (UTC)", "git revision", "kind", "protocol", "model", "data"];
+    markdown::header(&mut out, names.into_iter().chain(["RMSE", "MAE", "NDCG@10", "coverage", "fit s"]));
     let metric = |r: &ExperimentRecord, key: &str| r.metric(key).map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"));
     for r in records {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.3} |",
+        let cells = [
             r.id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
             utc(r.created_at),
             short_revision(&r.git_revision),
-            r.kind,
-            r.protocol,
-            r.model,
-            r.data.fingerprint.get(..8).unwrap_or(&r.data.fingerprint),
-            metric(r, "rmse"),
-            metric(r, "mae"),
-            metric(r, "ndcg@10"),
-            metric(r, "coverage"),
-            r.fit_seconds
-        );
+            r.kind.to_string(),
+            r.protocol.clone(),
+            r.model.clone(),
+            r.data.fingerprint.get(..8).unwrap_or(&r.data.fingerprint).to_owned(),
+        ];
+        let metrics = ["rmse", "mae", "ndcg@10", "coverage"].map(|key| metric(r, key));
+        markdown::row(&mut out, cells.into_iter().chain(metrics).chain([format!("{:.3}", r.fit_seconds)]));
     }
     out
 }
