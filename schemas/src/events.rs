@@ -275,40 +275,81 @@ pub trait Event: Serialize + DeserializeOwned {
     /// The event's name, e.g. `RatingSubmitted`.
     const NAME: &'static str;
 
+    /// The fields every event carries.
+    fn envelope(&self) -> Envelope;
+
+    /// Checks the fields only this kind of event has.
+    ///
+    /// # Errors
+    /// The first value out of range.
+    fn check_payload(&self) -> Result<(), EventError>;
+
     /// The user, also the Kafka message key.
-    fn user_id(&self) -> i64;
+    fn user_id(&self) -> i64 {
+        self.envelope().user_id
+    }
 
     /// The movie, which must be in the catalogue.
-    fn movie_id(&self) -> i64;
+    fn movie_id(&self) -> i64 {
+        self.envelope().movie_id
+    }
 
     /// The event id.
-    fn event_id(&self) -> EventId;
+    fn event_id(&self) -> EventId {
+        self.envelope().event_id
+    }
 
     /// Checks the values' ranges with `now` (Unix seconds) as the present.
     ///
     /// # Errors
     /// The first value out of range.
-    fn validate(&self, now: i64) -> Result<(), EventError>;
+    fn validate(&self, now: i64) -> Result<(), EventError> {
+        self.envelope().check(now)?;
+        self.check_payload()
+    }
 }
 
-fn check_common(schema_version: u32, user_id: i64, movie_id: i64, timestamp: i64, now: i64) -> Result<(), EventError> {
-    if schema_version != SCHEMA_VERSION {
-        return Err(EventError::UnsupportedVersion { found: u64::from(schema_version) });
+/// The fields every event carries, checked by the same rules whatever the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope {
+    /// The event's schema version.
+    pub schema_version: u32,
+    /// The event id.
+    pub event_id: EventId,
+    /// The user.
+    pub user_id: i64,
+    /// The movie.
+    pub movie_id: i64,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+impl Envelope {
+    /// The envelope of these fields.
+    pub fn new(schema_version: u32, event_id: EventId, user_id: i64, movie_id: i64, timestamp: i64) -> Self {
+        Self { schema_version, event_id, user_id, movie_id, timestamp }
     }
-    if user_id <= 0 {
-        return Err(EventError::invalid("userId", format!("{user_id} is not positive")));
+
+    fn check(self, now: i64) -> Result<(), EventError> {
+        let Self { schema_version, user_id, movie_id, timestamp, .. } = self;
+        if schema_version != SCHEMA_VERSION {
+            return Err(EventError::UnsupportedVersion { found: u64::from(schema_version) });
+        }
+        if user_id <= 0 {
+            return Err(EventError::invalid("userId", format!("{user_id} is not positive")));
+        }
+        if movie_id <= 0 {
+            return Err(EventError::invalid("movieId", format!("{movie_id} is not positive")));
+        }
+        let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
+        if !(EARLIEST_TIMESTAMP..=latest).contains(&timestamp) {
+            return Err(EventError::invalid(
+                "timestamp",
+                format!("{timestamp} is outside {EARLIEST_TIMESTAMP} (1995-01-01) ..= {latest} (now + 1 day)"),
+            ));
+        }
+        Ok(())
     }
-    if movie_id <= 0 {
-        return Err(EventError::invalid("movieId", format!("{movie_id} is not positive")));
-    }
-    let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
-    if !(EARLIEST_TIMESTAMP..=latest).contains(&timestamp) {
-        return Err(EventError::invalid(
-            "timestamp",
-            format!("{timestamp} is outside {EARLIEST_TIMESTAMP} (1995-01-01) ..= {latest} (now + 1 day)"),
-        ));
-    }
-    Ok(())
 }
 
 /// Whether a rating is on MovieLens' scale: 0.5 to 5.0 in half-star steps (the same rule as
@@ -320,18 +361,11 @@ pub fn valid_rating(rating: f64) -> bool {
 impl Event for RatingSubmitted {
     const NAME: &'static str = "RatingSubmitted";
 
-    fn user_id(&self) -> i64 {
-        self.user_id
-    }
-    fn movie_id(&self) -> i64 {
-        self.movie_id
-    }
-    fn event_id(&self) -> EventId {
-        self.event_id
+    fn envelope(&self) -> Envelope {
+        Envelope::new(self.schema_version, self.event_id, self.user_id, self.movie_id, self.timestamp)
     }
 
-    fn validate(&self, now: i64) -> Result<(), EventError> {
-        check_common(self.schema_version, self.user_id, self.movie_id, self.timestamp, now)?;
+    fn check_payload(&self) -> Result<(), EventError> {
         if !valid_rating(self.rating) {
             return Err(EventError::invalid("rating", format!("{} is not 0.5..=5.0 in 0.5 steps", self.rating)));
         }
@@ -342,18 +376,11 @@ impl Event for RatingSubmitted {
 impl Event for TagAdded {
     const NAME: &'static str = "TagAdded";
 
-    fn user_id(&self) -> i64 {
-        self.user_id
-    }
-    fn movie_id(&self) -> i64 {
-        self.movie_id
-    }
-    fn event_id(&self) -> EventId {
-        self.event_id
+    fn envelope(&self) -> Envelope {
+        Envelope::new(self.schema_version, self.event_id, self.user_id, self.movie_id, self.timestamp)
     }
 
-    fn validate(&self, now: i64) -> Result<(), EventError> {
-        check_common(self.schema_version, self.user_id, self.movie_id, self.timestamp, now)?;
+    fn check_payload(&self) -> Result<(), EventError> {
         if self.tag.trim().is_empty() {
             return Err(EventError::invalid("tag", "is blank"));
         }
