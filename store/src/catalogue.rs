@@ -4,6 +4,8 @@ use schemas::{
     Analytics, GenreStats, Link, LinkIds, Movie, MovieDetail, MovieStats, Rating, RatingBucket, Tag, YearStats,
 };
 use sqlx::AssertSqlSafe;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
 use crate::pool::{Arg, bind_args, with_pool};
 use crate::{Store, StoreError};
@@ -54,6 +56,17 @@ struct Filter {
 }
 
 impl Filter {
+    /// `user_id = ?` and `movie_id = ?` for the ids given (ratings and tags).
+    fn of_user_movie(user_id: Option<i64>, movie_id: Option<i64>) -> Self {
+        let mut filter = Self::default();
+        for (clause, id) in [("user_id = ?", user_id), ("movie_id = ?", movie_id)] {
+            if let Some(id) = id {
+                filter.push(clause, Arg::Int(id));
+            }
+        }
+        filter
+    }
+
     /// Adds a clause whose single `?` becomes the next `$N`.
     fn push(&mut self, clause: &str, arg: Arg) {
         self.args.push(arg);
@@ -104,6 +117,14 @@ fn link((movie_id, imdb_id, tmdb_id): (i64, String, Option<i64>)) -> Link {
 }
 
 impl Store {
+    /// The rows of a query built at run time, with its arguments.
+    async fn fetch_all<T>(&self, sql: String, args: &[Arg]) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(with_pool!(self, |pool| bind_args(sqlx::query_as(AssertSqlSafe(sql)), args).fetch_all(pool).await)?)
+    }
+
     /// Movies by id, optionally filtered by title substring and genre.
     ///
     /// # Errors
@@ -120,8 +141,7 @@ impl Store {
             );
         }
         let (sql, args) = filter.paged("SELECT m.movie_id, m.title, m.genres FROM movies m", "m.movie_id", page);
-        let rows: Vec<(i64, String, String)> =
-            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
+        let rows: Vec<(i64, String, String)> = self.fetch_all(sql, &args).await?;
         Ok(rows.into_iter().map(|(movie_id, title, genres)| Movie { movie_id, title, genres }).collect())
     }
 
@@ -190,20 +210,13 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn ratings(&self, query: &RatingQuery, page: Page) -> Result<Vec<Rating>, StoreError> {
-        let mut filter = Filter::default();
-        if let Some(user_id) = query.user_id {
-            filter.push("user_id = ?", Arg::Int(user_id));
-        }
-        if let Some(movie_id) = query.movie_id {
-            filter.push("movie_id = ?", Arg::Int(movie_id));
-        }
+        let mut filter = Filter::of_user_movie(query.user_id, query.movie_id);
         if let Some(min) = query.min_rating {
             filter.push("rating >= ?", Arg::Real(min));
         }
         let (sql, args) =
             filter.paged("SELECT user_id, movie_id, rating, timestamp FROM ratings", "user_id, movie_id", page);
-        let rows: Vec<RatingTuple> =
-            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
+        let rows: Vec<RatingTuple> = self.fetch_all(sql, &args).await?;
         Ok(rows.into_iter().map(rating).collect())
     }
 
@@ -229,17 +242,10 @@ impl Store {
     /// # Errors
     /// A database error.
     pub async fn tags(&self, query: &TagQuery, page: Page) -> Result<Vec<Tag>, StoreError> {
-        let mut filter = Filter::default();
-        if let Some(user_id) = query.user_id {
-            filter.push("user_id = ?", Arg::Int(user_id));
-        }
-        if let Some(movie_id) = query.movie_id {
-            filter.push("movie_id = ?", Arg::Int(movie_id));
-        }
+        let filter = Filter::of_user_movie(query.user_id, query.movie_id);
         let (sql, args) =
             filter.paged("SELECT user_id, movie_id, tag, timestamp FROM tags", "user_id, movie_id, tag", page);
-        let rows: Vec<TagTuple> =
-            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
+        let rows: Vec<TagTuple> = self.fetch_all(sql, &args).await?;
         Ok(rows.into_iter().map(tag).collect())
     }
 
@@ -267,8 +273,7 @@ impl Store {
     /// A database error.
     pub async fn links(&self, page: Page) -> Result<Vec<Link>, StoreError> {
         let (sql, args) = Filter::default().paged("SELECT movie_id, imdb_id, tmdb_id FROM links", "movie_id", page);
-        let rows: Vec<(i64, String, Option<i64>)> =
-            with_pool!(self, |pool| { bind_args(sqlx::query_as(AssertSqlSafe(sql)), &args).fetch_all(pool).await })?;
+        let rows: Vec<(i64, String, Option<i64>)> = self.fetch_all(sql, &args).await?;
         Ok(rows.into_iter().map(link).collect())
     }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use movielens::{Release, RowError, release::Rows};
+use movielens::release::{LinkRow, MovieRow, RatingRow, Rows, TagRow};
+use movielens::{Release, RowError};
 use tokio::sync::mpsc;
 
 use crate::{Store, StoreError};
@@ -122,6 +123,57 @@ fn bar(show: bool, what: &str) -> ProgressBar {
     bar
 }
 
+/// A release row that names a movie.
+trait OfMovie {
+    fn movie_id(&self) -> i64;
+}
+
+macro_rules! of_movie {
+    ($($row:ty),*) => {
+        $(impl OfMovie for $row {
+            fn movie_id(&self) -> i64 {
+                self.movie_id
+            }
+        })*
+    };
+}
+of_movie!(MovieRow, LinkRow, RatingRow, TagRow);
+
+impl ImportReport {
+    /// Parses one file in the background (rejecting rows whose movie is not in `known`, when
+    /// given) and hands its batches to `write`, with a progress bar; returns the rows stored.
+    async fn load<T: OfMovie + Send + 'static>(
+        &mut self,
+        what: &str,
+        rows: Rows<T>,
+        options: &ImportOptions,
+        known: Option<&Arc<HashSet<i64>>>,
+        mut write: impl AsyncFnMut(&[T]) -> Result<u64, StoreError>,
+    ) -> Result<u64, StoreError> {
+        let progress = bar(options.progress, what);
+        let known = known.cloned();
+        let keep = move |row: &T| match &known {
+            Some(known) if !known.contains(&row.movie_id()) => {
+                Err(format!("movieId {} is not in movies.csv", row.movie_id()))
+            }
+            _ => Ok(()),
+        };
+        let mut rx = parse_in_background(rows, options.batch_size, keep);
+        let mut written = 0;
+        while let Some(batch) = rx.recv().await {
+            match batch {
+                Batch::Rows(rows) => {
+                    written += write(&rows).await?;
+                    progress.inc(rows.len() as u64);
+                }
+                Batch::Rejected(e) => self.reject(&e, options.max_reported),
+            }
+        }
+        progress.finish();
+        Ok(written)
+    }
+}
+
 impl Store {
     /// Imports a release folder: movies first, then links, ratings and tags (which must name a
     /// known movie).
@@ -132,79 +184,29 @@ impl Store {
     pub async fn import(&self, release: &Release, options: &ImportOptions) -> Result<ImportReport, StoreError> {
         let started = Instant::now();
         let mut report = ImportReport::default();
-        let max = options.max_reported;
-
         let movies = release.movies()?;
-        let movies_bar = bar(options.progress, "movies");
-        let mut rx = parse_in_background(movies, options.batch_size, |_| Ok(()));
-        while let Some(batch) = rx.recv().await {
-            match batch {
-                Batch::Rows(rows) => {
-                    report.movies += self.upsert_movies(&rows).await?;
-                    movies_bar.inc(rows.len() as u64);
-                }
-                Batch::Rejected(e) => report.reject(&e, max),
-            }
-        }
-        movies_bar.finish();
+        report.movies = report.load("movies", movies, options, None, async |r| self.upsert_movies(r).await).await?;
 
-        let known = Arc::new(self.movie_ids().await?);
-        let known_movie = |known: Arc<HashSet<i64>>| {
-            move |movie_id: i64| {
-                if known.contains(&movie_id) { Ok(()) } else { Err(format!("movieId {movie_id} is not in movies.csv")) }
-            }
-        };
-
-        let check = known_movie(known.clone());
-        let links_bar = bar(options.progress, "links");
-        let mut rx = parse_in_background(release.links()?, options.batch_size, move |l| check(l.movie_id));
-        while let Some(batch) = rx.recv().await {
-            match batch {
-                Batch::Rows(rows) => {
-                    report.links += self.upsert_links(&rows).await?;
-                    links_bar.inc(rows.len() as u64);
-                }
-                Batch::Rejected(e) => report.reject(&e, max),
-            }
-        }
-        links_bar.finish();
+        let known = Some(Arc::new(self.movie_ids().await?));
+        let links = release.links()?;
+        report.links =
+            report.load("links", links, options, known.as_ref(), async |r| self.upsert_links(r).await).await?;
         if options.catalogue_only {
             report.elapsed = started.elapsed();
             return Ok(report);
         }
 
         tracing::debug!(elapsed = ?started.elapsed(), "catalogue imported");
-        let check = known_movie(known.clone());
-        let ratings_bar = bar(options.progress, "ratings");
-        let mut rx = parse_in_background(release.ratings()?, options.batch_size, move |r| check(r.movie_id));
         let mut loader = self.ratings_loader().await?;
-        while let Some(batch) = rx.recv().await {
-            match batch {
-                Batch::Rows(rows) => {
-                    report.ratings += loader.load(&rows).await?;
-                    ratings_bar.inc(rows.len() as u64);
-                }
-                Batch::Rejected(e) => report.reject(&e, max),
-            }
-        }
+        let ratings = release.ratings()?;
+        report.ratings =
+            report.load("ratings", ratings, options, known.as_ref(), async |r| loader.load(r).await).await?;
         tracing::debug!(elapsed = ?started.elapsed(), "ratings written");
         loader.finish().await?;
-        ratings_bar.finish();
         tracing::debug!(elapsed = ?started.elapsed(), "ratings indexed");
 
-        let check = known_movie(known);
-        let tags_bar = bar(options.progress, "tags");
-        let mut rx = parse_in_background(release.tags()?, options.batch_size, move |t| check(t.movie_id));
-        while let Some(batch) = rx.recv().await {
-            match batch {
-                Batch::Rows(rows) => {
-                    report.tags += self.upsert_tags(&rows).await?;
-                    tags_bar.inc(rows.len() as u64);
-                }
-                Batch::Rejected(e) => report.reject(&e, max),
-            }
-        }
-        tags_bar.finish();
+        let tags = release.tags()?;
+        report.tags = report.load("tags", tags, options, known.as_ref(), async |r| self.upsert_tags(r).await).await?;
 
         report.elapsed = started.elapsed();
         Ok(report)

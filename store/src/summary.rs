@@ -11,7 +11,8 @@
 //! Row triggers would be simpler but cost SQLite 8–25 µs per rating each (3–8× the insert).
 //!
 //! PostgreSQL keeps them with statement triggers over transition tables (its migration 0003);
-//! its bulk load turns them off and writes its in-memory sums with [`Changes::write_pg`].
+//! its bulk load turns them off and writes its in-memory sums with [`Changes::write_pg`]: the
+//! same JSON arrays, through the same upserts in PostgreSQL's dialect.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -44,6 +45,29 @@ pub(crate) const SQLITE_UPSERTS: [&str; 5] = [
      SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
      ON CONFLICT (hour) DO UPDATE SET rating_count = rating_count + excluded.rating_count, \
      latest = MAX(latest, excluded.latest)",
+];
+
+/// [`SQLITE_UPSERTS`] in PostgreSQL's dialect, for [`Changes::write_pg`].
+const PG_UPSERTS: [&str; 5] = [
+    "INSERT INTO rating_months AS s (month, rating_count, rating_sum) \
+     SELECT j ->> 0, (j ->> 1)::BIGINT, (j ->> 2)::FLOAT8 FROM jsonb_array_elements($1::jsonb) AS t(j) \
+     ON CONFLICT (month) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
+     rating_sum = s.rating_sum + excluded.rating_sum",
+    "INSERT INTO movie_years AS s (movie_id, year, rating_count, rating_sum) \
+     SELECT (j ->> 0)::BIGINT, (j ->> 1)::BIGINT, (j ->> 2)::BIGINT, (j ->> 3)::FLOAT8 \
+     FROM jsonb_array_elements($1::jsonb) AS t(j) \
+     ON CONFLICT (movie_id, year) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
+     rating_sum = s.rating_sum + excluded.rating_sum",
+    "INSERT INTO movie_rating_counts AS s (movie_id, rating, rating_count) \
+     SELECT (j ->> 0)::BIGINT, (j ->> 1)::FLOAT8, (j ->> 2)::BIGINT FROM jsonb_array_elements($1::jsonb) AS t(j) \
+     ON CONFLICT (movie_id, rating) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count",
+    "INSERT INTO user_rating_counts AS s (user_id, rating_count) \
+     SELECT (j ->> 0)::BIGINT, (j ->> 1)::BIGINT FROM jsonb_array_elements($1::jsonb) AS t(j) \
+     ON CONFLICT (user_id) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count",
+    "INSERT INTO rating_hours AS s (hour, rating_count, latest) \
+     SELECT (j ->> 0)::BIGINT, (j ->> 1)::BIGINT, (j ->> 2)::BIGINT FROM jsonb_array_elements($1::jsonb) AS t(j) \
+     ON CONFLICT (hour) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
+     latest = GREATEST(s.latest, excluded.latest)",
 ];
 
 /// Recomputes every summary from `ratings` (one grouping pass per table), for a store whose
@@ -160,31 +184,19 @@ impl Changes {
     /// The five JSON arrays [`SQLITE_UPSERTS`] take, in its order; keys whose changes cancel
     /// out (count and sum) are left out, so an array can be `[]`.
     pub(crate) fn json(&self) -> [String; 5] {
-        let array = |items: Vec<String>| format!("[{}]", items.join(","));
+        /// `[row,...]` of the entries whose change `counts`.
+        fn array<K, V>(entries: &FxHashMap<K, V>, counts: fn(&V) -> bool, row: impl Fn(&K, &V) -> String) -> String {
+            let rows: Vec<String> = entries.iter().filter(|(_, v)| counts(v)).map(|(k, v)| row(k, v)).collect();
+            format!("[{}]", rows.join(","))
+        }
+        let sum = |c: &(i64, f64)| c.0 != 0 || c.1 != 0.0;
+        let count = |n: &i64| *n != 0;
         [
-            array(
-                self.months
-                    .iter()
-                    .filter(|(_, c)| c.0 != 0 || c.1 != 0.0)
-                    .map(|((y, m), c)| format!("[\"{y:04}-{m:02}\",{},{}]", c.0, c.1))
-                    .collect(),
-            ),
-            array(
-                self.movie_years
-                    .iter()
-                    .filter(|(_, c)| c.0 != 0 || c.1 != 0.0)
-                    .map(|((movie, year), c)| format!("[{movie},{year},{},{}]", c.0, c.1))
-                    .collect(),
-            ),
-            array(
-                self.movie_ratings
-                    .iter()
-                    .filter(|(_, n)| **n != 0)
-                    .map(|((movie, bits), n)| format!("[{movie},{},{n}]", f64::from_bits(*bits)))
-                    .collect(),
-            ),
-            array(self.users.iter().filter(|(_, n)| **n != 0).map(|(user, n)| format!("[{user},{n}]")).collect()),
-            array(self.hours.iter().map(|(hour, (n, latest))| format!("[{hour},{n},{latest}]")).collect()),
+            array(&self.months, sum, |(y, m), c| format!("[\"{y:04}-{m:02}\",{},{}]", c.0, c.1)),
+            array(&self.movie_years, sum, |(movie, year), c| format!("[{movie},{year},{},{}]", c.0, c.1)),
+            array(&self.movie_ratings, count, |(movie, bits), n| format!("[{movie},{},{n}]", f64::from_bits(*bits))),
+            array(&self.users, count, |user, n| format!("[{user},{n}]")),
+            array(&self.hours, |_| true, |hour, (n, latest)| format!("[{hour},{n},{latest}]")),
         ]
     }
 }
@@ -196,85 +208,9 @@ impl Changes {
     /// # Errors
     /// A database error.
     pub(crate) async fn write_pg(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-        let mut months = (Vec::new(), Vec::new(), Vec::new());
-        for ((y, m), (n, sum)) in &self.months {
-            months.0.push(format!("{y:04}-{m:02}"));
-            months.1.push(*n);
-            months.2.push(*sum);
+        for (upsert, json) in PG_UPSERTS.into_iter().zip(self.json()) {
+            sqlx::query(upsert).bind(json).execute(&mut *conn).await?;
         }
-        sqlx::query(
-            "INSERT INTO rating_months AS s (month, rating_count, rating_sum) \
-             SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::FLOAT8[]) \
-             ON CONFLICT (month) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
-             rating_sum = s.rating_sum + excluded.rating_sum",
-        )
-        .bind(&months.0)
-        .bind(&months.1)
-        .bind(&months.2)
-        .execute(&mut *conn)
-        .await?;
-        let mut years = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((movie, year), (n, sum)) in &self.movie_years {
-            years.0.push(*movie);
-            years.1.push(*year);
-            years.2.push(*n);
-            years.3.push(*sum);
-        }
-        sqlx::query(
-            "INSERT INTO movie_years AS s (movie_id, year, rating_count, rating_sum) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::FLOAT8[]) \
-             ON CONFLICT (movie_id, year) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
-             rating_sum = s.rating_sum + excluded.rating_sum",
-        )
-        .bind(&years.0)
-        .bind(&years.1)
-        .bind(&years.2)
-        .bind(&years.3)
-        .execute(&mut *conn)
-        .await?;
-        let mut ratings = (Vec::new(), Vec::new(), Vec::new());
-        for ((movie, bits), n) in &self.movie_ratings {
-            ratings.0.push(*movie);
-            ratings.1.push(f64::from_bits(*bits));
-            ratings.2.push(*n);
-        }
-        sqlx::query(
-            "INSERT INTO movie_rating_counts AS s (movie_id, rating, rating_count) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::FLOAT8[], $3::BIGINT[]) \
-             ON CONFLICT (movie_id, rating) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count",
-        )
-        .bind(&ratings.0)
-        .bind(&ratings.1)
-        .bind(&ratings.2)
-        .execute(&mut *conn)
-        .await?;
-        let (users, counts): (Vec<i64>, Vec<i64>) = self.users.iter().map(|(u, n)| (*u, *n)).unzip();
-        sqlx::query(
-            "INSERT INTO user_rating_counts AS s (user_id, rating_count) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]) \
-             ON CONFLICT (user_id) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count",
-        )
-        .bind(&users)
-        .bind(&counts)
-        .execute(&mut *conn)
-        .await?;
-        let mut hours = (Vec::new(), Vec::new(), Vec::new());
-        for (hour, (n, latest)) in &self.hours {
-            hours.0.push(*hour);
-            hours.1.push(*n);
-            hours.2.push(*latest);
-        }
-        sqlx::query(
-            "INSERT INTO rating_hours AS s (hour, rating_count, latest) \
-             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) \
-             ON CONFLICT (hour) DO UPDATE SET rating_count = s.rating_count + excluded.rating_count, \
-             latest = GREATEST(s.latest, excluded.latest)",
-        )
-        .bind(&hours.0)
-        .bind(&hours.1)
-        .bind(&hours.2)
-        .execute(&mut *conn)
-        .await?;
         Ok(())
     }
 }

@@ -7,8 +7,7 @@
 use std::collections::HashSet;
 
 use movielens::{LinkRow, MovieRow, NO_GENRES, RatingRow, TagRow};
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, AssertSqlSafe, PgPool, Sqlite, SqliteConnection};
+use sqlx::{Acquire, AssertSqlSafe, PgPool, SqliteConnection, SqlitePool};
 
 use crate::pool::Pool;
 use crate::{Store, StoreError, summary};
@@ -171,11 +170,7 @@ impl Store {
         }
         match &self.pool {
             Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                if let Err(error) = sqlite_insert_ratings(&mut conn, &rows).await {
-                    discard(conn).await;
-                    return Err(error.into());
-                }
+                on_own_connection(pool, async |conn| sqlite_insert_ratings(conn, &rows).await).await?
             }
             Pool::Postgres(pool) => pg_insert_ratings(pool, &rows).await?,
         }
@@ -194,13 +189,7 @@ impl Store {
             return Ok(0);
         }
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                if let Err(error) = sqlite_insert_tags(&mut conn, &rows).await {
-                    discard(conn).await;
-                    return Err(error.into());
-                }
-            }
+            Pool::Sqlite(pool) => on_own_connection(pool, async |conn| sqlite_insert_tags(conn, &rows).await).await?,
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 for chunk in rows.chunks(PG_CHUNK) {
@@ -326,15 +315,23 @@ async fn sqlite_insert_tags(conn: &mut SqliteConnection, rows: &[&TagRow]) -> Re
     tx.commit().await
 }
 
-/// Closes a SQLite connection whose write failed instead of returning it to the pool. After
-/// a full disk or an I/O error its rollback can fail too, leaving the transaction open and
-/// the database's write lock held: back in the pool it would make every later write fail
-/// with "database is locked", even once space is freed. Closing it rolls back and releases
-/// the lock; the pool opens a fresh connection when one is next needed.
-async fn discard(conn: PoolConnection<Sqlite>) {
-    if let Err(error) = sqlx::Connection::close(conn.detach()).await {
-        tracing::warn!(%error, "closing a SQLite connection after a failed write");
+/// Runs `write` on a pooled SQLite connection and, if it fails, closes that connection instead
+/// of returning it to the pool. After a full disk or an I/O error its rollback can fail too,
+/// leaving the transaction open and the database's write lock held: back in the pool it would
+/// make every later write fail with "database is locked", even once space is freed. Closing it
+/// rolls back and releases the lock; the pool opens a fresh connection when one is next needed.
+async fn on_own_connection(
+    pool: &SqlitePool,
+    write: impl AsyncFnOnce(&mut SqliteConnection) -> Result<(), sqlx::Error>,
+) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    if let Err(error) = write(&mut conn).await {
+        if let Err(error) = sqlx::Connection::close(conn.detach()).await {
+            tracing::warn!(%error, "closing a SQLite connection after a failed write");
+        }
+        return Err(error.into());
     }
+    Ok(())
 }
 
 async fn pg_insert_ratings(pool: &PgPool, rows: &[RatingRow]) -> Result<(), sqlx::Error> {
@@ -374,10 +371,6 @@ pub(crate) const PG_RATINGS_FK: &str = "DO $$ BEGIN \
 mod tests {
     use super::*;
 
-    fn r(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> RatingRow {
-        RatingRow { user_id, movie_id, rating, timestamp }
-    }
-
     #[test]
     fn values_sql_numbers_every_placeholder() {
         assert_eq!(values_sql("INSERT INTO t (a, b)", 2, 2, " X"), "INSERT INTO t (a, b) VALUES (?,?),(?,?) X");
@@ -385,14 +378,22 @@ mod tests {
 
     #[test]
     fn dedup_keeps_the_newest_rating_per_user_and_movie() {
-        let rows = [r(1, 1, 2.0, 10), r(1, 1, 4.0, 20), r(1, 1, 3.0, 15), r(2, 1, 1.0, 5)];
+        let rows = [
+            RatingRow::new(1, 1, 2.0, 10),
+            RatingRow::new(1, 1, 4.0, 20),
+            RatingRow::new(1, 1, 3.0, 15),
+            RatingRow::new(2, 1, 1.0, 5),
+        ];
         let out = dedup_newest(&rows, |r| (r.user_id, r.movie_id), |r| r.timestamp);
-        assert_eq!(out, vec![r(1, 1, 4.0, 20), r(2, 1, 1.0, 5)]);
+        assert_eq!(out, vec![RatingRow::new(1, 1, 4.0, 20), RatingRow::new(2, 1, 1.0, 5)]);
     }
 
     #[test]
     fn dedup_prefers_the_later_row_on_equal_timestamps() {
-        let rows = [r(1, 1, 2.0, 10), r(1, 1, 4.5, 10)];
-        assert_eq!(dedup_newest(&rows, |r| (r.user_id, r.movie_id), |r| r.timestamp), vec![r(1, 1, 4.5, 10)]);
+        let rows = [RatingRow::new(1, 1, 2.0, 10), RatingRow::new(1, 1, 4.5, 10)];
+        assert_eq!(
+            dedup_newest(&rows, |r| (r.user_id, r.movie_id), |r| r.timestamp),
+            vec![RatingRow::new(1, 1, 4.5, 10)]
+        );
     }
 }
