@@ -2,7 +2,7 @@
 //! projected matrices of randomized SVD, a one-sided Jacobi SVD to check it against, and
 //! Gram-based orthonormalisation for tall matrices.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, Slice};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Slice};
 
 /// Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: returns eigenvalues in
 /// descending order and the matching orthonormal eigenvectors as columns.
@@ -33,27 +33,11 @@ pub fn symmetric_eigen(a: ArrayView2<'_, f64>) -> (Array1<f64>, Array2<f64>) {
                 if apq.abs() <= 1e-300 {
                     continue;
                 }
-                let theta = (m[[q, q]] - m[[p, p]]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let sn = t * c;
+                let rotation = jacobi_rotation(m[[p, p]], m[[q, q]], apq);
                 // M <- Jᵀ M J on rows/columns p and q.
-                for k in 0..n {
-                    let (mkp, mkq) = (m[[k, p]], m[[k, q]]);
-                    m[[k, p]] = c * mkp - sn * mkq;
-                    m[[k, q]] = sn * mkp + c * mkq;
-                }
-                for k in 0..n {
-                    let (mpk, mqk) = (m[[p, k]], m[[q, k]]);
-                    m[[p, k]] = c * mpk - sn * mqk;
-                    m[[q, k]] = sn * mpk + c * mqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[[k, p]], v[[k, q]]);
-                    v[[k, p]] = c * vkp - sn * vkq;
-                    v[[k, q]] = sn * vkp + c * vkq;
-                }
+                rotate_columns(m.view_mut(), p, q, rotation);
+                rotate_columns(m.view_mut().reversed_axes(), p, q, rotation);
+                rotate_columns(v.view_mut(), p, q, rotation);
             }
         }
     }
@@ -62,6 +46,24 @@ pub fn symmetric_eigen(a: ArrayView2<'_, f64>) -> (Array1<f64>, Array2<f64>) {
     let values = order.iter().map(|&i| m[[i, i]]).collect();
     let vectors = v.select(Axis(1), &order);
     (values, vectors)
+}
+
+/// The Jacobi rotation `(cos, sin)` that diagonalises the symmetric 2×2 matrix
+/// `[[app, apq], [apq, aqq]]` (the smaller of the two angles that do).
+fn jacobi_rotation(app: f64, aqq: f64, apq: f64) -> (f64, f64) {
+    let theta = (aqq - app) / (2.0 * apq);
+    let t = if theta == 0.0 { 1.0 } else { theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt()) };
+    let c = 1.0 / (t * t + 1.0).sqrt();
+    (c, t * c)
+}
+
+/// Rotates columns `p` and `q` of `a` by `(cos, sin)`.
+fn rotate_columns(mut a: ArrayViewMut2<'_, f64>, p: usize, q: usize, (c, s): (f64, f64)) {
+    for mut row in a.rows_mut() {
+        let (x, y) = (row[p], row[q]);
+        row[p] = c * x - s * y;
+        row[q] = s * x + c * y;
+    }
 }
 
 /// A thin SVD `a = u · diag(s) · vt` with singular values descending.
@@ -97,21 +99,9 @@ pub fn dense_svd(a: ArrayView2<'_, f64>) -> DenseSvd {
                     continue;
                 }
                 rotated = true;
-                let zeta = (beta - alpha) / (2.0 * gamma);
-                let t = zeta.signum() / (zeta.abs() + (1.0 + zeta * zeta).sqrt());
-                let t = if zeta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (1.0 + t * t).sqrt();
-                let sn = c * t;
-                for k in 0..m {
-                    let (x, y) = (w[[k, p]], w[[k, q]]);
-                    w[[k, p]] = c * x - sn * y;
-                    w[[k, q]] = sn * x + c * y;
-                }
-                for k in 0..n {
-                    let (x, y) = (v[[k, p]], v[[k, q]]);
-                    v[[k, p]] = c * x - sn * y;
-                    v[[k, q]] = sn * x + c * y;
-                }
+                let rotation = jacobi_rotation(alpha, beta, gamma);
+                rotate_columns(w.view_mut(), p, q, rotation);
+                rotate_columns(v.view_mut(), p, q, rotation);
             }
         }
         if !rotated {

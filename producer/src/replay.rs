@@ -648,22 +648,22 @@ pub async fn replay_timeline(
 mod tests {
     use super::*;
 
-    fn r(user_id: i64, movie_id: i64, rating: f32, timestamp: i64) -> RatingRow {
-        RatingRow { user_id, movie_id, rating, timestamp }
-    }
-
     #[test]
     fn packing_keeps_every_field() {
-        for row in [r(1, 1, 0.5, 788_918_400), r(162_541, 209_171, 5.0, 1_574_327_703), r(7, 3, 3.5, 0)] {
+        for row in [
+            RatingRow::new(1, 1, 0.5, 788_918_400),
+            RatingRow::new(162_541, 209_171, 5.0, 1_574_327_703),
+            RatingRow::new(7, 3, 3.5, 0),
+        ] {
             assert_eq!(unpack(pack(&row).unwrap()), row);
         }
-        assert!(pack(&r(1, 1, 4.0, -5)).is_none());
-        assert!(pack(&r(1 << 40, 1, 4.0, 5)).is_none());
+        assert!(pack(&RatingRow::new(1, 1, 4.0, -5)).is_none());
+        assert!(pack(&RatingRow::new(1 << 40, 1, 4.0, 5)).is_none());
     }
 
     #[test]
     fn the_timeline_is_in_time_order_with_tags_merged() {
-        let ratings = vec![r(2, 1, 4.0, 30), r(1, 5, 3.0, 10), r(1, 2, 2.5, 20)];
+        let ratings = vec![RatingRow::new(2, 1, 4.0, 30), RatingRow::new(1, 5, 3.0, 10), RatingRow::new(1, 2, 2.5, 20)];
         let tags = vec![
             TagRow { user_id: 1, movie_id: 5, tag: "late".into(), timestamp: 40 },
             TagRow { user_id: 1, movie_id: 5, tag: "early".into(), timestamp: 15 },

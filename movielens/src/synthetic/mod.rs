@@ -329,18 +329,20 @@ const STREAM_LINK: u64 = 8;
 ///
 /// # Errors
 /// [`SyntheticError::Config`] if the config is invalid.
-pub fn movies(cfg: &SyntheticConfig) -> Result<Movies, SyntheticError> {
+pub fn movies(cfg: &SyntheticConfig) -> Result<impl ExactSizeIterator<Item = MovieRow> + Clone, SyntheticError> {
     cfg.validate()?;
-    Ok(Movies { seed: cfg.seed, next: 1, last: cfg.movies })
+    let seed = cfg.seed;
+    Ok((1..cfg.movies + 1).map(move |id| movie_row(seed, id)))
 }
 
 /// Streams `links.csv` rows in id order.
 ///
 /// # Errors
 /// [`SyntheticError::Config`] if the config is invalid.
-pub fn links(cfg: &SyntheticConfig) -> Result<Links, SyntheticError> {
+pub fn links(cfg: &SyntheticConfig) -> Result<impl ExactSizeIterator<Item = LinkRow> + Clone, SyntheticError> {
     cfg.validate()?;
-    Ok(Links { seed: cfg.seed, movies: cfg.movies, next: 1 })
+    let (seed, movies) = (cfg.seed, cfg.movies);
+    Ok((1..movies + 1).map(move |id| link_row(seed, movies, id)))
 }
 
 /// Streams `ratings.csv` rows sorted by user id then movie id; exactly `cfg.ratings` rows.
@@ -438,70 +440,28 @@ fn rating_text(rating: f32) -> &'static str {
     RATING_TEXT[((rating * 2.0) as usize).clamp(1, 10) - 1]
 }
 
-/// Iterator over synthetic `movies.csv` rows; see [`movies`].
-#[derive(Debug, Clone)]
-pub struct Movies {
-    seed: u64,
-    next: u32,
-    last: u32,
-}
-
-impl Iterator for Movies {
-    type Item = MovieRow;
-    fn next(&mut self) -> Option<MovieRow> {
-        if self.next > self.last {
-            return None;
-        }
-        let id = self.next;
-        self.next += 1;
-        let profile = MovieProfile::new(self.seed, id);
-        Some(MovieRow {
-            movie_id: i64::from(id),
-            title: profile.title(id),
-            genres: profile.genres().map(|g| GENRES[g].to_owned()).collect(),
-        })
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = (u64::from(self.last) + 1 - u64::from(self.next)) as usize;
-        (n, Some(n))
+/// Movie `id` of the release seeded `seed`.
+fn movie_row(seed: u64, id: u32) -> MovieRow {
+    let profile = MovieProfile::new(seed, id);
+    MovieRow {
+        movie_id: i64::from(id),
+        title: profile.title(id),
+        genres: profile.genres().map(|g| GENRES[g].to_owned()).collect(),
     }
 }
 
-impl ExactSizeIterator for Movies {}
-
-/// Iterator over synthetic `links.csv` rows; see [`links`].
-#[derive(Debug, Clone)]
-pub struct Links {
-    seed: u64,
-    movies: u32,
-    next: u32,
+/// The links of movie `id` of `movies` in the release seeded `seed`.
+fn link_row(seed: u64, movies: u32, id: u32) -> LinkRow {
+    let mut rng = Rng64::stream(seed, STREAM_LINK, u64::from(id));
+    let index = u64::from(id - 1);
+    // Unique ids: one random value inside each movie's own slot of the id range.
+    let imdb_slot = (9_000_000 / u64::from(movies)).max(1);
+    let imdb = 100_000 + index * imdb_slot + rng.random_range(0..imdb_slot);
+    let tmdb_slot = (1_200_000 / u64::from(movies)).max(1);
+    let tmdb = 2 + index * tmdb_slot + rng.random_range(0..tmdb_slot);
+    let tmdb_id = if rng.random::<f64>() < 0.001 { None } else { Some(tmdb as i64) };
+    LinkRow { movie_id: i64::from(id), imdb_id: format!("{imdb:07}"), tmdb_id }
 }
-
-impl Iterator for Links {
-    type Item = LinkRow;
-    fn next(&mut self) -> Option<LinkRow> {
-        if self.next > self.movies {
-            return None;
-        }
-        let id = self.next;
-        self.next += 1;
-        let mut rng = Rng64::stream(self.seed, STREAM_LINK, u64::from(id));
-        let index = u64::from(id - 1);
-        // Unique ids: one random value inside each movie's own slot of the id range.
-        let imdb_slot = (9_000_000 / u64::from(self.movies)).max(1);
-        let imdb = 100_000 + index * imdb_slot + rng.random_range(0..imdb_slot);
-        let tmdb_slot = (1_200_000 / u64::from(self.movies)).max(1);
-        let tmdb = 2 + index * tmdb_slot + rng.random_range(0..tmdb_slot);
-        let tmdb_id = if rng.random::<f64>() < 0.001 { None } else { Some(tmdb as i64) };
-        Some(LinkRow { movie_id: i64::from(id), imdb_id: format!("{imdb:07}"), tmdb_id })
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = (u64::from(self.movies) + 1 - u64::from(self.next)) as usize;
-        (n, Some(n))
-    }
-}
-
-impl ExactSizeIterator for Links {}
 
 /// Iterator over synthetic `ratings.csv` rows; see [`ratings`].
 pub struct Ratings {
