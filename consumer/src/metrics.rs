@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 /// Every dead-letter reason: the kinds of [`schemas::events::EventError`]. Their counters
 /// exist from the start (at 0), so a rate over them is defined before the first poison event.
@@ -72,46 +72,39 @@ struct Families {
 
 impl Families {
     fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let counter = |name: &str, help: &str| IntCounter::with_opts(Opts::new(name, help));
-        let received = IntCounterVec::new(
-            Opts::new(
-                "consumer_events_received_total",
-                "Messages taken from Kafka, by topic (a redelivered one counts again).",
-            ),
+        let f = runtime::metrics::Families(registry);
+        let received = f.counter_vec(
+            "consumer_events_received_total",
+            "Messages taken from Kafka, by topic (a redelivered one counts again).",
             &["topic"],
         )?;
-        let persisted = IntCounterVec::new(
-            Opts::new("consumer_events_persisted_total", "Events written to the store, by kind: rating, tag."),
+        let persisted = f.counter_vec(
+            "consumer_events_persisted_total",
+            "Events written to the store, by kind: rating, tag.",
             &["kind"],
         )?;
-        let dead_letters = IntCounterVec::new(
-            Opts::new(
-                "consumer_dead_letters_total",
-                "Poison events published to the dead-letter topic, by reason (the x-dlq-kind header).",
-            ),
+        let dead_letters = f.counter_vec(
+            "consumer_dead_letters_total",
+            "Poison events published to the dead-letter topic, by reason (the x-dlq-kind header).",
             &["reason"],
         )?;
-        let batch_size = Histogram::with_opts(
-            HistogramOpts::new("consumer_batch_size", "Events per batch (one database transaction per kind).").buckets(
-                vec![1.0, 10.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 250_000.0],
-            ),
+        let batch_size = f.histogram(
+            "consumer_batch_size",
+            "Events per batch (one database transaction per kind).",
+            vec![1.0, 10.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 250_000.0],
         )?;
-        let db_write = Histogram::with_opts(
-            HistogramOpts::new(
-                "consumer_db_write_duration_seconds",
-                "One attempt to persist a batch: catalogue check and upserts, failed attempts included.",
-            )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        let db_write = f.histogram(
+            "consumer_db_write_duration_seconds",
+            "One attempt to persist a batch: catalogue check and upserts, failed attempts included.",
+            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
         )?;
-        let lag = IntGaugeVec::new(
-            Opts::new(
-                "consumer_lag",
-                "Events not yet persisted per assigned partition: high watermark minus the next offset to persist \
-                 (refreshed every few seconds).",
-            ),
+        let lag = f.int_gauge_vec(
+            "consumer_lag",
+            "Events not yet persisted per assigned partition: high watermark minus the next offset to persist \
+             (refreshed every few seconds).",
             &["topic", "partition"],
         )?;
-        let families = Self {
+        Ok(Self {
             persisted_ratings: persisted.with_label_values(&["rating"]),
             persisted_tags: persisted.with_label_values(&["tag"]),
             reasons: DEAD_LETTER_REASONS.map(|r| dead_letters.with_label_values(&[r])),
@@ -119,29 +112,13 @@ impl Families {
             dead_letters,
             batch_size,
             db_write,
-            db_retries: counter("consumer_db_retries_total", "Database writes retried after an error.")?,
-            dlq_retries: counter("consumer_dlq_retries_total", "Dead-letter publications retried after an error.")?,
-            rebalances: counter("consumer_rebalances_total", "Rebalances seen (assignments and revocations).")?,
-            assigned: IntGauge::with_opts(Opts::new("consumer_assigned_partitions", "Partitions currently assigned."))?,
+            db_retries: f.counter("consumer_db_retries_total", "Database writes retried after an error.")?,
+            dlq_retries: f.counter("consumer_dlq_retries_total", "Dead-letter publications retried after an error.")?,
+            rebalances: f.counter("consumer_rebalances_total", "Rebalances seen (assignments and revocations).")?,
+            assigned: f.int_gauge("consumer_assigned_partitions", "Partitions currently assigned.")?,
             lag,
             stored: Mutex::new(HashMap::new()),
-        };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
-            Box::new(families.received.clone()),
-            Box::new(persisted),
-            Box::new(families.dead_letters.clone()),
-            Box::new(families.batch_size.clone()),
-            Box::new(families.db_write.clone()),
-            Box::new(families.db_retries.clone()),
-            Box::new(families.dlq_retries.clone()),
-            Box::new(families.rebalances.clone()),
-            Box::new(families.assigned.clone()),
-            Box::new(families.lag.clone()),
-        ];
-        for collector in collectors {
-            registry.register(collector)?;
-        }
-        Ok(families)
+        })
     }
 }
 

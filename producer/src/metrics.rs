@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
 /// A replay times the delivery of one event in this many.
 pub const LATENCY_SAMPLE: u64 = 64;
@@ -50,43 +50,30 @@ impl ProducerMetrics {
     /// # Errors
     /// A family of the same name is already registered there.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let counter = |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["topic"]);
-        let metrics = Self {
+        let f = runtime::metrics::Families(registry);
+        let counter = |name: &str, help: &str| f.counter_vec(name, help, &["topic"]);
+        Ok(Self {
             sent: counter("producer_events_sent_total", "Events handed to the Kafka client, by topic.")?,
             delivered: counter("producer_events_delivered_total", "Events acknowledged by the broker, by topic.")?,
             failures: counter(
                 "producer_delivery_failures_total",
                 "Events whose delivery failed (timed out, refused), by topic.",
             )?,
-            send_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "producer_send_duration_seconds",
-                    "Time from handing an event to the Kafka client to the broker's acknowledgement \
-                     (replays time one event in 64).",
-                )
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            send_duration: f.histogram(
+                "producer_send_duration_seconds",
+                "Time from handing an event to the Kafka client to the broker's acknowledgement \
+                 (replays time one event in 64).",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
             )?,
-            replay_lag: Gauge::with_opts(Opts::new(
+            replay_lag: f.gauge(
                 "producer_replay_lag_seconds",
                 "How far a paced replay (--speed, --rate) is behind its schedule; 0 when on time or unpaced.",
-            ))?,
-            replay_planned: IntGauge::with_opts(Opts::new(
+            )?,
+            replay_planned: f.int_gauge(
                 "producer_replay_planned_events",
                 "Events the running replay will send (limit included); its progress is sent / planned.",
-            ))?,
-        };
-        let families: [Box<dyn prometheus::core::Collector>; 6] = [
-            Box::new(metrics.sent.clone()),
-            Box::new(metrics.delivered.clone()),
-            Box::new(metrics.failures.clone()),
-            Box::new(metrics.send_duration.clone()),
-            Box::new(metrics.replay_lag.clone()),
-            Box::new(metrics.replay_planned.clone()),
-        ];
-        for family in families {
-            registry.register(family)?;
-        }
-        Ok(metrics)
+            )?,
+        })
     }
 
     /// The counters of `topic` (created at 0, so they show before the first event).

@@ -9,7 +9,11 @@ use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +26,60 @@ pub const NAMESPACE: &str = "cinedata";
 /// Never: the prefix is valid.
 pub fn registry() -> Registry {
     Registry::new_custom(Some(NAMESPACE.into()), None).expect("a valid prefix")
+}
+
+/// Makes metric families already registered in one registry, so none can be left out of
+/// `/metrics`. Each method fails if the name is invalid or already registered.
+#[derive(Debug, Clone, Copy)]
+pub struct Families<'a>(pub &'a Registry);
+
+impl Families<'_> {
+    fn add<C: Collector + Clone + 'static>(&self, family: prometheus::Result<C>) -> prometheus::Result<C> {
+        let family = family?;
+        self.0.register(Box::new(family.clone()))?;
+        Ok(family)
+    }
+
+    /// A counter.
+    pub fn counter(&self, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+        self.add(IntCounter::new(name, help))
+    }
+
+    /// A counter per value of `labels`.
+    pub fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+
+    /// A gauge of real values.
+    pub fn gauge(&self, name: &str, help: &str) -> prometheus::Result<Gauge> {
+        self.add(Gauge::new(name, help))
+    }
+
+    /// A gauge of integers.
+    pub fn int_gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        self.add(IntGauge::new(name, help))
+    }
+
+    /// A gauge of integers per value of `labels`.
+    pub fn int_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    /// A histogram with these bucket bounds.
+    pub fn histogram(&self, name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Result<Histogram> {
+        self.add(Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)))
+    }
+
+    /// A histogram with these bucket bounds per value of `labels`.
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+        labels: &[&str],
+    ) -> prometheus::Result<HistogramVec> {
+        self.add(HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels))
+    }
 }
 
 /// The registry in the text exposition format (version 0.0.4).

@@ -10,9 +10,7 @@ use axum::http::Method;
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
 /// The service's metric families.
 #[derive(Clone)]
@@ -36,48 +34,40 @@ impl Metrics {
     /// # Panics
     /// Only if two families share a name, which is a programming error caught by any test.
     pub fn new() -> Arc<Self> {
-        let registry = Registry::new_custom(Some("cinedata".into()), None).expect("valid prefix");
-        let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status."),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric");
-        let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method and route template.")
-                .buckets(vec![
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]),
-            &["method", "route"],
-        )
-        .expect("valid metric");
-        let store_rows = IntGaugeVec::new(Opts::new("store_rows", "Rows in each catalogue table."), &["table"])
+        let registry = runtime::metrics::registry();
+        let f = runtime::metrics::Families(&registry);
+        let requests = f
+            .counter_vec(
+                "http_requests_total",
+                "HTTP requests answered, by method, route template and status.",
+                &["method", "route", "status"],
+            )
             .expect("valid metric");
-        let cache_lookups = IntCounterVec::new(
-            Opts::new(
+        let latency = f
+            .histogram_vec(
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route template.",
+                vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                &["method", "route"],
+            )
+            .expect("valid metric");
+        let store_rows =
+            f.int_gauge_vec("store_rows", "Rows in each catalogue table.", &["table"]).expect("valid metric");
+        let cache_lookups = f
+            .counter_vec(
                 "http_cache_lookups_total",
                 "Response cache lookups by result: hit, stale (served while one request refreshes), miss.",
-            ),
-            &["result"],
-        )
-        .expect("valid metric");
+                &["result"],
+            )
+            .expect("valid metric");
         let connections_open =
-            IntGauge::new("http_connections_open", "Client connections open now.").expect("valid metric");
-        let connections_refused = IntCounter::new(
-            "http_connections_refused_total",
-            "Connections answered 503 and closed because the connection limit was reached.",
-        )
-        .expect("valid metric");
-        let families: [Box<dyn prometheus::core::Collector>; 6] = [
-            Box::new(requests.clone()),
-            Box::new(latency.clone()),
-            Box::new(store_rows.clone()),
-            Box::new(cache_lookups.clone()),
-            Box::new(connections_open.clone()),
-            Box::new(connections_refused.clone()),
-        ];
-        for family in families {
-            registry.register(family).expect("unique metric names");
-        }
+            f.int_gauge("http_connections_open", "Client connections open now.").expect("valid metric");
+        let connections_refused = f
+            .counter(
+                "http_connections_refused_total",
+                "Connections answered 503 and closed because the connection limit was reached.",
+            )
+            .expect("valid metric");
         // process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux only).
         let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         Arc::new(Self { registry, requests, latency, store_rows, cache_lookups, connections_open, connections_refused })
@@ -90,9 +80,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        runtime::metrics::render(&self.registry)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The live model's Prometheus families.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, Histogram, IntCounterVec, IntGauge, Registry};
 
 /// The live model's Prometheus families.
 #[derive(Clone)]
@@ -35,60 +35,42 @@ impl LiveMetrics {
     /// # Panics
     /// If a name is already registered (a programming error).
     pub fn register(registry: &Registry) -> Self {
-        let gauge = |name: &str, help: &str| Gauge::with_opts(Opts::new(name, help)).expect("valid metric");
-        let int_gauge = |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help)).expect("valid metric");
-        let m = Self {
-            updates: IntCounterVec::new(
-                Opts::new("online_updates_total", "Rating events given to the online model, by outcome."),
+        Self::families(&runtime::metrics::Families(registry)).expect("valid, unique metric families")
+    }
+
+    fn families(f: &runtime::metrics::Families<'_>) -> prometheus::Result<Self> {
+        Ok(Self {
+            updates: f.counter_vec(
+                "online_updates_total",
+                "Rating events given to the online model, by outcome.",
                 &["outcome"],
-            )
-            .expect("valid metric"),
-            prequential_rmse: gauge(
+            )?,
+            prequential_rmse: f.gauge(
                 "online_prequential_rmse",
                 "Rolling RMSE of the online model on events before it learns them (last ~10k events).",
-            ),
-            prequential_mae: gauge("online_prequential_mae", "Rolling MAE, as online_prequential_rmse."),
-            version: int_gauge("model_version", "Version of the model serving answers from."),
-            holdout_rmse: gauge("model_holdout_rmse", "Holdout RMSE of the current model's last retrain."),
-            holdout_mae: gauge("model_holdout_mae", "Holdout MAE of the current model's last retrain."),
-            retrains: IntCounterVec::new(
-                Opts::new("model_retrains_total", "Batch retrains by outcome: accepted, rejected, failed."),
+            )?,
+            prequential_mae: f.gauge("online_prequential_mae", "Rolling MAE, as online_prequential_rmse.")?,
+            version: f.int_gauge("model_version", "Version of the model serving answers from.")?,
+            holdout_rmse: f.gauge("model_holdout_rmse", "Holdout RMSE of the current model's last retrain.")?,
+            holdout_mae: f.gauge("model_holdout_mae", "Holdout MAE of the current model's last retrain.")?,
+            retrains: f.counter_vec(
+                "model_retrains_total",
+                "Batch retrains by outcome: accepted, rejected, failed.",
                 &["outcome"],
-            )
-            .expect("valid metric"),
-            retrain_seconds: Histogram::with_opts(
-                HistogramOpts::new("model_retrain_duration_seconds", "Time to read, train and check a retrain.")
-                    .buckets(prometheus::exponential_buckets(0.1, 2.0, 14).expect("valid buckets")),
-            )
-            .expect("valid metric"),
-            users: int_gauge("model_users", "Users the live model knows."),
-            movies: int_gauge("model_movies", "Movies the live model knows."),
-            recommend_seconds: prometheus::HistogramVec::new(
-                HistogramOpts::new(
-                    "recommendation_duration_seconds",
-                    "Time to compute a list, by kind: personal, trending, collaborative, content.",
-                )
-                .buckets(vec![0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05]),
+            )?,
+            retrain_seconds: f.histogram(
+                "model_retrain_duration_seconds",
+                "Time to read, train and check a retrain.",
+                prometheus::exponential_buckets(0.1, 2.0, 14)?,
+            )?,
+            users: f.int_gauge("model_users", "Users the live model knows.")?,
+            movies: f.int_gauge("model_movies", "Movies the live model knows.")?,
+            recommend_seconds: f.histogram_vec(
+                "recommendation_duration_seconds",
+                "Time to compute a list, by kind: personal, trending, collaborative, content.",
+                vec![0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
                 &["kind"],
-            )
-            .expect("valid metric"),
-        };
-        let families: [Box<dyn prometheus::core::Collector>; 11] = [
-            Box::new(m.updates.clone()),
-            Box::new(m.prequential_rmse.clone()),
-            Box::new(m.prequential_mae.clone()),
-            Box::new(m.version.clone()),
-            Box::new(m.holdout_rmse.clone()),
-            Box::new(m.holdout_mae.clone()),
-            Box::new(m.retrains.clone()),
-            Box::new(m.retrain_seconds.clone()),
-            Box::new(m.users.clone()),
-            Box::new(m.movies.clone()),
-            Box::new(m.recommend_seconds.clone()),
-        ];
-        for f in families {
-            registry.register(f).expect("unique metric names");
-        }
-        m
+            )?,
+        })
     }
 }
