@@ -9,33 +9,33 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// `axum::extract::Query` with JSON errors.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Query<T>(pub T);
+/// Wraps an axum extractor of request parts so its rejection becomes a 422 JSON error.
+macro_rules! with_json_errors {
+    ($(#[$doc:meta])* $name:ident wraps $axum:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::Invalid(e.body_text()))
-    }
+        impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for $name<T> {
+            type Rejection = ApiError;
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+                <$axum>::from_request_parts(parts, state)
+                    .await
+                    .map(|extracted| $name(extracted.0))
+                    .map_err(|e| ApiError::Invalid(e.body_text()))
+            }
+        }
+    };
 }
 
-/// `axum::extract::Path` with JSON errors.
-#[derive(Debug, Clone, Copy)]
-pub struct Path<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Path(p.0))
-            .map_err(|e| ApiError::Invalid(e.body_text()))
-    }
-}
+with_json_errors!(
+    /// `axum::extract::Query` with JSON errors.
+    Query wraps axum::extract::Query<T>
+);
+with_json_errors!(
+    /// `axum::extract::Path` with JSON errors.
+    Path wraps axum::extract::Path<T>
+);
 
 /// `axum::Json` with JSON errors: bad syntax, wrong types and a wrong content type give 422,
 /// a body over the limit 413, a body that stalls (the server's body timeout) 408.

@@ -73,6 +73,11 @@ fn positive(name: &str, value: Option<i64>) -> ApiResult<Option<i64>> {
     }
 }
 
+/// The row a lookup found, or a 404 saying what is missing.
+fn found<T>(row: Option<T>, missing: impl FnOnce() -> String) -> ApiResult<axum::Json<T>> {
+    row.map(axum::Json).ok_or_else(|| ApiError::NotFound(missing()))
+}
+
 /// Filters for `GET /movies`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -102,37 +107,47 @@ pub async fn list_movies(
     params(("movie_id" = i64, Path, description = "MovieLens movie id")),
     responses((status = 200, body = MovieDetail), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get_movie(State(state): State<AppState>, Path(movie_id): Path<i64>) -> ApiResult<axum::Json<MovieDetail>> {
-    state
-        .store
-        .movie_detail(movie_id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::NotFound(format!("movie {movie_id} not found")))
+    found(state.store.movie_detail(movie_id).await?, || format!("movie {movie_id} not found"))
 }
 
-/// Filters for `GET /ratings`; `movieId`/`userId` are accepted as aliases.
+/// The user and movie filters of `GET /ratings` and `GET /tags`; `movieId`/`userId` are
+/// accepted as aliases.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct RatingFilter {
-    /// Only this movie's ratings (alias `movieId`).
+pub struct OwnerFilter {
+    /// Only this movie's rows (alias `movieId`).
     #[serde(alias = "movieId")]
     #[param(minimum = 1)]
     movie_id: Option<i64>,
-    /// Only this user's ratings (alias `userId`).
+    /// Only this user's rows (alias `userId`).
     #[serde(alias = "userId")]
     #[param(minimum = 1)]
     user_id: Option<i64>,
+}
+
+impl OwnerFilter {
+    /// `(movie_id, user_id)`, each checked to be positive when given.
+    fn ids(&self) -> ApiResult<(Option<i64>, Option<i64>)> {
+        Ok((positive("movie_id", self.movie_id)?, positive("user_id", self.user_id)?))
+    }
+}
+
+/// The rating threshold of `GET /ratings`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RatingFilter {
     /// Only ratings at or above this value, 0 to 5.
     #[param(minimum = 0.0, maximum = 5.0)]
     min_rating: Option<f64>,
 }
 
 /// List ratings ordered by (userId, movieId).
-#[utoipa::path(get, path = "/ratings", tag = "catalogue", params(Paging, RatingFilter),
+#[utoipa::path(get, path = "/ratings", tag = "catalogue", params(Paging, OwnerFilter, RatingFilter),
     responses((status = 200, body = [Rating]), (status = 422, body = ErrorBody)))]
 pub async fn list_ratings(
     State(state): State<AppState>,
     Query(paging): Query<Paging>,
+    Query(owner): Query<OwnerFilter>,
     Query(filter): Query<RatingFilter>,
 ) -> ApiResult<axum::Json<Vec<Rating>>> {
     if let Some(min) = filter.min_rating
@@ -140,11 +155,8 @@ pub async fn list_ratings(
     {
         return Err(ApiError::Invalid(format!("min_rating must be between 0 and 5, got {min}")));
     }
-    let query = RatingQuery {
-        movie_id: positive("movie_id", filter.movie_id)?,
-        user_id: positive("user_id", filter.user_id)?,
-        min_rating: filter.min_rating,
-    };
+    let (movie_id, user_id) = owner.ids()?;
+    let query = RatingQuery { movie_id, user_id, min_rating: filter.min_rating };
     Ok(axum::Json(state.store.ratings(&query, paging.page()?).await?))
 }
 
@@ -156,38 +168,19 @@ pub async fn get_rating(
     State(state): State<AppState>,
     Path((user_id, movie_id)): Path<(i64, i64)>,
 ) -> ApiResult<axum::Json<Rating>> {
-    state
-        .store
-        .rating(user_id, movie_id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no rating by user {user_id} for movie {movie_id}")))
-}
-
-/// Filters for `GET /tags`; `movieId`/`userId` are accepted as aliases.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TagFilter {
-    /// Only this movie's tags (alias `movieId`).
-    #[serde(alias = "movieId")]
-    #[param(minimum = 1)]
-    movie_id: Option<i64>,
-    /// Only this user's tags (alias `userId`).
-    #[serde(alias = "userId")]
-    #[param(minimum = 1)]
-    user_id: Option<i64>,
+    found(state.store.rating(user_id, movie_id).await?, || format!("no rating by user {user_id} for movie {movie_id}"))
 }
 
 /// List tags ordered by (userId, movieId, tag).
-#[utoipa::path(get, path = "/tags", tag = "catalogue", params(Paging, TagFilter),
+#[utoipa::path(get, path = "/tags", tag = "catalogue", params(Paging, OwnerFilter),
     responses((status = 200, body = [Tag]), (status = 422, body = ErrorBody)))]
 pub async fn list_tags(
     State(state): State<AppState>,
     Query(paging): Query<Paging>,
-    Query(filter): Query<TagFilter>,
+    Query(owner): Query<OwnerFilter>,
 ) -> ApiResult<axum::Json<Vec<Tag>>> {
-    let query =
-        TagQuery { movie_id: positive("movie_id", filter.movie_id)?, user_id: positive("user_id", filter.user_id)? };
+    let (movie_id, user_id) = owner.ids()?;
+    let query = TagQuery { movie_id, user_id };
     Ok(axum::Json(state.store.tags(&query, paging.page()?).await?))
 }
 
@@ -205,12 +198,9 @@ pub async fn get_tag(
     if tag.contains('\0') {
         return Err(ApiError::Invalid("tag must not contain NUL characters".into()));
     }
-    state
-        .store
-        .tag(user_id, movie_id, &tag)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no tag {tag:?} by user {user_id} on movie {movie_id}")))
+    found(state.store.tag(user_id, movie_id, &tag).await?, || {
+        format!("no tag {tag:?} by user {user_id} on movie {movie_id}")
+    })
 }
 
 /// List links ordered by movieId.
@@ -228,10 +218,5 @@ pub async fn list_links(
     params(("movie_id" = i64, Path, description = "MovieLens movie id")),
     responses((status = 200, body = Link), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn get_link(State(state): State<AppState>, Path(movie_id): Path<i64>) -> ApiResult<axum::Json<Link>> {
-    state
-        .store
-        .link(movie_id)
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no link for movie {movie_id}")))
+    found(state.store.link(movie_id).await?, || format!("no link for movie {movie_id}"))
 }

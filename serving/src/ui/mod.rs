@@ -168,6 +168,14 @@ pub struct Chart {
     pub y_name: String,
 }
 
+impl Chart {
+    /// Ratings counted per category (`kind` `bar` or `hbar`): one "Ratings" series.
+    pub fn rating_counts(kind: &'static str, counts: impl Iterator<Item = (String, f64)>) -> Self {
+        let (x, data) = counts.map(|(label, n)| (label, Some(n))).unzip();
+        Self { kind, x, series: vec![Series { name: "Ratings".into(), data }], y_name: "ratings".into() }
+    }
+}
+
 /// A line chart over time as `assets/app.js` draws it (`kind: "time"`): a time axis with one
 /// point per moment, so uneven gaps between moments show as such.
 #[derive(Debug, Clone, Serialize)]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use schemas::recommend::{RecommendedMovie, Strategy};
 use store::{Page, RatingQuery, TagQuery};
 
-use super::{Chart, Layout, OrPage, PageError, PageResult, Series, json_script};
+use super::{Chart, Layout, OrPage, PageError, PageResult, json_script};
 use crate::charts::title_year;
 use crate::error::ApiError;
 use crate::routes::{charts, recommend};
@@ -121,24 +121,9 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Page
     tags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.to_lowercase().cmp(&b.0.to_lowercase())));
     tags.truncate(TAGS);
 
-    let histogram = Chart {
-        kind: "bar",
-        x: figures.histogram.iter().map(|b| format!("{:.1}", b.rating)).collect(),
-        series: vec![Series {
-            name: "Ratings".into(),
-            data: figures.histogram.iter().map(|b| Some(b.count as f64)).collect(),
-        }],
-        y_name: "ratings".into(),
-    };
-    let per_year = Chart {
-        kind: "bar",
-        x: figures.per_year.iter().map(|y| y.year.to_string()).collect(),
-        series: vec![Series {
-            name: "Ratings".into(),
-            data: figures.per_year.iter().map(|y| Some(y.count as f64)).collect(),
-        }],
-        y_name: "ratings".into(),
-    };
+    let histogram =
+        Chart::rating_counts("bar", figures.histogram.iter().map(|b| (format!("{:.1}", b.rating), b.count as f64)));
+    let per_year = Chart::rating_counts("bar", figures.per_year.iter().map(|y| (y.year.to_string(), y.count as f64)));
     let page = MoviePage {
         layout: Layout::new(&state, movie.title.clone(), ""),
         year: title_year(&movie.title).map(|y| y.to_string()).unwrap_or_default(),

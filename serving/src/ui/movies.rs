@@ -268,8 +268,10 @@ impl Table {
 struct MoviesPage {
     layout: Layout,
     form: MovieForm,
-    genres: Vec<String>,
-    sorts: Vec<(&'static str, &'static str)>,
+    /// The drop-downs' (value, text) options.
+    genres: Vec<(String, String)>,
+    sorts: Vec<(String, String)>,
+    orders: Vec<(String, String)>,
     table: Table,
 }
 
@@ -307,6 +309,10 @@ fn results(state: &AppState, charts: &Charts, form: &MovieForm, oob: bool) -> Ta
     }
 }
 
+fn options<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|(value, text)| (value.to_owned(), text.to_owned())).collect()
+}
+
 /// `GET /ui/movies`.
 pub async fn page(
     State(state): State<AppState>,
@@ -315,14 +321,17 @@ pub async fn page(
     let charts = charts::current(&state).await.or_page(&state)?;
     let page = MoviesPage {
         layout: Layout::new(&state, "Movies", "movies"),
-        genres: charts.genres.clone(),
-        sorts: vec![
+        genres: options(
+            std::iter::once(("", "Any genre")).chain(charts.genres.iter().map(|g| (g.as_str(), g.as_str()))),
+        ),
+        sorts: options([
             ("ratings", "Most ratings"),
             ("mean", "Highest mean rating"),
             ("title", "Title"),
             ("year", "Newest"),
             ("id", "Movie id"),
-        ],
+        ]),
+        orders: options([("default", "As sorted"), ("reverse", "Reversed")]),
         table: results(&state, &charts, &form, false),
         form,
     };

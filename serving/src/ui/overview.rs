@@ -52,34 +52,14 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
         ("Ratings in the last day of the stream", thousands(charts.last_day)),
         ("Model version", state.live.lineage().version.to_string()),
     ];
-    let months = Chart {
-        kind: "bar",
-        x: charts.months.iter().map(|m| m.month.clone()).collect(),
-        series: vec![Series {
-            name: "Ratings".into(),
-            data: charts.months.iter().map(|m| Some(m.count as f64)).collect(),
-        }],
-        y_name: "ratings".into(),
-    };
-    let histogram = Chart {
-        kind: "bar",
-        x: figures.rating_distribution.iter().map(|b| format!("{:.1}", b.rating)).collect(),
-        series: vec![Series {
-            name: "Ratings".into(),
-            data: figures.rating_distribution.iter().map(|b| Some(b.count as f64)).collect(),
-        }],
-        y_name: "ratings".into(),
-    };
+    let months = Chart::rating_counts("bar", charts.months.iter().map(|m| (m.month.clone(), m.count as f64)));
+    let histogram = Chart::rating_counts(
+        "bar",
+        figures.rating_distribution.iter().map(|b| (format!("{:.1}", b.rating), b.count as f64)),
+    );
     let popular: Vec<_> = figures.genres.iter().filter(|g| g.rating_count > 0).collect();
-    let genre_popularity = Chart {
-        kind: "hbar",
-        x: popular.iter().map(|g| g.genre.clone()).collect(),
-        series: vec![Series {
-            name: "Ratings".into(),
-            data: popular.iter().map(|g| Some(g.rating_count as f64)).collect(),
-        }],
-        y_name: "ratings".into(),
-    };
+    let genre_popularity =
+        Chart::rating_counts("hbar", popular.iter().map(|g| (g.genre.clone(), g.rating_count as f64)));
     let mut years: Vec<i64> = charts.genre_years.iter().map(|g| g.year).collect();
     years.sort_unstable();
     years.dedup();
