@@ -50,7 +50,7 @@ export CINEDATA_MLFLOW="$PWD/.venv-tools/mlflow/bin/mlflow"
 # The Python SDK (clients/python/) with what its tests and the exploration notebook need
 # (serving/tests/clients.rs), pinned, in their own venv. The SDK is installed editable, so
 # changes to its code need no reinstall; a change of the pins or of its pyproject.toml does.
-SDK_TOOLS="pytest==9.2.0 pytest-asyncio==1.5.0 pandas==3.1.1 plotly==7.1.0 nbconvert==7.17.2 nbclient==0.11.0 ipykernel==7.4.0 httpx==0.28.1 pydantic==2.14.4"
+SDK_TOOLS="pytest==9.2.0 pytest-asyncio==1.5.0 pandas==3.1.1 plotly==7.1.0 nbconvert==7.17.2 nbclient==0.11.0 ipykernel==7.4.0 httpx==0.28.1 pydantic==2.14.4 mypy==1.19.1"
 sdk_stamp="$SDK_TOOLS $(sha256sum clients/python/pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat .venv-tools/sdk/.installed 2>/dev/null)" != "$sdk_stamp" ]; then
   echo "installing the Python SDK and its test tools into .venv-tools/sdk" >&2

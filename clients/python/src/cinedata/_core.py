@@ -1,13 +1,16 @@
 """What the sync and async clients share: settings, the request of each endpoint, the retry
-rules, and turning an answer into models or a typed error. Only the sending differs."""
+rules, walking pages, and turning an answer into models or a typed error. Only the sending
+(and the waiting between attempts) differs."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -15,11 +18,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, Required, TypedDict
 
 from . import errors
-from .models import NewRating, Rows
+from .models import NewRating, Rows, frame_of
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __version__ = "0.1.0"
 
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S")
 
 #: The server's largest page (``limit``) for every listing.
 MAX_PAGE = 1000
@@ -123,6 +130,46 @@ def transport_error(call: Call, url: str, error: Exception, attempts: int) -> er
     if call.write and not isinstance(error, NEVER_SENT):
         detail += "; the write may or may not have been applied (it is not retried)"
     return errors.Unavailable(call.method, url, detail)
+
+
+def _has_request(error: httpx.TransportError) -> bool:
+    try:
+        error.request  # noqa: B018 - raises RuntimeError when unset
+    except RuntimeError:
+        return False
+    return True
+
+
+class Attempts:
+    """The retry rules applied to one call's attempts. The clients only send and sleep (each
+    in its own way) for as long as these say to try again."""
+
+    def __init__(self, settings: Settings, call: Call) -> None:
+        self._settings = settings
+        self._call = call
+        self._attempt = 0
+
+    def _again(self, response: httpx.Response | None = None) -> float:
+        delay = self._settings.delay(self._attempt, response)
+        self._attempt += 1
+        return delay
+
+    def after_error(self, error: httpx.TransportError) -> float:
+        """Seconds to wait before trying again after ``error``; raises the typed error when the
+        call is not to be retried (any more)."""
+        call, settings = self._call, self._settings
+        if self._attempt < settings.retries and may_retry(call, error):
+            return self._again()
+        url = str(error.request.url) if _has_request(error) else settings.url(call)
+        raise transport_error(call, url, error, self._attempt + 1) from error
+
+    def after_answer(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before trying again after ``response``, or ``None`` when it is the
+        answer; raises the typed error for any other non-2xx."""
+        if self._attempt < self._settings.retries and may_retry_status(self._call, response):
+            return self._again(response)
+        check(response, self._attempt + 1)
+        return None
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -242,6 +289,34 @@ def dicts_of(response: httpx.Response, model: type[BaseModel]) -> list[dict[str,
         raise _invalid(response, f"list of {model.__name__}", e) from e
 
 
+class Listing(NamedTuple):
+    """A listing walked in pages: the call of the page at ``skip`` with ``limit`` rows, and the page size."""
+
+    page: Callable[[int, int], Call]
+    page_size: int
+
+
+class PagesBase(Generic[M, S]):
+    """What :class:`~cinedata.Pages` and :class:`~cinedata.AsyncPages` share: which page to ask
+    for next, and joining the pages. ``S`` is the client's ``_send`` (sync or async)."""
+
+    def __init__(self, send: S, call: Callable[[int, int], Call], model: type[M], page_size: int) -> None:
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE} (the server's largest page), got {page_size}")
+        self._send = send
+        self._call = call
+        self._model = model
+        self._page_size = page_size
+
+    def _calls(self) -> Iterator[Call]:
+        """Each page's call in turn; the walk stops after the first short page (full pages
+        hold ``page_size`` rows, so the next one starts ``page_size`` further)."""
+        return (self._call(skip, self._page_size) for skip in itertools.count(0, self._page_size))
+
+    def _frame(self, pages: Iterable[list[dict[str, Any]]]) -> pd.DataFrame:
+        return frame_of([row for page in pages for row in page], self._model)
+
+
 def concat(pages: Iterable[Rows[M]], model: type[M]) -> Rows[M]:
     """Pages joined into one :class:`Rows` (keeping the JSON rows for ``to_pandas()``)."""
     items: list[M] = []
@@ -271,12 +346,6 @@ def _id(name: str, value: int) -> int:
 def _ids(name: str, values: int | Iterable[int]) -> str:
     ids = [values] if isinstance(values, int) else list(values)
     return ",".join(str(_id(name, v)) for v in ids)
-
-
-def page_size(value: int) -> int:
-    if not 1 <= value <= MAX_PAGE:
-        raise ValueError(f"page_size must be between 1 and {MAX_PAGE} (the server's largest page), got {value}")
-    return value
 
 
 def health() -> Call:
@@ -397,6 +466,17 @@ def new_rating(item: RatingLike) -> NewRating:
     raise TypeError(
         f"a rating is a NewRating, a dict or a (user_id, movie_id, rating[, timestamp]) tuple, got {item!r}"
     )
+
+
+@contextmanager
+def attaching(accepted: list[Any]) -> Iterator[None]:
+    """Gives the error that stops ``rate_many`` the answers of the ratings posted before it
+    (``error.accepted``)."""
+    try:
+        yield
+    except Exception as e:
+        e.accepted = accepted  # type: ignore[attr-defined]
+        raise
 
 
 def rate(rating: NewRating) -> Call:

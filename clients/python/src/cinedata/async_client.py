@@ -1,42 +1,18 @@
-"""The asynchronous client, :class:`AsyncClient`."""
+"""The asynchronous client, :class:`AsyncClient`: the endpoints of
+:class:`~cinedata._endpoints.BaseClient` as coroutine methods, sent with an :class:`httpx.AsyncClient`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import _core as core
-from .client import _has_request
-from .models import (
-    Analytics,
-    ExperimentKind,
-    ExperimentRecord,
-    GenreCharts,
-    Health,
-    Link,
-    ModelInfo,
-    MonthStats,
-    Movie,
-    MovieCharts,
-    MovieDetail,
-    NewRating,
-    Predictions,
-    Rating,
-    RatingAccepted,
-    RatingBucket,
-    RetrainStarted,
-    Rows,
-    SimilarMovies,
-    Tag,
-    TopMovies,
-    UserProfile,
-    UserRecommendations,
-    frame_of,
-)
+from ._endpoints import CLIENT_ARGS, BaseClient
+from .models import Rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,30 +20,16 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient", "AsyncPages"]
 
 
-class AsyncPages(Generic[core.M]):
+class AsyncPages(core.PagesBase[core.M, Callable[[core.Call], Coroutine[Any, Any, httpx.Response]]]):
     """All the rows of a listing, fetched page by page as you iterate (``async for``); see
     :class:`~cinedata.Pages`."""
 
-    def __init__(
-        self,
-        send: Callable[[core.Call], Awaitable[httpx.Response]],
-        call: Callable[[int, int], core.Call],
-        model: type[core.M],
-        page_size: int,
-    ) -> None:
-        self._send = send
-        self._call = call
-        self._model = model
-        self._page_size = core.page_size(page_size)
-
     async def _walk(self, parse: Callable[[httpx.Response, type[core.M]], Any]) -> AsyncIterator[Any]:
-        skip = 0
-        while True:
-            page = parse(await self._send(self._call(skip, self._page_size)), self._model)
+        for call in self._calls():
+            page = parse(await self._send(call), self._model)
             yield page
             if len(page) < self._page_size:
                 return
-            skip += len(page)
 
     def pages(self) -> AsyncIterator[Rows[core.M]]:
         """Each page in turn; the last one is shorter than ``page_size`` (possibly empty)."""
@@ -84,28 +46,13 @@ class AsyncPages(Generic[core.M]):
 
     async def to_pandas(self) -> pd.DataFrame:
         """Every row, as one DataFrame (see :meth:`cinedata.Pages.to_pandas`)."""
-        rows: list[dict[str, Any]] = []
-        async for page in self._walk(core.dicts_of):
-            rows.extend(page)
-        return frame_of(rows, self._model)
+        return self._frame([page async for page in self._walk(core.dicts_of)])
 
 
-class AsyncClient:
-    """An asynchronous CineData API client (an :class:`httpx.AsyncClient` inside), with the
+class AsyncClient(BaseClient):
+    __doc__ = f"""An asynchronous CineData API client (an :class:`httpx.AsyncClient` inside), with the
     same methods, arguments and rules as :class:`~cinedata.Client`, each awaited.
-
-    Args:
-        base_url: The service's URL, e.g. ``http://127.0.0.1:8000`` (default: the
-            ``CINEDATA_URL`` environment variable, else ``http://127.0.0.1:8000``). A path
-            prefix is kept (``https://example.org/cinedata``).
-        api_key: Sent as ``x-api-key`` (needed for writes when the service has a key;
-            default: ``CINEDATA_API_KEY``).
-        timeout: Seconds for connecting and for each read or write of a request.
-        retries: How many times a read is retried after a connection error, a timeout or a
-            503 (with exponential backoff, or the server's ``Retry-After``). 4xx answers are
-            never retried; writes are retried only when the connection could not be made.
-        backoff: The first retry's delay in seconds; each next one doubles (capped at 10 s).
-
+{CLIENT_ARGS}
     Use it as an async context manager, or call :meth:`aclose`::
 
         async with cinedata.AsyncClient() as api:
@@ -114,26 +61,11 @@ class AsyncClient:
     Every method raises a :class:`~cinedata.CineDataError` subclass naming the URL.
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 30.0,
-        *,
-        retries: int = 3,
-        backoff: float = 0.25,
-    ) -> None:
-        self._settings = core.Settings.resolve(base_url, api_key, timeout, retries, backoff)
-        self._http = httpx.AsyncClient(
-            base_url=self._settings.base_url,
-            headers=self._settings.headers(),
-            timeout=self._settings.timeout,
-        )
+    _Pages = AsyncPages  # what the iter_* endpoints return
 
-    @property
-    def base_url(self) -> str:
-        """The service's URL."""
-        return self._settings.base_url
+    def _connect(self) -> None:
+        settings = self._settings
+        self._http = httpx.AsyncClient(base_url=settings.base_url, headers=settings.headers(), timeout=settings.timeout)
 
     async def aclose(self) -> None:
         """Closes the connections."""
@@ -150,273 +82,16 @@ class AsyncClient:
     def __repr__(self) -> str:
         return f"cinedata.AsyncClient({self.base_url!r})"
 
-    # --- sending -------------------------------------------------------------------------------
-
     async def _send(self, call: core.Call) -> httpx.Response:
-        settings = self._settings
-        attempt = 0
+        attempts = core.Attempts(self._settings, call)
         while True:
             try:
-                response = await self._http.request(
-                    call.method, call.path, params=call.params or None, json=call.body
-                )
+                response = await self._http.request(call.method, call.path, params=call.params or None, json=call.body)
             except httpx.TransportError as e:
-                if attempt < settings.retries and core.may_retry(call, e):
-                    await asyncio.sleep(settings.delay(attempt))
-                    attempt += 1
-                    continue
-                url = str(e.request.url) if _has_request(e) else settings.url(call)
-                raise core.transport_error(call, url, e, attempt + 1) from e
-            if attempt < settings.retries and core.may_retry_status(call, response):
-                await response.aclose()
-                await asyncio.sleep(settings.delay(attempt, response))
-                attempt += 1
+                await asyncio.sleep(attempts.after_error(e))  # or raises the typed error
                 continue
-            core.check(response, attempt + 1)
-            return response
-
-    async def _one(self, call: core.Call, model: type[core.M]) -> core.M:
-        return core.model_of(await self._send(call), model)
-
-    async def _rows(self, call: core.Call, model: type[core.M]) -> Rows[core.M]:
-        return core.rows_of(await self._send(call), model)
-
-    # --- catalogue -----------------------------------------------------------------------------
-
-    async def health(self) -> Health:
-        """``GET /``: status "ok", the service's version and its database kind."""
-        return await self._one(core.health(), Health)
-
-    async def movies(
-        self, *, title: str | None = None, genre: str | None = None, skip: int = 0, limit: int = 100
-    ) -> Rows[Movie]:
-        """``GET /movies``: one page of movies by movieId.
-
-        Args:
-            title: Case-insensitive substring of the title.
-            genre: Case-insensitive genre name (``comedy``).
-            skip: Rows to skip.
-            limit: Rows to return, 1 to 1000.
-        """
-        return await self._rows(core.movies(title, genre, skip, limit), Movie)
-
-    def iter_movies(
-        self, *, title: str | None = None, genre: str | None = None, page_size: int = core.MAX_PAGE
-    ) -> AsyncPages[Movie]:
-        """Every movie matching the filters, page by page (see :class:`AsyncPages`)."""
-        return AsyncPages(self._send, lambda skip, limit: core.movies(title, genre, skip, limit), Movie, page_size)
-
-    async def movie(self, movie_id: int) -> MovieDetail:
-        """``GET /movies/{movieId}``: the movie with every rating, tag and its link.
-
-        Raises:
-            NotFound: No such movie.
-        """
-        return await self._one(core.movie(movie_id), MovieDetail)
-
-    async def ratings(
-        self,
-        *,
-        user_id: int | None = None,
-        movie_id: int | None = None,
-        min_rating: float | None = None,
-        skip: int = 0,
-        limit: int = 100,
-    ) -> Rows[Rating]:
-        """``GET /ratings``: one page of ratings by (userId, movieId), optionally of one user
-        or movie, at or above ``min_rating``."""
-        return await self._rows(core.ratings(user_id, movie_id, min_rating, skip, limit), Rating)
-
-    def iter_ratings(
-        self,
-        *,
-        user_id: int | None = None,
-        movie_id: int | None = None,
-        min_rating: float | None = None,
-        page_size: int = core.MAX_PAGE,
-    ) -> AsyncPages[Rating]:
-        """Every rating matching the filters, page by page (``async for``)::
-
-            frame = await api.iter_ratings().to_pandas()   # all of them, one DataFrame
-        """
-        return AsyncPages(
-            self._send, lambda skip, limit: core.ratings(user_id, movie_id, min_rating, skip, limit), Rating, page_size
-        )
-
-    async def rating(self, user_id: int, movie_id: int) -> Rating:
-        """``GET /ratings/{userId}/{movieId}``.
-
-        Raises:
-            NotFound: The user has not rated the movie (or the rating is not stored yet).
-        """
-        return await self._one(core.rating(user_id, movie_id), Rating)
-
-    async def tags(
-        self, *, user_id: int | None = None, movie_id: int | None = None, skip: int = 0, limit: int = 100
-    ) -> Rows[Tag]:
-        """``GET /tags``: one page of tags by (userId, movieId, tag)."""
-        return await self._rows(core.tags(user_id, movie_id, skip, limit), Tag)
-
-    def iter_tags(
-        self, *, user_id: int | None = None, movie_id: int | None = None, page_size: int = core.MAX_PAGE
-    ) -> AsyncPages[Tag]:
-        """Every tag matching the filters, page by page."""
-        return AsyncPages(self._send, lambda skip, limit: core.tags(user_id, movie_id, skip, limit), Tag, page_size)
-
-    async def tag(self, user_id: int, movie_id: int, tag: str) -> Tag:
-        """``GET /tags/{userId}/{movieId}/{tag}``: one tag, matched exactly (any text; the SDK
-        percent-encodes it)."""
-        return await self._one(core.tag(user_id, movie_id, tag), Tag)
-
-    async def links(self, *, skip: int = 0, limit: int = 100) -> Rows[Link]:
-        """``GET /links``: one page of IMDb/TMDb ids by movieId."""
-        return await self._rows(core.links(skip, limit), Link)
-
-    def iter_links(self, *, page_size: int = core.MAX_PAGE) -> AsyncPages[Link]:
-        """Every link, page by page."""
-        return AsyncPages(self._send, lambda skip, limit: core.links(skip, limit), Link, page_size)
-
-    async def link(self, movie_id: int) -> Link:
-        """``GET /links/{movieId}``."""
-        return await self._one(core.link(movie_id), Link)
-
-    # --- analytics and charts ------------------------------------------------------------------
-
-    async def analytics(self) -> Analytics:
-        """``GET /analytics``: counts, the rating distribution, ratings per year, genres, the
-        most- and best-rated movies (cached by the server for a few seconds)."""
-        return await self._one(core.analytics(), Analytics)
-
-    async def ratings_per_month(self) -> Rows[MonthStats]:
-        """``GET /charts/ratings-per-month``: ratings and their mean per calendar month."""
-        return await self._rows(core.ratings_per_month(), MonthStats)
-
-    async def rating_histogram(self) -> Rows[RatingBucket]:
-        """``GET /charts/rating-histogram``: ratings per star value."""
-        return await self._rows(core.rating_histogram(), RatingBucket)
-
-    async def genre_charts(self) -> GenreCharts:
-        """``GET /charts/genres``: popularity and mean per genre, overall and per year."""
-        return await self._one(core.genre_charts(), GenreCharts)
-
-    async def top_movies(self, *, n: int | None = None, min_ratings: int | None = None) -> TopMovies:
-        """``GET /charts/top-movies``: the ``n`` most-rated movies (default 10) and the ``n``
-        best-rated among those with at least ``min_ratings`` ratings (default 50)."""
-        return await self._one(core.top_movies(n, min_ratings), TopMovies)
-
-    async def movie_charts(self, movie_id: int) -> MovieCharts:
-        """``GET /charts/movies/{movieId}``: one movie's histogram and ratings per year."""
-        return await self._one(core.movie_charts(movie_id), MovieCharts)
-
-    # --- recommendations and the model ---------------------------------------------------------
-
-    async def recommendations(
-        self,
-        user_id: int,
-        *,
-        n: int | None = None,
-        genre: str | None = None,
-        exclude: Iterable[int] | None = None,
-        explain: bool = False,
-    ) -> UserRecommendations:
-        """``GET /users/{userId}/recommendations``, computed live from the user's ratings.
-
-        Args:
-            n: Movies to return, 1 to 100 (default 10).
-            genre: Only movies of this genre (case-insensitive).
-            exclude: Movie ids never to return.
-            explain: Add, per movie, the liked movies that most drove its score (``because``).
-        """
-        return await self._one(core.recommendations(user_id, n, genre, exclude, explain), UserRecommendations)
-
-    async def similar(self, movie_id: int, *, n: int | None = None) -> SimilarMovies:
-        """``GET /movies/{movieId}/similar``: collaborative once the movie has a few ratings,
-        content-based (genres, tags) before."""
-        return await self._one(core.similar(movie_id, n), SimilarMovies)
-
-    async def profile(self, user_id: int) -> UserProfile:
-        """``GET /users/{userId}/profile``: rating count and mean, favourite genres, top rated.
-
-        Raises:
-            NotFound: The live model has no rating by this user.
-        """
-        return await self._one(core.profile(user_id), UserProfile)
-
-    async def predictions(self, user_id: int, movie_ids: int | Iterable[int]) -> Predictions:
-        """``GET /users/{userId}/predictions?movieId=...``: the live model's predicted stars.
-
-        Raises:
-            NotFound: One of the movies is not in the catalogue.
-        """
-        return await self._one(core.predictions(user_id, movie_ids), Predictions)
-
-    async def model(self) -> ModelInfo:
-        """``GET /model``: version, algorithm, training, holdout metrics, events applied."""
-        return await self._one(core.model(), ModelInfo)
-
-    async def retrain(self) -> RetrainStarted:
-        """``POST /model/retrain``: starts a full retrain (API key when the service has one).
-
-        Not retried (except when the connection could not be made at all).
-
-        Raises:
-            Conflict: A retrain is already running.
-            Unauthorized: The service has an API key and it was not given.
-        """
-        return await self._one(core.retrain(), RetrainStarted)
-
-    async def experiments(
-        self,
-        *,
-        protocol: str | None = None,
-        model: str | None = None,
-        kind: ExperimentKind | None = None,
-        limit: int | None = None,
-    ) -> Rows[ExperimentRecord]:
-        """``GET /model/experiments``: experiment records (``evaluate`` runs and retrains),
-        newest first; ``to_pandas()`` flattens ``metrics``, ``params`` and ``data`` into
-        dotted columns."""
-        return await self._rows(core.experiments(protocol, model, kind, limit), ExperimentRecord)
-
-    # --- writes --------------------------------------------------------------------------------
-
-    async def rate(self, user_id: int, movie_id: int, rating: float, timestamp: int | None = None) -> RatingAccepted:
-        """``POST /ratings``: submits a rating to the stream; 202 with its event id once the
-        broker acknowledged it. Reads see it once the consumer has stored it (usually within
-        a fraction of a second), and the next recommendations already reflect it.
-
-        The API has no idempotency key, so a rating is **never retried** after its request may
-        have left: only a connection that could not be made at all is retried. A timeout
-        while waiting for the answer raises :class:`~cinedata.Unavailable` saying the rating
-        may or may not have been applied; posting it again is harmless for the stored rating
-        (the newer timestamp wins) but sends a second event to the live model.
-
-        Args:
-            rating: 0.5 to 5.0 in half-star steps.
-            timestamp: Unix seconds (default: now, on the server).
-
-        Raises:
-            InvalidRequest: Out of scale, unknown movie, bad timestamp (``detail`` says which).
-            Unauthorized: The service has an API key and it was not given.
-            Unavailable: The service has no broker, or could not be reached.
-        """
-        body = NewRating(user_id=user_id, movie_id=movie_id, rating=rating, timestamp=timestamp)
-        return await self._one(core.rate(body), RatingAccepted)
-
-    async def rate_many(self, ratings: Iterable[core.RatingLike]) -> list[RatingAccepted]:
-        """Posts ratings one after the other with :meth:`rate`'s rules (never retried once
-        sent), stopping at the first error.
-
-        Each item is a :class:`~cinedata.NewRating`, a dict (``userId``/``user_id``, ...) or a
-        tuple ``(user_id, movie_id, rating[, timestamp])``. The error raised has an
-        ``accepted`` attribute: the answers of the ratings posted before it.
-        """
-        accepted: list[RatingAccepted] = []
-        for item in ratings:
-            try:
-                accepted.append(await self._one(core.rate(core.new_rating(item)), RatingAccepted))
-            except Exception as e:
-                e.accepted = accepted  # type: ignore[attr-defined]
-                raise
-        return accepted
-
+            delay = attempts.after_answer(response)
+            if delay is None:
+                return response
+            await response.aclose()
+            await asyncio.sleep(delay)
