@@ -16,6 +16,7 @@
 //! - [`similarity`]: item–item cosine for "similar movies".
 //! - [`content`]: genre/tag similarity for movies without ratings.
 //! - [`popularity`]: popular and trending lists for cold start.
+//! - [`profile`]: what a user's ratings say about them (mean, favourite genres, top rated).
 //! - [`topn`]: top-N queries (exclusions, filters) and selection.
 //! - [`explain`]: "because you rated X".
 //! - [`metrics`]: RMSE, MAE and the top-N metrics of `EVALUATION.md`.
@@ -45,6 +46,7 @@ pub mod mf;
 pub mod online;
 mod panel;
 pub mod popularity;
+pub mod profile;
 pub mod ratings;
 pub mod rerank;
 pub mod sgd;
@@ -67,6 +69,7 @@ pub use online::{
     ItemRecord, ItemState, OnlineConfig, OnlineModel, OnlineState, RatedRecord, Update, UserRecord, UserState,
 };
 pub use popularity::{PopularItem, Popularity, PopularityModel, PopularityState};
+pub use profile::{GenreTaste, Profile};
 pub use ratings::{Rating, Ratings};
 pub use rerank::{Rerank, RerankModel, RerankState};
 pub use sgd::{BiasRates, SgdParams, sgd_step, sgd_step_with};

@@ -2,7 +2,7 @@
 //! profiles, computed at request time by the [`model::Engine`] over the live state (a rating
 //! just learned changes the next answer; the list cache is keyed by the user's updates).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use axum::Router;
@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use model::{Query as TopN, Scored, Source};
+use model::{Profile, Query as TopN, Scored, Source};
 use schemas::ErrorBody;
 use schemas::recommend::{
     Because, GenreAffinity, Prediction, Predictions, RatedMovie, RecommendedMovie, SimilarMovies, Strategy,
@@ -33,6 +33,9 @@ pub const MAX_N: usize = 100;
 const MAX_EXCLUDE: usize = 1000;
 /// Reasons given per recommended movie with `explain=true`.
 const REASONS: usize = 3;
+/// Genres and movies a profile shows.
+const FAVOURITE_GENRES: usize = 5;
+const TOP_RATED: usize = 10;
 
 /// The recommendation routes.
 pub fn router() -> Router<AppState> {
@@ -262,9 +265,6 @@ pub async fn predictions(
     Ok(axum::Json(Predictions { user_id, model_version: live.lineage().version, items }))
 }
 
-/// Ratings a genre needs before its mean counts as much as the user's overall mean.
-const GENRE_DAMPING: f64 = 3.0;
-
 /// What the live model knows of a user: rating count and mean, favourite genres, top-rated
 /// movies.
 #[utoipa::path(get, path = "/users/{user_id}/profile", tag = "recommendations",
@@ -275,42 +275,24 @@ pub async fn profile(State(state): State<AppState>, Path(user_id): Path<i64>) ->
     let live = &state.live;
     let movies = live.movies();
     let rated: Vec<(i64, f32)> = live.engine().history(user_id).into_iter().map(|h| (h.0, h.1)).collect();
-    if rated.is_empty() {
+    let genres_of = |id: i64| movies.get(id).map(|info| genres(&info.genres)).into_iter().flatten();
+    let Some(profile) = Profile::of(&rated, genres_of) else {
         return Err(ApiError::NotFound(format!("user {user_id} has no ratings")));
-    }
-    let mean = rated.iter().map(|r| f64::from(r.1)).sum::<f64>() / rated.len() as f64;
-    let mut by_genre: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
-    for (id, rating) in &rated {
-        if let Some(info) = movies.get(*id) {
-            for g in genres(&info.genres) {
-                let e = by_genre.entry(g).or_default();
-                e.0 += 1;
-                e.1 += f64::from(*rating);
-            }
-        }
-    }
-    let mut favourites: Vec<(f64, GenreAffinity)> = by_genre
-        .into_iter()
-        .map(|(genre, (count, sum))| {
-            let damped = (sum + GENRE_DAMPING * mean) / (count as f64 + GENRE_DAMPING);
-            (damped, GenreAffinity { genre: genre.to_owned(), count, mean_rating: sum / count as f64 })
-        })
-        .collect();
-    favourites.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.count.cmp(&a.1.count)));
-    let mut top: Vec<&(i64, f32)> = rated.iter().collect();
-    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    };
+    let rated_movie = |&(id, rating): &(i64, f32)| {
+        Some(RatedMovie { movie_id: id, title: movies.get(id)?.title.clone(), rating: f64::from(rating) })
+    };
     Ok(axum::Json(UserProfile {
         user_id,
-        rating_count: rated.len() as u64,
-        mean_rating: mean,
-        favourite_genres: favourites.into_iter().take(5).map(|f| f.1).collect(),
-        top_rated: top
+        rating_count: profile.ratings as u64,
+        mean_rating: profile.mean,
+        favourite_genres: profile
+            .genres
             .into_iter()
-            .filter_map(|&(id, rating)| {
-                Some(RatedMovie { movie_id: id, title: movies.get(id)?.title.clone(), rating: f64::from(rating) })
-            })
-            .take(10)
+            .take(FAVOURITE_GENRES)
+            .map(|g| GenreAffinity { genre: g.genre, count: g.count, mean_rating: g.mean })
             .collect(),
+        top_rated: profile.top_rated.iter().filter_map(rated_movie).take(TOP_RATED).collect(),
     }))
 }
 
