@@ -137,20 +137,9 @@ fn produce_only_with(
     Ok(report.rate())
 }
 
-/// Replay into `settings.brokers` while a consumer persists into `store`.
+/// Replay into `settings.brokers` while a consumer persists into `store`; with `export`, the
+/// consumer and the replay record into its registry.
 async fn end_to_end(
-    settings: &Settings,
-    store: Store,
-    timeline: &Arc<Timeline>,
-    n: u64,
-    pace: Pace,
-    max_lag: u64,
-) -> anyhow::Result<E2e> {
-    end_to_end_with(settings, store, timeline, n, pace, max_lag, None).await
-}
-
-/// [`end_to_end`]; with `export`, the consumer and the replay record into its registry.
-async fn end_to_end_with(
     settings: &Settings,
     store: Store,
     timeline: &Arc<Timeline>,
@@ -234,12 +223,13 @@ async fn embedded_e2e(
     pace: Pace,
     max_lag: u64,
     batch_size: usize,
+    export: Option<&Registry>,
 ) -> anyhow::Result<E2e> {
     let n = timeline.len();
     let (store, url, _dir) = sqlite_store(movies).await?;
     let settings = Settings { tags_topic: String::new(), batch_size, ..Settings::new(None, url) };
     let embedded = Embedded::start(&settings)?;
-    let result = end_to_end(embedded.settings(), store.clone(), timeline, n, pace, max_lag).await;
+    let result = end_to_end(embedded.settings(), store.clone(), timeline, n, pace, max_lag, export).await;
     store.close().await;
     result
 }
@@ -359,21 +349,7 @@ async fn exported_e2e(
             scrapes
         })
     };
-    let n = timeline.len();
-    let (store, url, _dir) = sqlite_store(movies).await?;
-    let settings = Settings { tags_topic: String::new(), batch_size, ..Settings::new(None, url) };
-    let embedded = Embedded::start(&settings)?;
-    let e2e = end_to_end_with(
-        embedded.settings(),
-        store.clone(),
-        timeline,
-        n,
-        Pace::Max,
-        consumer::pipeline::MAX_LAG,
-        Some(&registry),
-    )
-    .await;
-    store.close().await;
+    let e2e = embedded_e2e(movies, timeline, Pace::Max, consumer::pipeline::MAX_LAG, batch_size, Some(&registry)).await;
     // The scraper and the server stop so that they do not disturb the latency measures.
     stop.cancel();
     let scrapes = scraper.await?;
@@ -456,7 +432,8 @@ async fn metrics_overhead(args: &Args, movies: &[MovieRow], timeline: &Arc<Timel
                 (e, cpu)
             } else {
                 let cpu = cpu_seconds();
-                let e = embedded_e2e(movies, timeline, Pace::Max, consumer::pipeline::MAX_LAG, args.batch_size).await?;
+                let e = embedded_e2e(movies, timeline, Pace::Max, consumer::pipeline::MAX_LAG, args.batch_size, None)
+                    .await?;
                 let cpu = cpu_seconds() - cpu;
                 println!(
                     "run {run} without metrics: producer {rate:.0} events/s, {producer_cpu:.2} CPU s; end to end \
@@ -560,7 +537,7 @@ fn main() -> anyhow::Result<()> {
             let t = timeline.clone();
             let rate = tokio::task::spawn_blocking(move || produce_only(&brokers, &t, n)).await??;
             drop(broker);
-            let e = embedded_e2e(&movies, &timeline, Pace::Max, consumer::pipeline::MAX_LAG, args.batch_size).await?;
+            let e = embedded_e2e(&movies, &timeline, Pace::Max, consumer::pipeline::MAX_LAG, args.batch_size, None).await?;
             println!(
                 "run {run}: embedded producer {rate:.0} events/s; end to end {:.0} events/s sustained, {:.0} wall, max lag {}",
                 e.sustained, e.wall, e.max_lag
@@ -570,7 +547,7 @@ fn main() -> anyhow::Result<()> {
             sustained.push(e.sustained);
             lags.push(e.max_lag as f64);
         }
-        let paced = embedded_e2e(&movies, &timeline, Pace::Rate(args.lag_rate), u64::MAX, args.batch_size).await?;
+        let paced = embedded_e2e(&movies, &timeline, Pace::Rate(args.lag_rate), u64::MAX, args.batch_size, None).await?;
         println!(
             "paced at {:.0} events/s without backpressure: max lag {} events, {:.0} events/s persisted",
             args.lag_rate, paced.max_lag, paced.wall
@@ -595,8 +572,8 @@ fn main() -> anyhow::Result<()> {
                 let tansu = Tansu::start()?;
                 let (store, url, _dir) = sqlite_store(&movies).await?;
                 let settings = tansu_settings(&tansu, url, args.tansu_partitions, args.batch_size).await?;
-                let e = end_to_end(&settings, store.clone(), &timeline, tansu_n, Pace::Max, consumer::pipeline::MAX_LAG)
-                    .await?;
+                let max_lag = consumer::pipeline::MAX_LAG;
+                let e = end_to_end(&settings, store.clone(), &timeline, tansu_n, Pace::Max, max_lag, None).await?;
                 store.close().await;
                 println!(
                     "run {run}: tansu producer {rate:.0} events/s; end to end {:.0} events/s sustained, {:.0} wall",

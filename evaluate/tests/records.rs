@@ -22,6 +22,21 @@ fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("experiments.db").display())
 }
 
+/// A temp dir holding the test release: the dir, its path, and the URL of an experiments
+/// database in it (not created yet).
+fn temp_release() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_release(dir.path());
+    let data = dir.path().to_str().unwrap().to_owned();
+    let db = sqlite_url(dir.path());
+    (dir, data, db)
+}
+
+/// `evaluate --compare --json --database-url DB ARGS...`: the records, newest first.
+fn compare(db: &str, args: &[&str]) -> Vec<Value> {
+    ok_json(&[&["--compare", "--json", "--database-url", db][..], args].concat())
+}
+
 #[test]
 fn evaluate_records_each_model_and_compare_lists_them_newest_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,7 +66,7 @@ fn evaluate_records_each_model_and_compare_lists_them_newest_first() {
         ok_json(&["--data", data, "--protocol", "topn", "--model", "popularity", "--json", "--database-url", &db]);
 
     // --compare needs neither --data nor --protocol.
-    let all = ok_json(&["--compare", "--json", "--database-url", &db]);
+    let all = compare(&db, &[]);
     let models: Vec<&str> = all.iter().map(|r| r["model"].as_str().unwrap()).collect();
     assert_eq!(models, ["popularity", "baseline", "global-mean"], "newest first");
     let ids: Vec<i64> = all.iter().map(|r| r["id"].as_i64().unwrap()).collect();
@@ -85,9 +100,7 @@ fn evaluate_records_each_model_and_compare_lists_them_newest_first() {
 
     // Filters.
     let models_of = |args: &[&str]| -> Vec<String> {
-        let mut full = vec!["--compare", "--json", "--database-url", &db];
-        full.extend_from_slice(args);
-        ok_json(&full).iter().map(|r| r["model"].as_str().unwrap().to_owned()).collect()
+        compare(&db, args).iter().map(|r| r["model"].as_str().unwrap().to_owned()).collect()
     };
     assert_eq!(models_of(&["--protocol", "cv"]), ["baseline", "global-mean"]);
     assert_eq!(models_of(&["--model", "global-mean"]), ["global-mean"]);
@@ -117,13 +130,10 @@ fn evaluate_records_each_model_and_compare_lists_them_newest_first() {
 
 #[test]
 fn no_record_leaves_the_store_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    write_release(dir.path());
-    let db = sqlite_url(dir.path());
-    let data = dir.path().to_str().unwrap();
+    let (dir, data, db) = temp_release();
     ok_json(&[
         "--data",
-        data,
+        &data,
         "--protocol",
         "prequential",
         "--model",
@@ -134,36 +144,31 @@ fn no_record_leaves_the_store_alone() {
         &db,
     ]);
     assert!(!dir.path().join("experiments.db").exists());
-    assert!(ok_json(&["--compare", "--json", "--database-url", &db]).is_empty());
+    assert!(compare(&db, &[]).is_empty());
 }
 
 #[test]
 fn the_database_url_comes_from_the_environment() {
-    let dir = tempfile::tempdir().unwrap();
-    write_release(dir.path());
-    let db = sqlite_url(dir.path());
-    let data = dir.path().to_str().unwrap();
+    let (_dir, data, db) = temp_release();
     let out = evaluate_command()
         .env("CINEDATA_DATABASE_URL", &db)
-        .args(["--data", data, "--protocol", "prequential", "--model", "global-mean"])
+        .args(["--data", &data, "--protocol", "prequential", "--model", "global-mean"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let recorded = ok_json(&["--compare", "--json", "--database-url", &db]);
+    let recorded = compare(&db, &[]);
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0]["protocol"], "prequential");
 }
 
 #[test]
 fn an_unreachable_mlflow_server_fails_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    write_release(dir.path());
+    let (_dir, data, _) = temp_release();
     // A port nobody listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let uri = format!("http://127.0.0.1:{port}");
-    let data = dir.path().to_str().unwrap();
     let out = evaluate_command()
-        .args(["--data", data, "--protocol", "prequential", "--model", "global-mean", "--no-record"])
+        .args(["--data", &data, "--protocol", "prequential", "--model", "global-mean", "--no-record"])
         .args(["--mlflow-uri", &uri])
         .output()
         .unwrap();
@@ -173,7 +178,7 @@ fn an_unreachable_mlflow_server_fails_the_run() {
     assert!(out.stdout.starts_with(b"| model |"), "the results are printed before recording");
 
     let out = evaluate_command()
-        .args(["--data", data, "--protocol", "prequential", "--no-record", "--mlflow-uri", "file:///tmp/mlruns"])
+        .args(["--data", &data, "--protocol", "prequential", "--no-record", "--mlflow-uri", "file:///tmp/mlruns"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -176,6 +176,16 @@ fn time_calls(users: &[i64], rounds: usize, mut f: impl FnMut(i64)) -> (f64, f64
     (median(t_us.clone()), percentile(t_us, 0.99))
 }
 
+/// Times `model`'s top-10 lists (`rounds` times for each of `users`) and prints them beside the
+/// naive baseline's median, `base` µs.
+fn print_top_n_vs_naive(label: &str, name: &str, model: &impl Recommender, users: &[i64], rounds: usize, base: f64) {
+    let q = Query::top(10);
+    let (m, p99) = time_calls(users, rounds, |u| {
+        black_box(model.recommend(u, &q));
+    });
+    println!("top-10 {label}, {name}: median {m:.1} µs, p99 {p99:.1} µs; ratio to naive {:.2}", m / base);
+}
+
 fn bench_top_n(label: &str, ratings: &Ratings, mf: &MfModel, svd: Option<&PureSvd>, users: &[i64], rounds: usize) {
     let q = Query::top(10);
     let seen: Vec<Vec<u32>> = (0..ratings.n_users() as u32).map(|u| ratings.user_row(u).0.to_vec()).collect();
@@ -202,23 +212,10 @@ fn bench_top_n(label: &str, ratings: &Ratings, mf: &MfModel, svd: Option<&PureSv
         m / base
     );
     let online = OnlineModel::from_batch(OnlineModel::builder().build().unwrap(), mf, ratings).unwrap();
-    let (m, p99) = time_calls(users, rounds, |u| {
-        black_box(online.recommend(u, &q));
-    });
-    println!(
-        "top-10 {label}, OnlineModel (live, k={}): median {m:.1} µs, p99 {p99:.1} µs; ratio to naive {:.2}",
-        online.factors(),
-        m / base
-    );
+    let name = format!("OnlineModel (live, k={})", online.factors());
+    print_top_n_vs_naive(label, &name, &online, users, rounds, base);
     if let Some(svd) = svd {
-        let (m, p99) = time_calls(users, rounds, |u| {
-            black_box(svd.recommend(u, &q));
-        });
-        println!(
-            "top-10 {label}, PureSvd rank {}: median {m:.1} µs, p99 {p99:.1} µs; ratio to naive {:.2}",
-            svd.rank(),
-            m / base
-        );
+        print_top_n_vs_naive(label, &format!("PureSvd rank {}", svd.rank()), svd, users, rounds, base);
     }
 }
 

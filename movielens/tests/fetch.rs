@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use movielens::download::{self, DownloadError, GroupLensRelease, ML_LATEST_SMALL, ReleaseFile, VerifyError};
@@ -44,10 +44,16 @@ fn good_entries() -> Vec<(&'static str, &'static [u8])> {
     ]
 }
 
-/// A zip of `entries`; a name ending in `/` is a folder. Names are written as given, unchecked.
+/// A deflated zip of `entries`; a name ending in `/` is a folder. Names are written as given,
+/// unchecked.
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_with(zip::CompressionMethod::Deflated, entries)
+}
+
+/// [`zip_of`] with another compression method.
+fn zip_with(method: zip::CompressionMethod, entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options = SimpleFileOptions::default().compression_method(method);
     for (name, bytes) in entries {
         if name.ends_with('/') {
             writer.add_directory(*name, options).unwrap();
@@ -93,6 +99,31 @@ fn serve_zip(zip: Vec<u8>) -> (String, JoinHandle<()>) {
     serve_once("200 OK", zip, len)
 }
 
+/// Fetches `release` from the server `served` (as [`serve_once`] returns it) into a fresh folder,
+/// expecting a failure, and waits for the server: the error and what the folder holds after it.
+fn fetch_failing(release: &GroupLensRelease, (url, server): (String, JoinHandle<()>)) -> (DownloadError, Vec<String>) {
+    let dest = tempfile::tempdir().unwrap();
+    let err = download::fetch_from(&url, release, dest.path(), false).unwrap_err();
+    server.join().unwrap();
+    (err, listing(dest.path()))
+}
+
+/// Serves the zip of `entries` and fetches it, as the test release with that zip's MD5, into
+/// `data/` of a fresh temp dir (`data/` does not exist beforehand); waits for the server. The
+/// result, the release and the temp dir.
+fn fetch_into_new_folder(
+    entries: &[(&str, &[u8])],
+    progress: bool,
+) -> (Result<PathBuf, DownloadError>, GroupLensRelease, tempfile::TempDir) {
+    let zip = zip_of(entries);
+    let release = test_release(Some(md5_hex(&zip)));
+    let (url, server) = serve_zip(zip);
+    let tmp = tempfile::tempdir().unwrap();
+    let got = download::fetch_from(&url, &release, &tmp.path().join("data"), progress);
+    server.join().unwrap();
+    (got, release, tmp)
+}
+
 /// Names in `dir`, hidden temporaries included.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
@@ -109,16 +140,11 @@ fn readme_md5_in_the_test_release_is_right() {
 
 #[test]
 fn good_zip_is_unpacked_verified_and_renamed_into_place() {
-    let zip = zip_of(&good_entries());
-    let release = test_release(Some(md5_hex(&zip)));
-    let (url, server) = serve_zip(zip);
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join("data");
-
     // `progress` on: the bar hides itself when stderr is not a terminal.
-    let dir = download::fetch_from(&url, &release, &dest, true).unwrap();
+    let (got, release, tmp) = fetch_into_new_folder(&good_entries(), true);
 
-    server.join().unwrap();
+    let dir = got.unwrap();
+    let dest = tmp.path().join("data");
     assert_eq!(dir, dest.join("ml-test"));
     assert_eq!(listing(&dest), ["ml-test"], "no temporaries left");
     assert_eq!(listing(&dir), ["README.txt", "movies.csv", "ratings.csv"]);
@@ -129,27 +155,20 @@ fn good_zip_is_unpacked_verified_and_renamed_into_place() {
 #[test]
 fn zip_with_the_wrong_md5_is_rejected_and_leaves_nothing_behind() {
     let release = test_release(Some("00000000000000000000000000000000"));
-    let (url, server) = serve_zip(zip_of(&good_entries()));
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &release, dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&release, serve_zip(zip_of(&good_entries())));
 
-    server.join().unwrap();
     assert!(matches!(&err, DownloadError::Md5 { expected, .. } if expected == &"0".repeat(32)), "{err:?}");
-    assert!(listing(dest.path()).is_empty(), "left behind: {:?}", listing(dest.path()));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn truncated_download_fails_cleanly() {
     let zip = zip_of(&good_entries());
-    let release = test_release(None);
     let half = zip.len() / 2;
-    let (url, server) = serve_once("200 OK", zip.clone(), half);
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &release, dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&test_release(None), serve_once("200 OK", zip.clone(), half));
 
-    server.join().unwrap();
     match err {
         DownloadError::Truncated { expected, received, .. } => {
             assert_eq!(expected, zip.len() as u64);
@@ -157,22 +176,18 @@ fn truncated_download_fails_cleanly() {
         }
         other => panic!("expected a truncated download, got {other:?}"),
     }
-    assert!(listing(dest.path()).is_empty(), "left behind: {:?}", listing(dest.path()));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn entry_climbing_out_with_dotdot_is_rejected_before_anything_is_written() {
     let mut entries = good_entries();
     entries.push(("../evil", b"owned\n"));
-    let zip = zip_of(&entries);
-    let release = test_release(Some(md5_hex(&zip)));
-    let (url, server) = serve_zip(zip);
-    let tmp = tempfile::tempdir().unwrap();
+
+    let (got, _, tmp) = fetch_into_new_folder(&entries, false);
+
+    let err = got.unwrap_err();
     let dest = tmp.path().join("data");
-
-    let err = download::fetch_from(&url, &release, &dest, false).unwrap_err();
-
-    server.join().unwrap();
     assert!(matches!(&err, DownloadError::UnsafeEntry { name, .. } if name == "../evil"), "{err:?}");
     assert!(listing(&dest).is_empty(), "left behind: {:?}", listing(&dest));
     assert_eq!(listing(tmp.path()), ["data"], "nothing written beside dest");
@@ -182,14 +197,11 @@ fn entry_climbing_out_with_dotdot_is_rejected_before_anything_is_written() {
 fn absolute_entry_is_rejected() {
     let mut entries = good_entries();
     entries.push(("/tmp/evil", b"owned\n"));
-    let (url, server) = serve_zip(zip_of(&entries));
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &test_release(None), dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&test_release(None), serve_zip(zip_of(&entries)));
 
-    server.join().unwrap();
     assert!(matches!(&err, DownloadError::UnsafeEntry { name, .. } if name == "/tmp/evil"), "{err:?}");
-    assert!(listing(dest.path()).is_empty());
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
@@ -198,77 +210,55 @@ fn unpacked_files_failing_verification_are_not_moved_into_place() {
     let short = "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.5,964981247\n";
     let mut entries = good_entries();
     entries[2] = ("ml-test/ratings.csv", short.as_bytes());
-    let (url, server) = serve_zip(zip_of(&entries));
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &test_release(None), dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&test_release(None), serve_zip(zip_of(&entries)));
 
-    server.join().unwrap();
     assert!(matches!(err, DownloadError::Verify(VerifyError::Size { .. })), "{err:?}");
-    assert!(listing(dest.path()).is_empty(), "left behind: {:?}", listing(dest.path()));
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn zip_without_the_release_folder_is_rejected() {
     let flat: Vec<_> = good_entries().into_iter().skip(1).map(|(n, b)| (n.trim_start_matches("ml-test/"), b)).collect();
-    let (url, server) = serve_zip(zip_of(&flat));
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &test_release(None), dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&test_release(None), serve_zip(zip_of(&flat)));
 
-    server.join().unwrap();
     assert!(matches!(err, DownloadError::NoFolder { folder: "ml-test", .. }), "{err:?}");
-    assert!(listing(dest.path()).is_empty());
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn body_that_is_not_a_zip_is_rejected() {
     let body = b"<html>not a zip</html>".to_vec();
-    let (url, server) = serve_zip(body);
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &test_release(None), dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&test_release(None), serve_zip(body));
 
-    server.join().unwrap();
     assert!(matches!(err, DownloadError::Zip { .. }), "{err:?}");
-    assert!(listing(dest.path()).is_empty());
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn entry_with_a_bad_crc_is_rejected() {
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, bytes) in good_entries().into_iter().skip(1) {
-        writer.start_file(name, options).unwrap();
-        writer.write_all(bytes).unwrap();
-    }
-    let mut zip = writer.finish().unwrap().into_inner();
+    let mut zip = zip_with(zip::CompressionMethod::Stored, &good_entries()[1..]);
     // Stored, so the CSV is in the zip as is: change one rating.
     let at = zip.windows(RATINGS.len()).position(|w| w == RATINGS.as_bytes()).unwrap() + RATINGS.len() - 14;
     zip[at] = if zip[at] == b'5' { b'4' } else { b'5' };
-    let (url, server) = serve_zip(zip);
-    let dest = tempfile::tempdir().unwrap();
 
-    let err = download::fetch_from(&url, &test_release(None), dest.path(), false).unwrap_err();
+    let (err, left) = fetch_failing(&test_release(None), serve_zip(zip));
 
-    server.join().unwrap();
     assert!(matches!(err, DownloadError::Zip { .. }), "{err:?}");
-    assert!(listing(dest.path()).is_empty());
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn http_error_status_is_reported() {
-    let (url, server) = serve_once("404 Not Found", b"gone".to_vec(), 4);
-    let dest = tempfile::tempdir().unwrap();
+    let (err, left) = fetch_failing(&test_release(None), serve_once("404 Not Found", b"gone".to_vec(), 4));
 
-    let err = download::fetch_from(&url, &test_release(None), dest.path(), false).unwrap_err();
-
-    server.join().unwrap();
     match err {
         DownloadError::Http { source, .. } => assert!(matches!(*source, ureq::Error::StatusCode(404)), "{source:?}"),
         other => panic!("expected an HTTP error, got {other:?}"),
     }
-    assert!(listing(dest.path()).is_empty());
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

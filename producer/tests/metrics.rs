@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use producer::metrics::{LATENCY_SAMPLE, ProducerMetrics};
 use producer::replay::{Backpressure, ReplayOptions, Timeline, replay_blocking};
 use producer::{EmbeddedBroker, Pace, TopicSpec, producer_config};
 use runtime::metrics::{registry, render};
-use testkit::metrics::{StderrWatch, samples};
+use testkit::metrics::{MetricsProcess, samples};
 use tokio_util::sync::CancellationToken;
 
 fn value(samples: &BTreeMap<String, f64>, key: &str) -> f64 {
@@ -169,18 +169,16 @@ async fn producer_replay_serves_its_metrics_on_metrics_listen_until_sigterm() {
     }
     std::fs::write(dir.path().join("movies.csv"), "movieId,title,genres\n1,A (2000),Drama\n").unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(["replay", "--data"])
-        .arg(dir.path())
-        .args(["--quiet", "--partitions", "4", "--metrics-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env_remove("CINEDATA_BROKERS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the producer binary starts");
-    let stderr = StderrWatch::start(child.stderr.take().expect("stderr"));
-    let addr = stderr.metrics_address(Duration::from_secs(60)).await.expect("the producer printed its metrics address");
+    let process = MetricsProcess::start(
+        "the producer",
+        Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(["replay", "--data"])
+            .arg(dir.path())
+            .args(["--quiet", "--partitions", "4", "--metrics-listen", "127.0.0.1:0"])
+            .env_remove("CINEDATA_BROKERS"),
+    )
+    .await;
+    let addr = process.addr;
 
     // Without --brokers the replay runs into an embedded broker and then waits for Ctrl-C.
     let m = testkit::wait_until("the replay to deliver everything", Duration::from_secs(60), || async {
@@ -201,10 +199,5 @@ async fn producer_replay_serves_its_metrics_on_metrics_listen_until_sigterm() {
     assert_eq!(value(&m, "cinedata_producer_replay_planned_events"), 312.0);
     assert!(value(&m, "cinedata_producer_send_duration_seconds_count") >= 1.0);
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(status.success());
-    let exited = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait task").expect("wait");
-    let lines = stderr.lines();
-    assert!(exited.success(), "the producer exited with {exited:?} on SIGTERM; stderr:\n{}", lines.join("\n"));
-    assert!(get_metrics(addr).await.is_err(), "the metrics port is still open after the process exited");
+    process.terminate().await;
 }

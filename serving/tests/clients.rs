@@ -9,14 +9,14 @@
 //! (`scripts/test.sh` installs it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use testkit::{ml_small, workspace};
 
 mod support;
-use support::{Group, log_of, start_demo};
+use support::{Group, log_of, run_logged, start_demo};
 
 /// The pytest suite is killed (and the test fails) after this long.
 const PYTEST_DEADLINE: Duration = Duration::from_secs(1200);
@@ -46,9 +46,8 @@ fn sdk_python() -> PathBuf {
 fn the_python_sdk_suite_passes_against_a_demo() {
     let python = sdk_python();
     let dir = tempfile::tempdir().expect("a temp dir");
-    let log = dir.path().join("pytest.log");
-    let out = std::fs::File::create(&log).expect("a log file");
-    let mut pytest = Group::spawn(
+    run_logged(
+        &format!("{} -m pytest clients/python/tests", python.display()),
         Command::new(&python)
             .args(["-m", "pytest", "clients/python/tests", "-q", "-p", "no:cacheprovider", "--basetemp"])
             .arg(dir.path().join("pytest"))
@@ -56,21 +55,10 @@ fn the_python_sdk_suite_passes_against_a_demo() {
             .env("CINEDATA_SERVING_BIN", env!("CARGO_BIN_EXE_serving"))
             .env("CINEDATA_ML_SMALL", ml_small())
             .env_remove("CINEDATA_URL")
-            .env_remove("CINEDATA_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("a second handle on the log"))
-            .stderr(out),
+            .env_remove("CINEDATA_API_KEY"),
+        &dir.path().join("pytest.log"),
+        PYTEST_DEADLINE,
     );
-    let status = pytest.wait(PYTEST_DEADLINE);
-    let output = log_of(&log);
-    match status {
-        None => panic!("pytest did not finish within {PYTEST_DEADLINE:?}; its output so far:\n{output}"),
-        Some(status) => assert!(
-            status.success(),
-            "{} -m pytest clients/python/tests failed ({status}):\n{output}",
-            python.display()
-        ),
-    }
 }
 
 fn get(url: &str) -> Option<Value> {
@@ -113,8 +101,6 @@ fn the_exploration_notebook_runs_top_to_bottom_against_a_demo() {
     std::fs::create_dir_all(&out_dir).expect("target/notebooks");
     let html = out_dir.join("exploration.html");
     let _ = std::fs::remove_file(&html);
-    let log = dir.path().join("nbconvert.log");
-    let out = std::fs::File::create(&log).expect("a log file");
     // The kernel is the SDK's Python: jupyter starts `python` from PATH.
     let bin = python.parent().expect("python's folder").to_path_buf();
     let path = std::env::join_paths(
@@ -122,7 +108,8 @@ fn the_exploration_notebook_runs_top_to_bottom_against_a_demo() {
             .chain(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default()),
     )
     .expect("PATH");
-    let mut nbconvert = Group::spawn(
+    run_logged(
+        "executing notebooks/exploration.ipynb with nbconvert",
         Command::new(&python)
             .args(["-m", "nbconvert", "--execute", "--to", "html", "--template", "offline"])
             .arg(format!("--ExecutePreprocessor.timeout={CELL_TIMEOUT}"))
@@ -134,17 +121,10 @@ fn the_exploration_notebook_runs_top_to_bottom_against_a_demo() {
             .env("CINEDATA_URL", &address)
             .env("PATH", path)
             .env("JUPYTER_PLATFORM_DIRS", "1")
-            .env_remove("CINEDATA_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("a second handle on the log"))
-            .stderr(out),
+            .env_remove("CINEDATA_API_KEY"),
+        &dir.path().join("nbconvert.log"),
+        NOTEBOOK_DEADLINE,
     );
-    let status = nbconvert.wait(NOTEBOOK_DEADLINE);
-    let output = log_of(&log);
-    match status {
-        None => panic!("nbconvert did not finish within {NOTEBOOK_DEADLINE:?}:\n{output}"),
-        Some(status) => assert!(status.success(), "executing notebooks/exploration.ipynb failed ({status}):\n{output}"),
-    }
     drop(demo);
 
     let page = std::fs::read_to_string(&html).expect("the rendered notebook");

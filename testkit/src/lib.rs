@@ -3,8 +3,9 @@
 //! - [`postgres`]: a fresh PostgreSQL database per test, dropped when the test ends.
 //! - [`ml_small`]: where the suites find ml-latest-small; [`workspace`]: the workspace root.
 //! - [`quick_pipeline`]: small, fast model settings for suites that do not measure quality.
-//! - [`metrics`]: the samples of a Prometheus text exposition, and [`metrics::get`], a plain
-//!   HTTP/1.0 `GET` for scraping `/metrics`.
+//! - [`metrics`]: the samples of a Prometheus text exposition, [`metrics::get`], a plain
+//!   HTTP/1.0 `GET` for scraping `/metrics`, and [`metrics::MetricsProcess`], one of our
+//!   binaries serving `/metrics` until SIGTERM.
 //! - [`wait_until`] (and [`wait`]'s other functions): polling a condition until a deadline,
 //!   the suites' only way to wait for something to happen.
 //! - [`backend_tests!`]: each test body run on SQLite and on PostgreSQL.

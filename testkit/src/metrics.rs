@@ -1,9 +1,11 @@
-//! Reading Prometheus' text exposition format, scraping it over plain HTTP/1.0, and finding
-//! the metrics address a child process announces on stderr.
+//! Reading Prometheus' text exposition format, scraping it over plain HTTP/1.0, finding the
+//! metrics address a child process announces on stderr, and running such a process until
+//! SIGTERM ([`MetricsProcess`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -109,6 +111,54 @@ impl StderrWatch {
     /// When the reader panicked (an unparsable announced address).
     pub fn lines(self) -> Vec<String> {
         self.reader.join().expect("stderr reader")
+    }
+}
+
+/// One of our binaries run with `--metrics-listen 127.0.0.1:0`: the process, its stderr
+/// watched, and the address it announced for `/metrics`.
+pub struct MetricsProcess {
+    /// Names the process in failure messages, e.g. "the consumer".
+    name: String,
+    child: Child,
+    stderr: StderrWatch,
+    /// Where it serves `/metrics`.
+    pub addr: SocketAddr,
+}
+
+impl MetricsProcess {
+    /// Starts `command` (which must pass `--metrics-listen`) with `RUST_LOG=warn`, stdout
+    /// discarded and stderr watched, and waits up to 60 s for the metrics address it announces.
+    ///
+    /// # Panics
+    /// When the process does not start or announces no address in time.
+    pub async fn start(name: &str, command: &mut Command) -> Self {
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
+        let stderr = StderrWatch::start(child.stderr.take().expect("stderr"));
+        let addr = stderr
+            .metrics_address(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("{name} printed no metrics address"));
+        Self { name: name.to_owned(), child, stderr, addr }
+    }
+
+    /// Stops the process with SIGTERM and waits for it.
+    ///
+    /// # Panics
+    /// Unless it exits successfully (its stderr is in the message) and its metrics port is
+    /// closed afterwards.
+    pub async fn terminate(self) {
+        let Self { name, mut child, stderr, addr } = self;
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success());
+        let exited = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait task").expect("wait");
+        let lines = stderr.lines();
+        assert!(exited.success(), "{name} exited with {exited:?} on SIGTERM; stderr:\n{}", lines.join("\n"));
+        assert!(get(addr, "/metrics").await.is_err(), "the metrics port is still open after {name} exited");
     }
 }
 

@@ -30,54 +30,47 @@ pub fn ml_small() -> Release {
 pub type RatingTuple = (i64, i64, f64, i64);
 pub type TagTuple = (i64, i64, String, i64);
 
-/// ratings.csv as (user, movie, rating, timestamp), sorted.
-pub fn expected_ratings(release: &Release) -> Vec<RatingTuple> {
-    let mut rows: Vec<RatingTuple> = release
-        .ratings()
-        .expect("ratings.csv opens")
-        .map(|r| r.expect("ratings.csv parses"))
-        .map(|r| (r.user_id, r.movie_id, f64::from(r.rating), r.timestamp))
-        .collect();
+/// Ratings in the order both sides of a comparison list them: by (user, movie), the table's
+/// key (the tuples have no total order: a rating is an `f64`).
+fn in_rating_order(rows: impl IntoIterator<Item = RatingTuple>) -> Vec<RatingTuple> {
+    let mut rows: Vec<RatingTuple> = rows.into_iter().collect();
     rows.sort_by_key(|a| (a.0, a.1));
     rows
+}
+
+/// Tags in the order both sides of a comparison list them: sorted whole (a user may give a
+/// movie several tags).
+fn in_tag_order(rows: impl IntoIterator<Item = TagTuple>) -> Vec<TagTuple> {
+    let mut rows: Vec<TagTuple> = rows.into_iter().collect();
+    rows.sort();
+    rows
+}
+
+/// Every row of a table, in one page.
+const ALL_ROWS: Page = Page { skip: 0, limit: i64::MAX };
+
+/// ratings.csv as (user, movie, rating, timestamp), sorted.
+pub fn expected_ratings(release: &Release) -> Vec<RatingTuple> {
+    let rows = release.ratings().expect("ratings.csv opens").map(|r| r.expect("ratings.csv parses"));
+    in_rating_order(rows.map(|r| (r.user_id, r.movie_id, f64::from(r.rating), r.timestamp)))
 }
 
 /// tags.csv as (user, movie, tag, timestamp), sorted.
 pub fn expected_tags(release: &Release) -> Vec<TagTuple> {
-    let mut rows: Vec<TagTuple> = release
-        .tags()
-        .expect("tags.csv opens")
-        .map(|r| r.expect("tags.csv parses"))
-        .map(|t| (t.user_id, t.movie_id, t.tag, t.timestamp))
-        .collect();
-    rows.sort();
-    rows
+    let rows = release.tags().expect("tags.csv opens").map(|r| r.expect("tags.csv parses"));
+    in_tag_order(rows.map(|t| (t.user_id, t.movie_id, t.tag, t.timestamp)))
 }
 
+/// The ratings table, as [`expected_ratings`] lists ratings.csv.
 pub async fn stored_ratings(store: &Store) -> Vec<RatingTuple> {
-    let page = Page { skip: 0, limit: i64::MAX };
-    let mut rows: Vec<RatingTuple> = store
-        .ratings(&RatingQuery::default(), page)
-        .await
-        .expect("reading ratings")
-        .into_iter()
-        .map(|r| (r.user_id, r.movie_id, r.rating, r.timestamp))
-        .collect();
-    rows.sort_by_key(|a| (a.0, a.1));
-    rows
+    let rows = store.ratings(&RatingQuery::default(), ALL_ROWS).await.expect("reading ratings");
+    in_rating_order(rows.into_iter().map(|r| (r.user_id, r.movie_id, r.rating, r.timestamp)))
 }
 
+/// The tags table, as [`expected_tags`] lists tags.csv.
 pub async fn stored_tags(store: &Store) -> Vec<TagTuple> {
-    let page = Page { skip: 0, limit: i64::MAX };
-    let mut rows: Vec<TagTuple> = store
-        .tags(&TagQuery::default(), page)
-        .await
-        .expect("reading tags")
-        .into_iter()
-        .map(|t| (t.user_id, t.movie_id, t.tag, t.timestamp))
-        .collect();
-    rows.sort();
-    rows
+    let rows = store.tags(&TagQuery::default(), ALL_ROWS).await.expect("reading tags");
+    in_tag_order(rows.into_iter().map(|t| (t.user_id, t.movie_id, t.tag, t.timestamp)))
 }
 
 pub async fn rating_count(store: &Store) -> i64 {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use consumer::{Embedded, Metrics, Settings};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::events::{RatingSubmitted, TagAdded, encode};
 use store::Store;
-use testkit::metrics::{StderrWatch, samples};
+use testkit::metrics::{MetricsProcess, samples};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -244,17 +244,15 @@ async fn the_consumer_binary_serves_metrics_on_metrics_listen_until_sigterm() {
     let replay = spawn_replay(&brokers, timeline, producer::Pace::Max, CancellationToken::new());
     assert_delivered(&replay.await.expect("replay task"), rows.len());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
-        .args(["--brokers", &brokers, "--database-url", &db.url, "--group", "metrics-binary"])
-        .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--metrics-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the consumer binary starts");
-    // The binary says where it listens on stderr; keep draining stderr after that.
-    let stderr = StderrWatch::start(child.stderr.take().expect("stderr"));
-    let addr = stderr.metrics_address(Duration::from_secs(60)).await.expect("the consumer printed its metrics address");
+    // The binary says where it listens on stderr; stderr is drained after that.
+    let process = MetricsProcess::start(
+        "the consumer",
+        Command::new(env!("CARGO_BIN_EXE_consumer"))
+            .args(["--brokers", &brokers, "--database-url", &db.url, "--group", "metrics-binary"])
+            .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--metrics-listen", "127.0.0.1:0"]),
+    )
+    .await;
+    let addr = process.addr;
 
     // Lag is refreshed every 5 s in the binary.
     wait_for("150 ratings persisted and the lag of 32 partitions at 0", TIMEOUT, || async {
@@ -273,11 +271,6 @@ async fn the_consumer_binary_serves_metrics_on_metrics_listen_until_sigterm() {
     assert_eq!(value(&m, "cinedata_consumer_dead_letters_total{reason=\"malformed\"}"), 0.0);
     assert_eq!(value(&m, "cinedata_consumer_assigned_partitions"), 32.0);
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(status.success());
-    let exited = tokio::task::spawn_blocking(move || child.wait()).await.expect("wait task").expect("wait");
-    let lines = stderr.lines();
-    assert!(exited.success(), "the consumer exited with {exited:?} on SIGTERM; stderr:\n{}", lines.join("\n"));
-    assert!(get_metrics(addr).await.is_err(), "the metrics port is still open after the process exited");
+    process.terminate().await;
     assert_eq!(rating_count(&db.store).await, 150);
 }

@@ -23,18 +23,15 @@ const LISTINGS: [&str; 4] = ["/movies", "/ratings", "/tags", "/links"];
 async fn missing_resources_are_404_with_a_detail(app: &TestApp) {
     let detail = app.assert_error("/movies/999999", StatusCode::NOT_FOUND).await;
     assert!(detail.contains("999999"), "{detail}");
-    app.assert_error("/movies/0", StatusCode::NOT_FOUND).await;
-    app.assert_error("/movies/-1", StatusCode::NOT_FOUND).await;
-    app.assert_error("/ratings/1/999999", StatusCode::NOT_FOUND).await;
-    app.assert_error("/tags/2/60756/no%20such%20tag", StatusCode::NOT_FOUND).await;
-    app.assert_error("/links/999999", StatusCode::NOT_FOUND).await;
+    app.assert_errors(
+        ["/movies/0", "/movies/-1", "/ratings/1/999999", "/tags/2/60756/no%20such%20tag", "/links/999999"],
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }
 
 async fn unknown_routes_are_404_with_a_detail(app: &TestApp) {
-    app.assert_error("/nope", StatusCode::NOT_FOUND).await;
-    app.assert_error("/movies/1/extra", StatusCode::NOT_FOUND).await;
-    app.assert_error("/ratings/1", StatusCode::NOT_FOUND).await;
-    app.assert_error("/tags/2/60756", StatusCode::NOT_FOUND).await;
+    app.assert_errors(["/nope", "/movies/1/extra", "/ratings/1", "/tags/2/60756"], StatusCode::NOT_FOUND).await;
 }
 
 async fn limit_must_be_between_1_and_1000(app: &TestApp) {
@@ -43,9 +40,8 @@ async fn limit_must_be_between_1_and_1000(app: &TestApp) {
         assert_eq!(ok.len(), 1000, "{listing}?limit=1000");
         let one: Vec<serde_json::Value> = app.get_ok(&format!("{listing}?limit=1")).await;
         assert_eq!(one.len(), 1, "{listing}?limit=1");
-        for limit in ["1001", "0", "-1", "1000000"] {
-            app.assert_error(&format!("{listing}?limit={limit}"), StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
+        let bad = ["1001", "0", "-1", "1000000"].map(|limit| format!("{listing}?limit={limit}"));
+        app.assert_errors(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
 }
 
@@ -59,57 +55,61 @@ async fn skip_must_not_be_negative(app: &TestApp) {
 
 async fn non_numeric_parameters_are_422_with_a_detail(app: &TestApp) {
     for listing in LISTINGS {
-        app.assert_error(&format!("{listing}?limit=abc"), StatusCode::UNPROCESSABLE_ENTITY).await;
-        app.assert_error(&format!("{listing}?skip=abc"), StatusCode::UNPROCESSABLE_ENTITY).await;
-        app.assert_error(&format!("{listing}?limit=1.5"), StatusCode::UNPROCESSABLE_ENTITY).await;
+        let bad = ["limit=abc", "skip=abc", "limit=1.5"].map(|query| format!("{listing}?{query}"));
+        app.assert_errors(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    for path in [
-        "/movies/abc",
-        "/movies/1.5",
-        "/ratings/abc/1",
-        "/ratings/1/abc",
-        "/tags/abc/1/pixar",
-        "/links/abc",
-        "/ratings?user_id=abc",
-        "/ratings?movieId=abc",
-        "/ratings?min_rating=abc",
-        "/tags?userId=abc",
-        "/tags?movie_id=x",
-    ] {
-        app.assert_error(path, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
+    app.assert_errors(
+        [
+            "/movies/abc",
+            "/movies/1.5",
+            "/ratings/abc/1",
+            "/ratings/1/abc",
+            "/tags/abc/1/pixar",
+            "/links/abc",
+            "/ratings?user_id=abc",
+            "/ratings?movieId=abc",
+            "/ratings?min_rating=abc",
+            "/tags?userId=abc",
+            "/tags?movie_id=x",
+        ],
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }
 
 async fn out_of_range_filters_are_422(app: &TestApp) {
-    for path in [
-        "/ratings?min_rating=5.5",
-        "/ratings?min_rating=-1",
-        "/ratings?min_rating=NaN",
-        "/ratings?min_rating=inf",
-        "/ratings?user_id=0",
-        "/ratings?movie_id=-5",
-        "/tags?user_id=-1",
-        "/tags?movieId=0",
-    ] {
-        app.assert_error(path, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
+    app.assert_errors(
+        [
+            "/ratings?min_rating=5.5",
+            "/ratings?min_rating=-1",
+            "/ratings?min_rating=NaN",
+            "/ratings?min_rating=inf",
+            "/ratings?user_id=0",
+            "/ratings?movie_id=-5",
+            "/tags?user_id=-1",
+            "/tags?movieId=0",
+        ],
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }
 
 async fn ids_too_large_for_64_bits_are_422_not_500(app: &TestApp) {
     let huge = "99999999999999999999";
-    for path in [
-        format!("/movies/{huge}"),
-        format!("/ratings/{huge}/1"),
-        format!("/links/{huge}"),
-        format!("/movies?skip={huge}"),
-        format!("/ratings?user_id={huge}"),
-    ] {
-        app.assert_error(&path, StatusCode::UNPROCESSABLE_ENTITY).await;
-    }
+    app.assert_errors(
+        [
+            format!("/movies/{huge}"),
+            format!("/ratings/{huge}/1"),
+            format!("/links/{huge}"),
+            format!("/movies?skip={huge}"),
+            format!("/ratings?user_id={huge}"),
+        ],
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     let far: Vec<serde_json::Value> = app.get_ok(&format!("/movies?skip={}", i64::MAX)).await;
     assert!(far.is_empty(), "the largest skip is valid and finds nothing");
-    app.assert_error(&format!("/movies/{}", i64::MAX), StatusCode::NOT_FOUND).await;
-    app.assert_error(&format!("/movies/{}", i64::MIN), StatusCode::NOT_FOUND).await;
+    app.assert_errors([i64::MAX, i64::MIN].map(|id| format!("/movies/{id}")), StatusCode::NOT_FOUND).await;
 }
 
 async fn wrong_method_is_405_json(app: &TestApp) {

@@ -57,6 +57,21 @@ pub struct TestApp {
 /// The topic test apps produce ratings to.
 pub const RATINGS_TOPIC: &str = "ratings";
 
+/// ml-latest-small's ratings per star value, (rating, count), counted from its ratings.csv:
+/// `/analytics` and `/charts/rating-histogram` both give them.
+pub const ML_SMALL_RATING_HISTOGRAM: [(f64, i64); 10] = [
+    (0.5, 1370),
+    (1.0, 2811),
+    (1.5, 1791),
+    (2.0, 7551),
+    (2.5, 5550),
+    (3.0, 20047),
+    (3.5, 13136),
+    (4.0, 26818),
+    (4.5, 8551),
+    (5.0, 13211),
+];
+
 fn ml_small_release() -> Release {
     let data = ml_small();
     let release = Release::new(&data);
@@ -224,6 +239,18 @@ impl TestApp {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e} in {body}"))
     }
 
+    /// A listing read page by page with [`get_ok`](Self::get_ok): `skip` at 0, `limit`,
+    /// 2·`limit`, ... below `end`, each page asking for `limit` rows; the pages in order.
+    /// `listing` is a path, with or without a query of its own (`/movies?genre=comedy`).
+    pub async fn get_pages<T: DeserializeOwned>(&self, listing: &str, limit: usize, end: usize) -> Vec<Vec<T>> {
+        let separator = if listing.contains('?') { '&' } else { '?' };
+        let mut pages = Vec::new();
+        for skip in (0..end).step_by(limit) {
+            pages.push(self.get_ok(&format!("{listing}{separator}skip={skip}&limit={limit}")).await);
+        }
+        pages
+    }
+
     /// Asserts `GET path` answers `status` with a JSON `{"detail": "..."}` body; returns the detail.
     pub async fn assert_error(&self, path: &str, status: StatusCode) -> String {
         let response = self.get(path).await;
@@ -241,5 +268,12 @@ impl TestApp {
         let detail = json["detail"].as_str().unwrap_or_else(|| panic!("GET {path}: no string `detail` in {body}"));
         assert!(!detail.is_empty(), "GET {path}: empty detail");
         detail.to_owned()
+    }
+
+    /// [`assert_error`](Self::assert_error) for each of `paths` in turn, all with `status`.
+    pub async fn assert_errors<P: AsRef<str>>(&self, paths: impl IntoIterator<Item = P>, status: StatusCode) {
+        for path in paths {
+            self.assert_error(path.as_ref(), status).await;
+        }
     }
 }

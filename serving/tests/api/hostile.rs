@@ -70,9 +70,14 @@ async fn read_response(stream: &mut TcpStream, deadline: Duration) -> RawRespons
 
 /// Sends `request` on a new connection and reads the response.
 async fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    exchange_within(addr, request, Duration::from_secs(10)).await
+}
+
+/// [`exchange`], the response due within `deadline`.
+async fn exchange_within(addr: SocketAddr, request: &[u8], deadline: Duration) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connects");
     stream.write_all(request).await.expect("request written");
-    read_response(&mut stream, Duration::from_secs(10)).await
+    read_response(&mut stream, deadline).await
 }
 
 /// Whether the server closes `stream` (EOF or reset) before `deadline`.
@@ -174,13 +179,8 @@ async fn connections_past_the_limit_get_a_json_503_and_service_resumes() {
 #[tokio::test]
 async fn a_stalled_body_gets_a_json_408() {
     let app = spawn_app_configured(Backend::Sqlite, |s| s.limits.body_timeout = Duration::from_secs(1)).await;
-    let mut stream = TcpStream::connect(socket_addr(&app)).await.unwrap();
-    stream
-        .write_all(b"POST /ratings HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{\"userId\": 1,")
-        .await
-        .unwrap();
-    let response = read_response(&mut stream, Duration::from_secs(10)).await;
-    let detail = response.assert_json_error(408);
+    let request = b"POST /ratings HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{\"userId\": 1,";
+    let detail = exchange(socket_addr(&app), request).await.assert_json_error(408);
     assert!(detail.contains("stopped arriving"), "{detail}");
 }
 
@@ -188,12 +188,9 @@ async fn a_stalled_body_gets_a_json_408() {
 async fn an_oversize_content_length_is_refused_before_its_body() {
     // A long body timeout: the answer can only come from the Content-Length check.
     let app = spawn_app_configured(Backend::Sqlite, |s| s.limits.body_timeout = Duration::from_secs(120)).await;
-    let mut stream = TcpStream::connect(socket_addr(&app)).await.unwrap();
-    stream
-        .write_all(b"POST /ratings HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 3000000\r\n\r\n")
-        .await
-        .unwrap();
-    let detail = read_response(&mut stream, Duration::from_secs(5)).await.assert_json_error(413);
+    let request =
+        b"POST /ratings HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 3000000\r\n\r\n";
+    let detail = exchange_within(socket_addr(&app), request, Duration::from_secs(5)).await.assert_json_error(413);
     assert!(detail.contains("3000000 bytes"), "{detail}");
 }
 

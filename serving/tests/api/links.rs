@@ -41,11 +41,7 @@ async fn links_are_listed_by_movie_id_with_imdb_ids_as_strings(app: &TestApp) {
 }
 
 async fn link_pages_cover_every_movie(app: &TestApp) {
-    let mut all: Vec<Link> = Vec::new();
-    for skip in (0..10_000).step_by(1000) {
-        let page: Vec<Link> = app.get_ok(&format!("/links?skip={skip}&limit=1000")).await;
-        all.extend(page);
-    }
+    let all: Vec<Link> = app.get_pages("/links", 1000, 10_000).await.concat();
     assert_eq!(all.len(), 9742);
     assert!(all.windows(2).all(|w| w[0].movie_id < w[1].movie_id));
     let without_tmdb: Vec<i64> = all.iter().filter(|l| l.tmdb_id.is_none()).map(|l| l.movie_id).collect();

@@ -74,13 +74,11 @@ async fn movies_are_listed_by_id_one_hundred_at_a_time_by_default(app: &TestApp)
 
 async fn movie_pages_line_up_with_one_big_page(app: &TestApp) {
     let all: Vec<Movie> = app.get_ok("/movies?skip=0&limit=300").await;
-    let mut paged = Vec::new();
-    for skip in (0..300).step_by(75) {
-        let page: Vec<Movie> = app.get_ok(&format!("/movies?skip={skip}&limit=75")).await;
+    let pages: Vec<Vec<Movie>> = app.get_pages("/movies", 75, 300).await;
+    for page in &pages {
         assert_eq!(page.len(), 75);
-        paged.extend(page);
     }
-    assert_eq!(paged, all);
+    assert_eq!(pages.concat(), all);
 }
 
 async fn movie_pages_past_the_end_are_short_or_empty(app: &TestApp) {
@@ -147,11 +145,7 @@ async fn genre_filter_is_case_insensitive_and_exact(app: &TestApp) {
 }
 
 async fn genre_filter_pages_through_every_comedy(app: &TestApp) {
-    let mut all = Vec::new();
-    for skip in (0..4000).step_by(1000) {
-        let page: Vec<Movie> = app.get_ok(&format!("/movies?genre=comedy&skip={skip}&limit=1000")).await;
-        all.extend(page);
-    }
+    let all: Vec<Movie> = app.get_pages("/movies?genre=comedy", 1000, 4000).await.concat();
     assert_eq!(all.len(), 3756, "ml-latest-small has 3756 comedies");
     let ids = ids(&all);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "pages line up without gaps or repeats");

@@ -111,7 +111,5 @@ async fn unknown_user_has_no_ratings(app: &TestApp) {
 }
 
 async fn missing_rating_is_404(app: &TestApp) {
-    app.assert_error("/ratings/1/2", StatusCode::NOT_FOUND).await;
-    app.assert_error("/ratings/999999/1", StatusCode::NOT_FOUND).await;
-    app.assert_error("/ratings/1/999999", StatusCode::NOT_FOUND).await;
+    app.assert_errors(["/ratings/1/2", "/ratings/999999/1", "/ratings/1/999999"], StatusCode::NOT_FOUND).await;
 }

@@ -25,10 +25,16 @@ async fn tag_with_spaces_is_found_by_its_percent_encoded_text(app: &TestApp) {
 }
 
 async fn tag_lookup_is_exact(app: &TestApp) {
-    app.assert_error("/tags/2/60756/highly%20quotable", StatusCode::NOT_FOUND).await;
-    app.assert_error("/tags/2/60756/Highly", StatusCode::NOT_FOUND).await;
-    app.assert_error("/tags/2/60756/Highly%20quotable%20", StatusCode::NOT_FOUND).await;
-    app.assert_error("/tags/2/60756/%25", StatusCode::NOT_FOUND).await;
+    app.assert_errors(
+        [
+            "/tags/2/60756/highly%20quotable",
+            "/tags/2/60756/Highly",
+            "/tags/2/60756/Highly%20quotable%20",
+            "/tags/2/60756/%25",
+        ],
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }
 
 async fn tags_are_ordered_by_user_then_movie(app: &TestApp) {
@@ -45,11 +51,7 @@ async fn tags_are_ordered_by_user_then_movie(app: &TestApp) {
 }
 
 async fn tag_pages_line_up(app: &TestApp) {
-    let mut all = Vec::new();
-    for skip in (0..4000).step_by(1000) {
-        let page: Vec<Tag> = app.get_ok(&format!("/tags?skip={skip}&limit=1000")).await;
-        all.extend(page);
-    }
+    let all: Vec<Tag> = app.get_pages("/tags", 1000, 4000).await.concat();
     assert_eq!(all.len(), 3683, "ml-latest-small has 3683 tags");
     let window: Vec<Tag> = app.get_ok("/tags?skip=995&limit=10").await;
     assert_eq!(window, all[995..1005]);
@@ -88,6 +90,5 @@ async fn user_and_movie_filters_and_their_aliases_agree(app: &TestApp) {
 }
 
 async fn missing_tag_is_404(app: &TestApp) {
-    app.assert_error("/tags/1/1/pixar", StatusCode::NOT_FOUND).await;
-    app.assert_error("/tags/999999/1/pixar", StatusCode::NOT_FOUND).await;
+    app.assert_errors(["/tags/1/1/pixar", "/tags/999999/1/pixar"], StatusCode::NOT_FOUND).await;
 }

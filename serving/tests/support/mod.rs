@@ -48,6 +48,23 @@ pub fn log_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// Runs `command` as a [`Group`], stdin closed, stdout and stderr both written to `log`, and
+/// waits for it until `deadline`.
+///
+/// # Panics
+/// With the log, when the command had to be killed at the deadline or failed; `what` names it.
+pub fn run_logged(what: &str, command: &mut Command, log: &Path, deadline: Duration) {
+    let out = std::fs::File::create(log).expect("a log file");
+    let second = out.try_clone().expect("a second handle on the log");
+    let mut group = Group::spawn(command.stdin(Stdio::null()).stdout(second).stderr(out));
+    let status = group.wait(deadline);
+    let output = log_of(log);
+    match status {
+        None => panic!("{what} did not finish within {deadline:?}; its output so far:\n{output}"),
+        Some(status) => assert!(status.success(), "{what} failed ({status}):\n{output}"),
+    }
+}
+
 /// A `serving demo` on ml-latest-small with its own database and journal, and its URL once
 /// it printed it ("CineData demo: http://..."). No snapshots.
 pub fn start_demo(dir: &Path) -> (Group, String) {
