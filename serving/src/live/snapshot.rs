@@ -22,8 +22,9 @@ pub const KEEP: usize = 3;
 /// First bytes of every snapshot file: the format and its version.
 const MAGIC: &[u8; 16] = b"CINEDATA-MODEL-1";
 
-/// First bytes of every top-N model file.
-const TOP_N_MAGIC: &[u8; 16] = b"CINEDATA-TOPN-01";
+/// First bytes of every top-N model file (02: the cosine feature's rater sample as bitsets;
+/// an older file is not read, and the service retrains as if it were missing).
+const TOP_N_MAGIC: &[u8; 16] = b"CINEDATA-TOPN-02";
 
 fn top_n_path(dir: &Path, version: u64) -> PathBuf {
     dir.join(format!("top-n-v{version}.snap"))
@@ -266,7 +267,7 @@ mod tests {
         save(dir.path(), "ratings", snapshot(1)).unwrap();
         // What kill -9 in the middle of two saves leaves behind.
         fs::write(dir.path().join(".model-9999999999999-v2.snap.tmp"), b"CINEDATA-MODEL-1 half").unwrap();
-        fs::write(dir.path().join(".top-n-v2.snap.tmp"), b"CINEDATA-TOPN-01 half").unwrap();
+        fs::write(dir.path().join(".top-n-v2.snap.tmp"), b"CINEDATA-TOPN-02 half").unwrap();
         let (_, _, got) = latest(dir.path()).unwrap().unwrap();
         assert_eq!(got.lineage.version, 1);
         let mut names: Vec<String> =
@@ -297,7 +298,7 @@ mod tests {
         let history = [(2, 4.5, 10), (3, 5.0, 11)];
         let q = model::Query::top(3);
         assert_eq!(restored.recommend_for_history(&history, &q), top_n.recommend_for_history(&history, &q));
-        fs::write(top_n_path(dir.path(), 5), b"CINEDATA-TOPN-01garbage").unwrap();
+        fs::write(top_n_path(dir.path(), 5), b"CINEDATA-TOPN-02garbage").unwrap();
         assert!(read_top_n(dir.path(), 5).is_err(), "a torn file is an error, not a model");
     }
 
