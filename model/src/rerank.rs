@@ -346,8 +346,8 @@ impl Context {
     }
 
     /// Cosine similarity of two movies over which sampled users rated them (binary): the
-    /// same users for every movie, as bitsets, so a request's 500 cosines cost a few
-    /// microseconds even when popular movies have 80k raters (ml-25m).
+    /// same users for every movie, as bitsets, so a request's 500 cosines are at most
+    /// 500 × 128 words of AND and popcount even when popular movies have 80k raters (ml-25m).
     fn cosine(&self, a: u32, b: u32) -> f64 {
         self.raters.cosine(a as usize, b as usize)
     }
