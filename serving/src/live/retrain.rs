@@ -29,6 +29,10 @@ pub struct RetrainSettings {
     pub interval: Option<Duration>,
     /// Retrain after this many new rating events (0: never on count).
     pub every_ratings: u64,
+    /// Retrain when the service starts without a snapshot to restore. Off only where nothing
+    /// asks for personal lists (the catalogue API suites): the model then knows no stored
+    /// rating until the first retrain.
+    pub on_startup: bool,
     /// The pipeline: what is fitted (top-N model, batch MF, SVD, popularity, similarity) and
     /// what is held out to check it.
     pub pipeline: Recompute,
@@ -41,6 +45,7 @@ impl Default for RetrainSettings {
         Self {
             interval: Some(Duration::from_secs(3600)),
             every_ratings: 100_000,
+            on_startup: true,
             pipeline: Recompute::builder().build().expect("the default pipeline is valid"),
             mlflow_uri: None,
         }
@@ -166,6 +171,11 @@ impl Retrainer {
     /// The model it retrains.
     pub fn live(&self) -> &Arc<LiveModel> {
         &self.live
+    }
+
+    /// When and how it retrains.
+    pub fn settings(&self) -> &RetrainSettings {
+        &self.settings
     }
 
     /// Starts a retrain in the background unless one is running (`false` then).

@@ -116,12 +116,15 @@ impl Live {
     }
 
     /// Runs the stream follower and the retrain schedule until `shutdown` (starting with a
-    /// retrain unless the model was restored), then saves a last snapshot.
+    /// retrain unless the model was restored or start-up retrains are off), then saves a last
+    /// snapshot.
     pub fn spawn(&self, shutdown: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
         let (model, retrainer, stream, start, store) =
             (self.model.clone(), self.retrainer.clone(), self.stream.clone(), self.start.clone(), self.store.clone());
         if !self.restored {
-            retrainer.request("startup");
+            if retrainer.settings().on_startup {
+                retrainer.request("startup");
+            }
         } else if self.model.lineage().version > 0 && self.model.engine().top_n().is_none() {
             // A snapshot whose top-N model was lost: lists come from the live factors until
             // this retrain brings a new one.

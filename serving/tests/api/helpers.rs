@@ -180,7 +180,10 @@ pub async fn spawn_app_configured(backend: Backend, configure: impl FnOnce(&mut 
     settings.analytics_ttl = Duration::ZERO;
     settings.brokers = Some(broker.bootstrap_servers().to_owned());
     settings.ratings_topic = RATINGS_TOPIC.to_owned();
-    // The catalogue suites do not look at recommendations: a small, fast model is enough.
+    // The catalogue suites do not look at recommendations: no retrain at start (one over the
+    // 100k ratings cost each test about 4 s of CPU, most of the suite's time), and a small,
+    // fast model should a test ask for one.
+    settings.live.retrain.on_startup = false;
     settings.live.retrain.pipeline = testkit::quick_pipeline_with(
         model::Recompute::builder().mf(model::BiasedMf::builder().factors(8).epochs(3).build().expect("valid MF")),
     );

@@ -54,6 +54,13 @@ impl World {
 
     /// Starts the app and waits until it serves a trained (or restored) model.
     pub async fn start(&self) -> LiveApp {
+        let live = self.start_with(|_| {}).await;
+        live.wait_for(Duration::from_secs(60), |m| m["version"].as_u64() >= Some(1)).await;
+        live
+    }
+
+    /// Starts the app with `configure` applied to its settings last; returns once it listens.
+    pub async fn start_with(&self, configure: impl FnOnce(&mut ServeSettings)) -> LiveApp {
         let mut settings = ServeSettings::new(self.database_url(), SocketAddr::from(([127, 0, 0, 1], 0)));
         settings.brokers = Some(self.broker.bootstrap_servers().to_owned());
         settings.live.snapshot_dir = Some(self.snapshots());
@@ -61,15 +68,14 @@ impl World {
         settings.live.retrain.every_ratings = 0;
         // Behaviour, not quality: small models retrain fast (tests/quality.rs uses the defaults).
         settings.live.retrain.pipeline = testkit::quick_pipeline();
+        configure(&mut settings);
         let app = Application::build(&settings).await.expect("the app builds");
         let address = format!("http://{}", app.local_addr().expect("a bound address"));
         let store = app.state().store.clone();
         let token = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(token.clone()));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
-        let live = LiveApp { address, store, token, task: Some(task), client };
-        live.wait_for(Duration::from_secs(60), |m| m["version"].as_u64() >= Some(1)).await;
-        live
+        LiveApp { address, store, token, task: Some(task), client }
     }
 }
 

@@ -77,3 +77,21 @@ async fn a_retrain_under_concurrent_queries_swaps_in_a_new_version_without_a_sin
     assert!(records.iter().all(|r| r.metric("ndcg@10").is_some_and(|v| (v - ndcg).abs() < 1e-6)));
     assert!(records.iter().all(|r| r.data.ratings == 100_836 && r.model == serving::live::retrain::RETRAIN_MODEL));
 }
+
+/// The catalogue suites start without a retrain: the model stays empty, and says so, until a
+/// retrain is asked for. (The start-up retrain is requested before the server answers, so the
+/// first `GET /model` would already show it running.)
+#[tokio::test]
+async fn with_start_up_retrains_off_nothing_trains_until_asked() {
+    let world = World::new().await;
+    let app = world.start_with(|s| s.live.retrain.on_startup = false).await;
+    let model: ModelInfo = app.get_ok("/model").await;
+    assert_eq!((model.version, model.training_ratings), (0, 0), "{model:?}");
+    assert!(!model.retraining && model.last_retrain.is_none(), "{model:?}");
+    let (status, body) = app.post("/model/retrain", &serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let model = app.wait_for(Duration::from_secs(60), |m| m["version"] == 1 && m["retraining"] == false).await;
+    let info: ModelInfo = serde_json::from_value(model).unwrap();
+    assert_eq!(info.training_ratings, 100_836);
+    assert!(info.last_retrain.is_some_and(|r| r.accepted && r.trigger == "admin"));
+}
