@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Live recommendations under load: the demo (ml-latest-small, embedded broker, SQLite) with
 # fresh ratings streaming in at RATE events/s (examples/rating_load.rs), and wrk asking
-# /users/{random user}/recommendations?n=10 at CONNS connections for SECS seconds.
+# /users/{random user}/recommendations?n=10 at CONNS connections for SECS seconds. Before the
+# load and beside it, examples/rating_visibility.rs times how soon a user's own new rating
+# shows in their next list (PROBE_SAMPLES each time, default 200; 0 skips it).
 # Usage: scripts/bench-recommend.sh [secs, default 30] [conns, default 64] [rate, default 10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +12,13 @@ conns=${2:-64}
 rate=${3:-10000}
 data=$(realpath "${CINEDATA_ML_SMALL:-../shared/data/movielens/ml-latest-small}")
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p serving --bin serving --example rating_load
+cargo build --release -q -p serving --bin serving --example rating_load --example rating_visibility
+probe_samples=${PROBE_SAMPLES:-200}
 root=$PWD
 bin=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 work=$(mktemp -d)
-trap 'kill $pid $load 2>/dev/null || true; rm -rf "$work"' EXIT
+load= probe=
+trap 'kill $pid $load $probe 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
 (cd "$work" && RUST_LOG=warn exec "$bin/serving" demo --data "$data" --listen "127.0.0.1:$port" \
   --retrain-every 0 >"$work/demo.log" 2>&1) &
@@ -28,15 +32,32 @@ for _ in $(seq 1 1500); do
   sleep 0.2
 done
 brokers=$(grep -o 'Kafka (embedded, alive while this runs): [0-9.:]*' "$work/demo.log" | awk '{print $NF}')
-echo "demo up, ml-latest-small replayed ($applied events); streaming $rate ratings/s into $brokers"
+echo "demo up, ml-latest-small replayed ($applied events)"
+if [ "$probe_samples" -gt 0 ]; then
+  echo "idle:"
+  "$bin/examples/rating_visibility" "http://127.0.0.1:$port" "$probe_samples"
+fi
+echo "streaming $rate ratings/s into $brokers"
 before=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
 ${LOAD_NICE:+nice -n "$LOAD_NICE"} "$bin/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
 load=$!
 sleep 2
+
+if [ "$probe_samples" -gt 0 ]; then
+  # Spread over the wrk run; it adds a few requests per second beside wrk's.
+  "$bin/examples/rating_visibility" "http://127.0.0.1:$port" "$probe_samples" $((secs > 4 ? secs - 4 : 1)) \
+    >"$work/probe.log" 2>&1 &
+  probe=$!
+fi
 start=$(date +%s.%N)
 WRK_CONNECTIONS="$conns" ${LOAD_NICE:+nice -n "$LOAD_NICE"} wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port"
 end=$(date +%s.%N)
 after=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
 python3 -c "print(f'events applied to the live model during wrk: {($after - $before):.0f} in {($end - $start):.1f} s + 2 s warm-up = {($after - $before) / ($end - $start + 2):.0f}/s')"
 curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^cinedata_(online_updates_total|recommendation_duration_seconds_(sum|count))'
+if [ -n "$probe" ]; then
+  wait "$probe" || true
+  echo "under load:"
+  cat "$work/probe.log"
+fi
 wait $load || true

@@ -5,6 +5,7 @@
 //! cargo bench -p model --bench engine                      # SGD, online, top-N, recompute
 //! cargo bench -p model --bench engine -- topn online       # a subset of sections
 //! cargo bench -p model --bench engine -- personal          # served personal lists (pipeline + engine)
+//! cargo bench -p model --bench engine -- candidates        # the same at 100, 70 and 50 re-ranked candidates
 //! cargo bench -p model --bench engine -- synthetic-25m     # 25 M-rating pipeline, personal lists, RSS
 //! ```
 //! ml-latest-small is read from `CINEDATA_ML_SMALL` or `/work/shared/data/movielens/ml-latest-small`.
@@ -294,8 +295,15 @@ fn bench_recompute_small(ratings: &Ratings) {
 
 /// The published pipeline's engine on `ratings` (fit, holdout check, online model), timed.
 fn published_engine(ratings: &Ratings) -> (model::Engine, f64, Option<model::HoldoutReport>) {
+    published_engine_with(ratings, model::Rerank::default())
+}
+
+fn published_engine_with(
+    ratings: &Ratings,
+    top_n: model::Rerank,
+) -> (model::Engine, f64, Option<model::HoldoutReport>) {
     let t = Instant::now();
-    let published = Recompute::builder().build().unwrap().run(ratings.iter().collect()).unwrap();
+    let published = Recompute::builder().top_n(top_n).build().unwrap().run(ratings.iter().collect()).unwrap();
     let holdout = published.holdout;
     let engine = published
         .engine(OnlineModel::builder().build().unwrap(), std::sync::Arc::new(model::ContentIndex::default()))
@@ -392,6 +400,14 @@ fn main() {
         println!("pipeline run ml-latest-small (fit + holdout check + online model): {secs:.1} s; holdout {holdout:?}");
         let users: Vec<i64> = small.user_ids().ids().to_vec();
         bench_personal("ml-latest-small", &engine, &users, 5);
+    }
+    // Only when named: what fewer re-ranked candidates save, each setting twice, alternated.
+    if args.iter().any(|a| a == "candidates") {
+        let users: Vec<i64> = small.user_ids().ids().to_vec();
+        for candidates in [100, 70, 50, 100, 70, 50] {
+            let (engine, _, _) = published_engine_with(&small, model::Rerank { candidates, ..Default::default() });
+            bench_personal(&format!("ml-latest-small, {candidates} candidates"), &engine, &users, 5);
+        }
     }
     if run("62k") {
         let big = catalogue_62k();
