@@ -42,7 +42,6 @@ before=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["events
 ${LOAD_NICE:+nice -n "$LOAD_NICE"} "$bin/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + 5)) &
 load=$!
 sleep 2
-
 if [ "$probe_samples" -gt 0 ]; then
   # Spread over the wrk run; it adds a few requests per second beside wrk's.
   "$bin/examples/rating_visibility" "http://127.0.0.1:$port" "$probe_samples" $((secs > 4 ? secs - 4 : 1)) \
