@@ -89,7 +89,8 @@ pub struct Rerank {
     /// Features sampled per tree (default 0.8).
     pub colsample: f64,
     /// Ensembles trained with different seeds and averaged (default 3; bagging steadies the
-    /// ranking, which a single ensemble's sampling noise moves by ±0.003 NDCG@10).
+    /// ranking, which a single ensemble's sampling noise moves by ±0.003 NDCG@10). At request
+    /// time the first ranks every candidate and the others average in on its best only.
     pub ensembles: usize,
     /// Half-width of the time window around a user's last rating in which a movie's share of
     /// all ratings is counted (default 90 days).
@@ -525,7 +526,8 @@ impl Recommender for RerankModel {
     }
 
     /// EASE's best `max(candidates, n)` movies under `query`, re-ordered by the mean tree
-    /// ensemble score (log-odds of a like), ties to the smaller movie id.
+    /// ensemble score (log-odds of a like) over the first ensemble's best (see
+    /// [`RerankModel::rerank`]), ties to the smaller movie id.
     fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored> {
         let Some(u) = self.context.user_ids.index(user) else { return Vec::new() };
         if query.n() == 0 {
