@@ -527,7 +527,7 @@ impl Recommender for RerankModel {
 
     /// EASE's best `max(candidates, n)` movies under `query`, re-ordered by the mean tree
     /// ensemble score (log-odds of a like) over the first ensemble's best (see
-    /// [`RerankModel::rerank`]), ties to the smaller movie id.
+    /// `RerankModel::rerank`), ties to the smaller movie id.
     fn recommend(&self, user: UserId, query: &Query<'_>) -> Vec<Scored> {
         let Some(u) = self.context.user_ids.index(user) else { return Vec::new() };
         if query.n() == 0 {
