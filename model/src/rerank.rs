@@ -26,7 +26,7 @@ use crate::ids::{IdMap, ItemId, UserId};
 use crate::ratings::{Rating, Ratings};
 use crate::topn::{Query, Scored};
 
-/// Features per (user, candidate); see [`Context::features`] for their order.
+/// Features per (user, candidate), named in [`FEATURE_NAMES`] in their column order.
 pub const N_FEATURES: usize = 18;
 
 /// Names of the features, in matrix column order (for importances and reports).
