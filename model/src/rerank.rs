@@ -587,14 +587,20 @@ impl RerankModel {
         let data = column_major(&rows);
         let first_scores = first.predict(&Matrix::new(&data, rows.len(), N_FEATURES), false);
         let mut order: Vec<usize> = (0..rows.len()).collect();
-        let by_first = |&a: &usize, &b: &usize| {
-            first_scores[b].total_cmp(&first_scores[a]).then(candidates[a].item.cmp(&candidates[b].item))
+        let keep = keep.max(1);
+        // Without a cut the later ensembles read the same matrix; with one, only the kept
+        // rows (their order does not matter: the mean orders them below).
+        let kept_data;
+        let matrix = if rows.len() > keep {
+            order.select_nth_unstable_by(keep - 1, |&a, &b| {
+                first_scores[b].total_cmp(&first_scores[a]).then(candidates[a].item.cmp(&candidates[b].item))
+            });
+            order.truncate(keep);
+            kept_data = column_major(&order.iter().map(|&i| rows[i]).collect::<Vec<_>>());
+            Matrix::new(&kept_data, keep, N_FEATURES)
+        } else {
+            Matrix::new(&data, rows.len(), N_FEATURES)
         };
-        order.sort_by(by_first);
-        order.truncate(keep);
-        let kept: Vec<[f64; N_FEATURES]> = order.iter().map(|&i| rows[i]).collect();
-        let data = column_major(&kept);
-        let matrix = Matrix::new(&data, kept.len(), N_FEATURES);
         let mut scores: Vec<f64> = order.iter().map(|&i| first_scores[i]).collect();
         for b in rest {
             scores.iter_mut().zip(b.predict(&matrix, false)).for_each(|(s, p)| *s += p);
