@@ -177,6 +177,19 @@ impl Engine {
         Recommendations { source: Source::Trending, items }
     }
 
+    /// Whether a list from `source` follows the live factors, so that other users' ratings
+    /// move it: personal lists before the first recompute, trending without a popularity
+    /// model, similar movies. The others (the top-N model's lists, the popularity model's)
+    /// depend on the recompute's models and the user's own history alone: a cache may keep
+    /// them until one of those changes.
+    pub fn follows_live_factors(&self, source: Source) -> bool {
+        match source {
+            Source::Personal => self.top_n.is_none(),
+            Source::Trending => self.popularity.is_none(),
+            Source::Collaborative | Source::Content => true,
+        }
+    }
+
     /// Similar movies: collaborative once the movie has enough ratings (batch similarity, or
     /// the live factors for a movie newer than the batch), content-based before that.
     pub fn similar(&self, item: ItemId, query: &Query<'_>) -> Recommendations {
@@ -355,6 +368,8 @@ mod tests {
         let got = e.recommend(12345, &Query::top(3));
         assert_eq!(got.source, Source::Trending);
         assert_eq!(got.items, full.online().most_rated(&Query::top(3)));
+        assert!(e.follows_live_factors(Source::Trending) && e.follows_live_factors(Source::Personal));
+        assert!(!full.follows_live_factors(Source::Trending) && !full.follows_live_factors(Source::Personal));
         let got = e.similar(3, &Query::top(4));
         assert_eq!((got.source, got.items.clone()), (Source::Collaborative, full.online().similar(3, &Query::top(4))));
     }

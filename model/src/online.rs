@@ -615,6 +615,15 @@ impl OnlineModel {
         rated.iter().filter_map(|r| Some((self.item_id(r.item)?, r.rating))).collect()
     }
 
+    /// Which of `items` the user has rated, in the same order (all false for an unknown user):
+    /// a cheap check for serving, which must never show a rated movie, even in a list kept
+    /// from before the rating.
+    pub fn rated_among(&self, user: UserId, items: &[ItemId]) -> Vec<bool> {
+        let indices: Vec<Option<u32>> = items.iter().map(|i| self.inner.item_index.get(i).map(|x| *x)).collect();
+        let Some(row) = self.inner.users.get(&user) else { return vec![false; items.len()] };
+        indices.iter().map(|i| i.is_some_and(|i| row.rated.0.contains_key(&i))).collect()
+    }
+
     /// The user's latest rating of each movie they rated with its time, in (time, movie id)
     /// order: the live history the top-N model reads at request time.
     pub fn history(&self, user: UserId) -> Vec<(ItemId, f32, i64)> {
@@ -766,6 +775,10 @@ mod tests {
         assert!(matches!(got, Update::Applied { new_user: true, new_item: false, .. }));
         assert_eq!((m.n_users(), m.n_items(), m.item_count(100)), (2, 1, 2));
         assert!((m.global_mean() - 3.5).abs() < 1e-6);
+        m.update(2, 200, 5.0, 12).unwrap();
+        assert_eq!(m.rated_among(1, &[200, 100, 300]), [false, true, false]);
+        assert_eq!(m.rated_among(2, &[200, 100, 300]), [true, true, false]);
+        assert_eq!(m.rated_among(3, &[100]), [false], "an unknown user rated nothing");
     }
 
     #[test]
