@@ -62,6 +62,11 @@ struct LiveArgs {
     /// MLflow tracking server: each retrain's experiment record is also logged there as a run.
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     mlflow_uri: Option<String>,
+    /// Least seconds between two recomputations of a user's list for their own ratings: a
+    /// rating after a quiet spell re-ranks their next list at once; faster ones meanwhile get
+    /// the previous list without the movies rated since. 0 recomputes on every own rating.
+    #[arg(long, env = "CINEDATA_LIST_REFRESH", default_value_t = 1.0)]
+    list_refresh: f64,
 }
 
 impl LiveArgs {
@@ -72,6 +77,7 @@ impl LiveArgs {
         live.retrain.interval = (self.retrain_interval > 0.0).then(|| Duration::from_secs_f64(self.retrain_interval));
         live.retrain.every_ratings = self.retrain_every.unwrap_or(default_every);
         live.retrain.mlflow_uri.clone_from(&self.mlflow_uri);
+        live.list_refresh = Duration::try_from_secs_f64(self.list_refresh.max(0.0)).unwrap_or(Duration::MAX);
         live
     }
 }

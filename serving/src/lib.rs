@@ -21,6 +21,7 @@
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json`, `/docs` and `/redoc`.
 //! - [`state`]: `AppState`, the cloneable bundle every handler receives.
 
+pub mod background;
 pub mod cache;
 pub mod charts;
 pub mod cli;

@@ -56,7 +56,8 @@ impl Metrics {
         let cache_lookups = f
             .counter_vec(
                 "http_cache_lookups_total",
-                "Response cache lookups by result: hit, stale (served while one request refreshes), miss.",
+                "Response and list cache lookups by result: hit, stale (served while one request refreshes), \
+rated_since (a list from before the user's latest ratings, those movies left out), miss.",
                 &["result"],
             )
             .expect("valid metric");

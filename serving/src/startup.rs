@@ -120,7 +120,12 @@ impl Application {
             retrainer: live.retrainer.clone(),
             store,
             responses: ResponseCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
-            lists: ListCache::new(settings.cache_ttl, 100_000, metrics.cache_lookups.clone()),
+            lists: ListCache::new(
+                settings.cache_ttl,
+                settings.live.list_refresh,
+                100_000,
+                metrics.cache_lookups.clone(),
+            ),
             metrics,
             ingest,
             analytics: Arc::new(Cached::new(settings.analytics_ttl)),

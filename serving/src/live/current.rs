@@ -49,6 +49,8 @@ struct Writer {
 pub struct LiveModel {
     engine: ArcSwap<Engine>,
     movies: ArcSwap<Movies>,
+    /// Bumped each time `movies` is replaced (caches of answers holding titles check it).
+    catalogue: AtomicU64,
     lineage: RwLock<Lineage>,
     writer: Mutex<Writer>,
     online_config: OnlineConfig,
@@ -91,6 +93,7 @@ impl LiveModel {
         let me = Self {
             engine: ArcSwap::from_pointee(engine),
             movies: ArcSwap::from_pointee(movies),
+            catalogue: AtomicU64::new(0),
             lineage: RwLock::new(lineage),
             writer: Mutex::new(Writer { offsets, ..Writer::default() }),
             online_config,
@@ -127,7 +130,14 @@ impl LiveModel {
     pub fn replace_movies(&self, movies: Movies) -> Arc<Movies> {
         let movies = Arc::new(movies);
         self.movies.store(movies.clone());
+        self.catalogue.fetch_add(1, Ordering::Release);
         movies
+    }
+
+    /// How many times the catalogue was replaced since start: answers built from an older
+    /// one may name a movie differently or miss one.
+    pub fn catalogue_generation(&self) -> u64 {
+        self.catalogue.load(Ordering::Acquire)
     }
 
     /// Settings of the online model (also for the models retrains build).
@@ -279,6 +289,7 @@ impl LiveModel {
         };
         if let Some(movies) = movies {
             self.movies.store(Arc::new(movies));
+            self.catalogue.fetch_add(1, Ordering::Release);
         }
         self.engine.store(Arc::new(engine));
         self.since_swap.store(0, Ordering::Relaxed);

@@ -17,6 +17,9 @@ pub struct LiveSettings {
     pub snapshot_interval: std::time::Duration,
     /// Settings of the online model.
     pub online: OnlineConfig,
+    /// Least time between two recomputations of a user's list for their own ratings (see
+    /// `crate::cache::ListCache`): the first after a quiet spell is immediate.
+    pub list_refresh: std::time::Duration,
 }
 
 impl LiveSettings {
@@ -28,6 +31,7 @@ impl LiveSettings {
             snapshot_dir: None,
             snapshot_interval: std::time::Duration::from_secs(60),
             online: OnlineModel::builder().build().expect("default online settings are valid"),
+            list_refresh: std::time::Duration::from_secs(1),
         }
     }
 

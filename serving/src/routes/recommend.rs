@@ -3,6 +3,7 @@
 //! just learned changes the next answer; the list cache is keyed by the user's updates).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -20,7 +21,7 @@ use schemas::recommend::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::cache::ListLookup;
+use crate::cache::{ListLookup, ListStamp};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::live::Movies;
@@ -140,53 +141,130 @@ pub async fn recommendations(
     Path(user_id): Path<i64>,
     Query(options): Query<RecommendOptions>,
 ) -> ApiResult<Response> {
-    let started = Instant::now();
     let user_id = positive_id("userId", user_id)?;
     let n = count(options.n)?;
     let exclude = parse_exclude(options.exclude.as_deref())?;
     let live = &state.live;
     let engine = live.engine();
-    let (version, steps) = (live.lineage().version, engine.online().user_steps(user_id));
+    let version = live.lineage().version;
+    let stamp =
+        ListStamp { version, catalogue: live.catalogue_generation(), steps: engine.online().user_steps(user_id) };
     let key = uri.to_string();
-    // Held until the new list is kept, so concurrent requests get the previous one meanwhile.
-    let _claim = match state.lists.get(&key, version, steps) {
+    let lookup = match state.lists.get(&key, stamp) {
         ListLookup::Hit(body) => return Ok(json_body(body)),
-        ListLookup::Miss(claim) => claim,
+        other => other,
     };
     let movies = live.movies();
-    let genre = match options.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
-        Some(g) => Some(movies.genre(g).ok_or_else(|| ApiError::Invalid(format!("no movie has the genre {g:?}")))?),
-        None => None,
-    };
-    let keep = |id: i64| movies.contains(id) && genre.is_none_or(|g: &HashSet<i64>| g.contains(&id));
-    let query = TopN::top(n).exclude(exclude).filter(&keep);
-    let found = engine.recommend(user_id, &query);
-    let mut items: Vec<RecommendedMovie> = found.items.iter().filter_map(|s| movie(&movies, s)).collect();
-    if options.explain.unwrap_or(false) && found.source == Source::Personal {
-        let ids: Vec<i64> = items.iter().map(|m| m.movie_id).collect();
-        for (item, reasons) in items.iter_mut().zip(engine.explain_each(user_id, &ids, REASONS)) {
-            item.because = Some(
-                reasons
-                    .into_iter()
-                    .filter_map(|r| {
-                        Some(Because {
-                            movie_id: r.item,
-                            title: movies.get(r.item)?.title.clone(),
-                            rating: f64::from(r.rating),
-                            weight: f64::from(r.weight),
-                        })
-                    })
-                    .collect(),
-            );
+    let genre = options.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned);
+    if let Some(g) = &genre
+        && movies.genre(g).is_none()
+    {
+        return Err(ApiError::Invalid(format!("no movie has the genre {g:?}")));
+    }
+    let asked = List { user_id, n, exclude, genre, explain: options.explain.unwrap_or(false), version };
+    match lookup {
+        ListLookup::Hit(body) => Ok(json_body(body)),
+        ListLookup::RatedSince(body, answer) => without_rated(&engine, &answer, body),
+        ListLookup::Refresh(body, answer, background) => {
+            let answered = without_rated(&engine, &answer, body);
+            let lists = state.lists.clone();
+            lists.refresh(background, move || {
+                if let Err(error) = keep_new_list(&state, key, stamp, asked, &engine, &movies) {
+                    tracing::warn!(%error, "refreshing a list in the background");
+                }
+            });
+            answered
+        }
+        // The claim (if any) is held until the new list is kept, so concurrent requests get
+        // the previous one meanwhile. With the top-N model a list is 1–2 ms of CPU: computed
+        // off the async workers, so that answers from the cache never queue behind one.
+        ListLookup::Miss(_claim) => {
+            let body = tokio::task::spawn_blocking(move || keep_new_list(&state, key, stamp, asked, &engine, &movies))
+                .await
+                .map_err(|e| ApiError::Internal(format!("computing a list: {e}")))??;
+            Ok(json_body(body))
         }
     }
-    let kind = if found.source == Source::Personal { "personal" } else { "trending" };
-    live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
-    let answer = UserRecommendations { user_id, strategy: strategy(found.source), model_version: version, items };
-    let body =
-        Bytes::from(serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(format!("encoding a list: {e}")))?);
-    state.lists.put(key, version, steps, body.clone());
-    Ok(json_body(body))
+}
+
+/// Computes the list (blocking), keeps it in the list cache and returns its body.
+fn keep_new_list(
+    state: &AppState,
+    key: String,
+    stamp: ListStamp,
+    asked: List,
+    engine: &model::Engine,
+    movies: &Movies,
+) -> ApiResult<Bytes> {
+    let started = Instant::now();
+    let (answer, source) = asked.compute(engine, movies);
+    let kind = if source == Source::Personal { "personal" } else { "trending" };
+    state.live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
+    let body = encode(&answer)?;
+    state.lists.put(key, stamp, engine.follows_live_factors(source), Arc::new(answer), body.clone());
+    Ok(body)
+}
+
+/// A list as asked for, checked.
+struct List {
+    user_id: i64,
+    n: usize,
+    exclude: Vec<i64>,
+    genre: Option<String>,
+    explain: bool,
+    version: u64,
+}
+
+impl List {
+    /// The list and the model it came from (blocking: the top-N model runs here).
+    fn compute(self, engine: &model::Engine, movies: &Movies) -> (UserRecommendations, Source) {
+        let genre = self.genre.as_deref().and_then(|g| movies.genre(g));
+        let keep = |id: i64| movies.contains(id) && genre.is_none_or(|g: &HashSet<i64>| g.contains(&id));
+        let query = TopN::top(self.n).exclude(self.exclude).filter(&keep);
+        let found = engine.recommend(self.user_id, &query);
+        let mut items: Vec<RecommendedMovie> = found.items.iter().filter_map(|s| movie(movies, s)).collect();
+        if self.explain && found.source == Source::Personal {
+            let ids: Vec<i64> = items.iter().map(|m| m.movie_id).collect();
+            for (item, reasons) in items.iter_mut().zip(engine.explain_each(self.user_id, &ids, REASONS)) {
+                item.because = Some(
+                    reasons
+                        .into_iter()
+                        .filter_map(|r| {
+                            Some(Because {
+                                movie_id: r.item,
+                                title: movies.get(r.item)?.title.clone(),
+                                rating: f64::from(r.rating),
+                                weight: f64::from(r.weight),
+                            })
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let strategy = strategy(found.source);
+        (UserRecommendations { user_id: self.user_id, strategy, model_version: self.version, items }, found.source)
+    }
+}
+
+/// A kept list from before the user's latest ratings, without the movies they rated since.
+fn without_rated(engine: &model::Engine, answer: &UserRecommendations, body: Bytes) -> ApiResult<Response> {
+    let ids: Vec<i64> = answer.items.iter().map(|m| m.movie_id).collect();
+    let rated = engine.online().rated_among(answer.user_id, &ids);
+    if !rated.contains(&true) {
+        return Ok(json_body(body));
+    }
+    let items = answer.items.iter().zip(rated).filter(|(_, r)| !r).map(|(m, _)| m.clone()).collect();
+    let answer = UserRecommendations {
+        items,
+        user_id: answer.user_id,
+        strategy: answer.strategy,
+        model_version: answer.model_version,
+    };
+    Ok(json_body(encode(&answer)?))
+}
+
+fn encode(answer: &UserRecommendations) -> ApiResult<Bytes> {
+    serde_json::to_vec(answer).map(Bytes::from).map_err(|e| ApiError::Internal(format!("encoding a list: {e}")))
 }
 
 fn json_body(body: Bytes) -> Response {

@@ -49,6 +49,69 @@ async fn a_posted_rating_changes_the_users_recommendations_within_a_second() {
 }
 
 #[tokio::test]
+async fn ratings_in_quick_succession_leave_the_list_at_once_and_re_rank_it_once_per_refresh() {
+    let world = World::new().await;
+    let refresh = Duration::from_secs(4);
+    let app = world.start_with(|s| s.live.list_refresh = refresh).await;
+    app.wait_for(Duration::from_secs(60), |m| m["version"].as_u64() >= Some(1)).await;
+    let rate = |movie: i64| {
+        let app = &app;
+        async move {
+            let (status, body) = app.post("/ratings", &json!({"userId": 1, "movieId": movie, "rating": 0.5})).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        }
+    };
+    let first = app.top(1, 10).await;
+    // The first own rating after a quiet spell re-ranks the next list at once: ten movies.
+    rate(first[0]).await;
+    let second = wait_until("the rated movie to leave the list", Duration::from_secs(2), || async {
+        let now = app.top(1, 10).await;
+        if now.contains(&first[0]) { Err(format!("still there: {now:?}")) } else { Ok(now) }
+    })
+    .await;
+    let recomputed = std::time::Instant::now();
+    assert_eq!(second.len(), 10, "re-ranked, not just filtered: {second:?}");
+    // Another rating within the refresh: the same list at once, without that movie.
+    rate(second[0]).await;
+    let third = wait_until("the second rated movie to leave the list", Duration::from_secs(2), || async {
+        let now = app.top(1, 10).await;
+        if now.contains(&second[0]) { Err(format!("still there: {now:?}")) } else { Ok(now) }
+    })
+    .await;
+    assert!(recomputed.elapsed() < refresh, "the check ran within the refresh");
+    assert_eq!(third, second[1..], "the kept list without the movie rated since");
+    // Once the refresh has passed, the next request re-ranks again: ten movies, none rated.
+    let fourth = wait_until("a re-ranked list after the refresh", refresh + Duration::from_secs(5), || async {
+        let now = app.top(1, 10).await;
+        assert!(!now.contains(&first[0]) && !now.contains(&second[0]), "a rated movie came back: {now:?}");
+        if now.len() == 10 { Ok(now) } else { Err(format!("still the kept list: {now:?}")) }
+    })
+    .await;
+    assert!(recomputed.elapsed() >= refresh, "re-ranked only after the refresh: {fourth:?}");
+    let recomputed = std::time::Instant::now();
+
+    // A burst: two ratings in the refresh. Past it, the next answer is the kept list without
+    // them, given at once while the list is recomputed in the background for a later request.
+    rate(fourth[0]).await;
+    rate(fourth[1]).await;
+    wait_until("both rated movies to leave the list", Duration::from_secs(3), || async {
+        let now = app.top(1, 10).await;
+        if now == fourth[2..] { Ok(()) } else { Err(format!("not yet: {now:?}")) }
+    })
+    .await;
+    assert!(recomputed.elapsed() < refresh, "the burst fell within the refresh");
+    tokio::time::sleep((refresh + Duration::from_millis(200)).saturating_sub(recomputed.elapsed())).await;
+    assert_eq!(app.top(1, 10).await, fourth[2..], "answered from the kept list while it is recomputed");
+    let fifth = wait_until("the list recomputed in the background", Duration::from_secs(5), || async {
+        let now = app.top(1, 10).await;
+        if now.len() == 10 { Ok(now) } else { Err(format!("still the kept list: {now:?}")) }
+    })
+    .await;
+    let rated = [first[0], second[0], fourth[0], fourth[1]];
+    assert!(rated.iter().all(|m| !fifth.contains(m)), "no rated movie: {fifth:?}");
+}
+
+#[tokio::test]
 async fn lists_never_hold_rated_or_excluded_movies_and_honour_the_genre() {
     let world = World::new().await;
     let app = world.start().await;
