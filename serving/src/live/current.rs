@@ -129,8 +129,12 @@ impl LiveModel {
     /// Replaces the catalogue (movies imported since the last load); returns it.
     pub fn replace_movies(&self, movies: Movies) -> Arc<Movies> {
         let movies = Arc::new(movies);
-        self.movies.store(movies.clone());
-        self.catalogue.fetch_add(1, Ordering::Release);
+        let before = self.movies.swap(movies.clone());
+        // Movies are only ever added: a reload that found none new (the stream reloads when
+        // events name unknown movies) keeps the kept lists.
+        if before.len() != movies.len() {
+            self.catalogue.fetch_add(1, Ordering::Release);
+        }
         movies
     }
 
@@ -383,5 +387,32 @@ impl LiveModel {
             retraining: self.retraining.load(Ordering::Acquire),
             last_retrain: self.last_retrain.read().unwrap_or_else(PoisonError::into_inner).clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::live::movies::MovieInfo;
+
+    fn movies(n: i64) -> Movies {
+        let info = |i: i64| MovieInfo { title: format!("Movie {i} (2000)"), genres: "Drama".into() };
+        Movies::build((1..=n).map(|i| (i, info(i))), &HashMap::new())
+    }
+
+    #[test]
+    fn the_catalogue_generation_moves_only_when_a_reload_found_new_movies() {
+        let config = OnlineModel::builder().build().unwrap();
+        let engine = LiveModel::empty_engine(&config, &movies(2));
+        let lineage = Lineage { version: 0, trained_at: None, training_ratings: 0, holdout: None };
+        let metrics = LiveMetrics::register(&prometheus::Registry::new());
+        let live = LiveModel::new(engine, movies(2), lineage, BTreeMap::new(), config, 0, metrics);
+        assert_eq!(live.catalogue_generation(), 0);
+        live.replace_movies(movies(2));
+        assert_eq!(live.catalogue_generation(), 0, "nothing new: kept lists stay valid");
+        live.replace_movies(movies(3));
+        assert_eq!((live.catalogue_generation(), live.movies().len()), (1, 3));
     }
 }
