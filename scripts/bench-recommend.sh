@@ -47,7 +47,9 @@ loaded=$(date +%s.%N)
 sleep 2
 # Unmeasured: every user's list is asked for once first (wrk measures the steady state, not the
 # service's first list per user, ~2 ms of CPU each with the top-N model).
-wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${WARMUP_SECS:-3}s" -s scripts/wrk-random-users.lua "http://127.0.0.1:$port" >/dev/null
+if [ "${WARMUP_SECS:-3}" != 0 ]; then
+  wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${WARMUP_SECS:-3}s" -s scripts/wrk-random-users.lua "http://127.0.0.1:$port" >/dev/null
+fi
 if [ "$probe_samples" -gt 0 ]; then
   # Spread over the wrk run; it adds a few requests per second beside wrk's.
   "$bin/examples/rating_visibility" "http://127.0.0.1:$port" "$probe_samples" $((secs > 4 ? secs - 4 : 1)) \
