@@ -30,7 +30,10 @@ impl Worker {
                     tracing::warn!(%error, "could not lower the background worker's priority");
                 }
                 for job in queue {
-                    job();
+                    // A job that panics is that job's bug: the worker goes on with the next.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("a background job panicked");
+                    }
                 }
             })
             .expect("the OS starts a thread");
@@ -49,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jobs_run_in_order_on_a_thread_with_a_lowered_priority() {
+    fn jobs_run_in_order_on_a_thread_with_a_lowered_priority_past_a_panicking_one() {
         let worker = Worker::start("test-worker");
         let (done, results) = mpsc::channel();
         for i in 0..3 {
@@ -59,8 +62,11 @@ mod tests {
                 done.send((i, nice, std::thread::current().name().map(str::to_owned))).unwrap();
             });
         }
-        let got: Vec<_> = results.iter().take(3).collect();
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [0, 1, 2]);
+        worker.run(|| panic!("a bug in one job"));
+        let done_after = done.clone();
+        worker.run(move || done_after.send((3, NICE, Some("test-worker".to_owned()))).unwrap());
+        let got: Vec<_> = results.iter().take(4).collect();
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [0, 1, 2, 3], "a panicking job stops nothing");
         assert!(got.iter().all(|g| g.1 >= NICE && g.2.as_deref() == Some("test-worker")), "{got:?}");
     }
 }
