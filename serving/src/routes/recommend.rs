@@ -1,6 +1,7 @@
 //! Live recommendations: personal top-N, similar movies, rating predictions and user
 //! profiles, computed at request time by the [`model::Engine`] over the live state (a rating
-//! just learned changes the next answer; the list cache is keyed by the user's updates).
+//! just learned changes the next answer; the list cache is keyed by the user's updates, and
+//! answers a burst of them from the kept list without the rated movies: see `ListCache`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use schemas::recommend::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::cache::{ListLookup, ListStamp};
+use crate::cache::{Background, Claim, ListLookup, ListStamp};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
 use crate::live::Movies;
@@ -150,9 +151,13 @@ pub async fn recommendations(
     let stamp =
         ListStamp { version, catalogue: live.catalogue_generation(), steps: engine.online().user_steps(user_id) };
     let key = uri.to_string();
-    let lookup = match state.lists.get(&key, stamp) {
+    // Kept lists are answered before anything else is looked at: under a stream of ratings
+    // most requests end here.
+    let compute = match state.lists.get(&key, stamp) {
         ListLookup::Hit(body) => return Ok(json_body(body)),
-        other => other,
+        ListLookup::RatedSince(body, answer) => return without_rated(&engine, &answer, body),
+        ListLookup::Refresh(body, answer, background) => Compute::Behind(body, answer, background),
+        ListLookup::Miss(claim) => Compute::Now(claim),
     };
     let movies = live.movies();
     let genre = options.genre.as_deref().map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned);
@@ -162,10 +167,8 @@ pub async fn recommendations(
         return Err(ApiError::Invalid(format!("no movie has the genre {g:?}")));
     }
     let asked = List { user_id, n, exclude, genre, explain: options.explain.unwrap_or(false), version };
-    match lookup {
-        ListLookup::Hit(body) => Ok(json_body(body)),
-        ListLookup::RatedSince(body, answer) => without_rated(&engine, &answer, body),
-        ListLookup::Refresh(body, answer, background) => {
+    match compute {
+        Compute::Behind(body, answer, background) => {
             let answered = without_rated(&engine, &answer, body);
             let lists = state.lists.clone();
             lists.refresh(background, move || {
@@ -178,13 +181,21 @@ pub async fn recommendations(
         // The claim (if any) is held until the new list is kept, so concurrent requests get
         // the previous one meanwhile. With the top-N model a list is 1–2 ms of CPU: computed
         // off the async workers, so that answers from the cache never queue behind one.
-        ListLookup::Miss(_claim) => {
+        Compute::Now(_claim) => {
             let body = tokio::task::spawn_blocking(move || keep_new_list(&state, key, stamp, asked, &engine, &movies))
                 .await
                 .map_err(|e| ApiError::Internal(format!("computing a list: {e}")))??;
             Ok(json_body(body))
         }
     }
+}
+
+/// How a list not answered from the cache is computed.
+enum Compute {
+    /// In this request, holding the claim (if any).
+    Now(Option<Claim>),
+    /// On the background worker, this request answering the kept list without rated movies.
+    Behind(Bytes, Arc<UserRecommendations>, Background),
 }
 
 /// Computes the list (blocking), keeps it in the list cache and returns its body.
