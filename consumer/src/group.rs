@@ -198,12 +198,11 @@ pub async fn run(
         if !batch.is_empty() {
             let work = Work::new(&batch, settings);
             drop(batch);
-            let ratings = work.messages.iter().filter(|m| m.topic == Kind::Rating).count();
-            if ratings > 0 {
-                metrics.received(&settings.ratings_topic, ratings);
-            }
-            if work.messages.len() > ratings {
-                metrics.received(&settings.tags_topic, work.messages.len() - ratings);
+            for kind in [Kind::Rating, Kind::Tag, Kind::Impression] {
+                let n = work.messages.iter().filter(|m| m.topic == kind).count();
+                if n > 0 {
+                    metrics.received(settings.topic_of(kind), n);
+                }
             }
             let handed_over = tokio::select! {
                 biased;
@@ -368,7 +367,7 @@ struct Work {
 
 impl Work {
     fn new(batch: &[BorrowedMessage<'_>], settings: &Settings) -> Self {
-        let kind = |m: &BorrowedMessage<'_>| if m.topic() == settings.ratings_topic { Kind::Rating } else { Kind::Tag };
+        let kind = |m: &BorrowedMessage<'_>| settings.kind_of(m.topic());
         let incoming: Vec<Incoming<'_>> =
             batch.iter().map(|m| Incoming { kind: kind(m), payload: m.payload().unwrap_or_default() }).collect();
         let decoded = decode(&incoming, unix_now());
@@ -408,10 +407,7 @@ impl Writer {
     }
 
     fn topic(&self, kind: Kind) -> &str {
-        match kind {
-            Kind::Rating => &self.settings.ratings_topic,
-            Kind::Tag => &self.settings.tags_topic,
-        }
+        self.settings.topic_of(kind)
     }
 
     /// Handles one batch to the end: persisted, poison dead-lettered, offsets stored. Returns
@@ -473,7 +469,7 @@ impl Writer {
                 }
             }
         }
-        self.metrics.batch_done(work.messages.len(), outcome.ratings, outcome.tags);
+        self.metrics.batch_done(work.messages.len(), outcome.ratings, outcome.tags, outcome.impressions);
         true
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use movielens::{RatingRow, TagRow};
-use schemas::events::{Event, EventError, RatingSubmitted, TagAdded, decode_at};
+use schemas::events::{Event, EventError, ListShown, RatingSubmitted, TagAdded, decode_at};
 use store::{Store, StoreError};
 
 /// Which event a payload should hold (from the topic it came from).
@@ -13,6 +13,8 @@ pub enum Kind {
     Rating,
     /// A [`TagAdded`].
     Tag,
+    /// A [`ListShown`] (an impression).
+    Impression,
 }
 
 /// One message of a batch: its kind and its payload (empty for a message without one).
@@ -31,6 +33,8 @@ pub struct Outcome {
     pub ratings: usize,
     /// Tag events written.
     pub tags: usize,
+    /// Impressions written (an impression already stored counts too: it is safe).
+    pub impressions: usize,
     /// The poison messages, by index in the batch, with the reason.
     pub rejected: Vec<(usize, EventError)>,
     /// The ratings written, in batch order (for followers such as an online model).
@@ -91,6 +95,7 @@ impl Default for Catalogue {
 pub struct Decoded {
     ratings: Vec<(usize, RatingSubmitted)>,
     tags: Vec<(usize, TagAdded)>,
+    impressions: Vec<(usize, ListShown)>,
     rejected: Vec<(usize, EventError)>,
 }
 
@@ -108,13 +113,18 @@ pub fn decode(batch: &[Incoming<'_>], now: i64) -> Decoded {
                 Ok(e) => decoded.tags.push((i, e)),
                 Err(e) => decoded.rejected.push((i, e)),
             },
+            Kind::Impression => match decode_at::<ListShown>(message.payload, now) {
+                Ok(e) => decoded.impressions.push((i, e)),
+                Err(e) => decoded.rejected.push((i, e)),
+            },
         }
     }
     decoded
 }
 
 /// Rejects the decoded events whose movie is not in the catalogue and upserts the others (a
-/// re-rating replaces the older one: newer timestamp wins).
+/// re-rating replaces the older one: newer timestamp wins). Impressions are stored as they
+/// are (serving showed movies of its catalogue), once per event id.
 ///
 /// Idempotent: persisting the same batch again leaves the store as it is, so it can be retried
 /// after any error.
@@ -139,9 +149,11 @@ pub async fn persist(store: &Store, catalogue: &mut Catalogue, decoded: &Decoded
         .iter()
         .map(|(_, e)| TagRow { user_id: e.user_id, movie_id: e.movie_id, tag: e.tag.clone(), timestamp: e.timestamp })
         .collect();
+    let impressions: Vec<ListShown> = decoded.impressions.iter().map(|(_, e)| e.clone()).collect();
     let written = async {
         store.upsert_ratings(&rating_rows).await?;
-        store.upsert_tags(&tag_rows).await
+        store.upsert_tags(&tag_rows).await?;
+        store.insert_impressions(&impressions).await
     };
     if let Err(e) = written.await {
         // The catalogue may have changed under us (a foreign-key failure): look again next time.
@@ -152,6 +164,7 @@ pub async fn persist(store: &Store, catalogue: &mut Catalogue, decoded: &Decoded
     Ok(Outcome {
         ratings: ratings.len(),
         tags: tags.len(),
+        impressions: impressions.len(),
         rejected,
         persisted_ratings: ratings.into_iter().map(|(_, e)| *e).collect(),
     })

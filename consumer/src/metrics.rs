@@ -41,6 +41,7 @@ struct Inner {
     handled: AtomicU64,
     ratings: AtomicU64,
     tags: AtomicU64,
+    impressions: AtomicU64,
     dead_letters: AtomicU64,
     batches: AtomicU64,
     db_retries: AtomicU64,
@@ -57,6 +58,7 @@ struct Families {
     received: IntCounterVec,
     persisted_ratings: IntCounter,
     persisted_tags: IntCounter,
+    persisted_impressions: IntCounter,
     dead_letters: IntCounterVec,
     reasons: [IntCounter; DEAD_LETTER_REASONS.len()],
     batch_size: Histogram,
@@ -80,7 +82,7 @@ impl Families {
         )?;
         let persisted = f.counter_vec(
             "consumer_events_persisted_total",
-            "Events written to the store, by kind: rating, tag.",
+            "Events written to the store, by kind: rating, tag, impression.",
             &["kind"],
         )?;
         let dead_letters = f.counter_vec(
@@ -107,6 +109,7 @@ impl Families {
         Ok(Self {
             persisted_ratings: persisted.with_label_values(&["rating"]),
             persisted_tags: persisted.with_label_values(&["tag"]),
+            persisted_impressions: persisted.with_label_values(&["impression"]),
             reasons: DEAD_LETTER_REASONS.map(|r| dead_letters.with_label_values(&[r])),
             received,
             dead_letters,
@@ -133,6 +136,8 @@ pub struct Snapshot {
     pub ratings: u64,
     /// Tag events written to the store.
     pub tags: u64,
+    /// Impressions written to the store (a redelivered one counts again; it is stored once).
+    pub impressions: u64,
     /// Poison events published to the dead-letter topic.
     pub dead_letters: u64,
     /// Dead letters per reason kind (`malformed`, `invalid`, `unknown-movie`, ...).
@@ -176,6 +181,7 @@ impl Metrics {
             handled: i.handled.load(Ordering::Relaxed),
             ratings: i.ratings.load(Ordering::Relaxed),
             tags: i.tags.load(Ordering::Relaxed),
+            impressions: i.impressions.load(Ordering::Relaxed),
             dead_letters: i.dead_letters.load(Ordering::Relaxed),
             dead_letters_by_kind: i
                 .by_kind
@@ -211,14 +217,16 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn batch_done(&self, messages: usize, ratings: usize, tags: usize) {
+    pub(crate) fn batch_done(&self, messages: usize, ratings: usize, tags: usize, impressions: usize) {
         add(&self.0.ratings, ratings as u64);
         add(&self.0.tags, tags as u64);
+        add(&self.0.impressions, impressions as u64);
         add(&self.0.batches, 1);
         add(&self.0.handled, messages as u64);
         if let Some(p) = &self.0.prometheus {
             p.persisted_ratings.inc_by(ratings as u64);
             p.persisted_tags.inc_by(tags as u64);
+            p.persisted_impressions.inc_by(impressions as u64);
             p.batch_size.observe(messages as f64);
         }
     }
@@ -350,7 +358,7 @@ mod tests {
         metrics.dead_lettered("malformed");
         metrics.dead_lettered("unknown-movie");
         metrics.dead_lettered("malformed");
-        metrics.batch_done(12, 8, 1);
+        metrics.batch_done(12, 8, 1, 0);
         metrics.db_retry();
         metrics.db_write(Duration::from_millis(3));
         metrics.assigned([("ratings".to_owned(), 0), ("ratings".to_owned(), 1)]);
@@ -386,7 +394,7 @@ mod tests {
         let metrics = Metrics::default();
         assert!(!metrics.is_exported());
         metrics.received("ratings", 3);
-        metrics.batch_done(3, 3, 0);
+        metrics.batch_done(3, 3, 0, 0);
         metrics.offset_stored("ratings", 0, 3);
         assert_eq!(metrics.stored_offset("ratings", 0), None);
         assert_eq!(metrics.handled(), 3);

@@ -27,6 +27,9 @@ pub struct Settings {
     /// Topic of the tag events; empty to consume ratings only.
     #[arg(long, env = "CINEDATA_TAGS_TOPIC", default_value = topics::TAGS)]
     pub tags_topic: String,
+    /// Topic of the impressions (lists serving showed); empty to leave them unpersisted.
+    #[arg(long, env = "CINEDATA_IMPRESSIONS_TOPIC", default_value = topics::IMPRESSIONS)]
+    pub impressions_topic: String,
     /// Where poison events go, unchanged, with `x-dlq-reason` and `x-dlq-kind` headers.
     #[arg(long, env = "CINEDATA_DLQ_TOPIC", default_value = topics::DEAD_LETTERS)]
     pub dlq_topic: String,
@@ -68,6 +71,7 @@ impl Settings {
             group: "cinedata-store".into(),
             ratings_topic: topics::RATINGS.into(),
             tags_topic: topics::TAGS.into(),
+            impressions_topic: topics::IMPRESSIONS.into(),
             dlq_topic: topics::DEAD_LETTERS.into(),
             partitions: topics::PARTITIONS,
             batch_size: 100_000,
@@ -79,13 +83,37 @@ impl Settings {
         }
     }
 
-    /// The topics consumed: ratings, and tags unless disabled.
+    /// The topics consumed: ratings, and tags and impressions unless disabled.
     pub fn topics(&self) -> Vec<&str> {
         let mut topics = vec![self.ratings_topic.as_str()];
-        if !self.tags_topic.is_empty() {
-            topics.push(self.tags_topic.as_str());
+        for optional in [&self.tags_topic, &self.impressions_topic] {
+            if !optional.is_empty() {
+                topics.push(optional.as_str());
+            }
         }
         topics
+    }
+
+    /// What a message of `topic` should hold.
+    pub fn kind_of(&self, topic: &str) -> crate::ingest::Kind {
+        use crate::ingest::Kind;
+        if topic == self.ratings_topic {
+            Kind::Rating
+        } else if topic == self.impressions_topic {
+            Kind::Impression
+        } else {
+            Kind::Tag
+        }
+    }
+
+    /// The topic of messages of `kind`.
+    pub fn topic_of(&self, kind: crate::ingest::Kind) -> &str {
+        use crate::ingest::Kind;
+        match kind {
+            Kind::Rating => &self.ratings_topic,
+            Kind::Tag => &self.tags_topic,
+            Kind::Impression => &self.impressions_topic,
+        }
     }
 
     /// Every topic the pipeline uses, dead letters included, to create them.

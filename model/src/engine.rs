@@ -47,6 +47,23 @@ pub enum Source {
     Content,
 }
 
+/// Which model a personal list comes from: serving's routing, or one model alone (an A/B
+/// experiment's variant). Cold users get the trending list whatever the choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ListModel {
+    /// [`Engine::recommend`]'s routing: the top-N model (EASE + re-ranker) over the live
+    /// history, the live factors before the first recompute.
+    #[default]
+    Served,
+    /// EASE alone over the live history, without the re-ranker (as `Served` without a top-N
+    /// model).
+    Ease,
+    /// The live factors (online SGD matrix factorisation).
+    OnlineMf,
+    /// The popularity list for everyone, their rated movies left out.
+    Popularity,
+}
+
 /// A list and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendations {
@@ -175,6 +192,46 @@ impl Engine {
             None => self.online.most_rated(&q),
         };
         Recommendations { source: Source::Trending, items }
+    }
+
+    /// A list from `model` (see [`ListModel`]): a user with too few ratings, or for whom the
+    /// model finds nothing, gets the trending list without their rated movies, as in
+    /// [`Self::recommend`].
+    pub fn recommend_with(&self, user: UserId, query: &Query<'_>, model: ListModel) -> Recommendations {
+        let personal = match model {
+            ListModel::Served => return self.recommend(user, query),
+            ListModel::Ease if self.top_n.is_none() => return self.recommend(user, query),
+            ListModel::Ease | ListModel::OnlineMf => true,
+            ListModel::Popularity => false,
+        };
+        let history = self.online.history(user);
+        if personal && history.len() >= self.cold.min_user_ratings && !history.is_empty() {
+            let items = match (&self.top_n, model) {
+                (Some(top_n), ListModel::Ease) => {
+                    let rated: Vec<(ItemId, f32)> = history.iter().map(|h| (h.0, h.1)).collect();
+                    top_n.ease().recommend_for_ratings(&rated, query)
+                }
+                _ => self.online.recommend(user, query),
+            };
+            if !items.is_empty() {
+                return Recommendations { source: Source::Personal, items };
+            }
+        }
+        let mut q = query.clone();
+        if query.excludes_seen() {
+            q = q.exclude(history.iter().map(|h| h.0));
+        }
+        let items = match &self.popularity {
+            Some(p) => p.trending(&q),
+            None => self.online.most_rated(&q),
+        };
+        Recommendations { source: Source::Trending, items }
+    }
+
+    /// Whether a list from `model` and `source` follows the live factors (see
+    /// [`Self::follows_live_factors`]): the online model's lists always do.
+    pub fn list_follows_live_factors(&self, model: ListModel, source: Source) -> bool {
+        (model == ListModel::OnlineMf && source == Source::Personal) || self.follows_live_factors(source)
     }
 
     /// Whether a list from `source` follows the live factors, so that other users' ratings
@@ -406,6 +463,31 @@ mod tests {
         let after = e.recommend(5, &Query::top(5));
         assert_ne!(after.items, before.items);
         assert!(after.items.iter().all(|s| s.item != before.items[0].item));
+    }
+
+    #[test]
+    fn each_list_model_answers_from_its_own_model() {
+        let e = engine();
+        let user = 5;
+        let q = Query::top(5);
+        assert_eq!(e.recommend_with(user, &q, ListModel::Served), e.recommend(user, &q));
+        let rated: Vec<(ItemId, f32)> = e.online().rated(user);
+        let ease = e.recommend_with(user, &q, ListModel::Ease);
+        assert_eq!(
+            (ease.source, &ease.items),
+            (Source::Personal, &e.top_n().unwrap().ease().recommend_for_ratings(&rated, &q))
+        );
+        let mf = e.recommend_with(user, &q, ListModel::OnlineMf);
+        assert_eq!((mf.source, &mf.items), (Source::Personal, &e.online().recommend(user, &q)));
+        let pop = e.recommend_with(user, &q, ListModel::Popularity);
+        assert_eq!(pop.source, Source::Trending);
+        assert!(pop.items.iter().all(|s| !rated.iter().any(|r| r.0 == s.item)));
+        assert!(e.list_follows_live_factors(ListModel::OnlineMf, Source::Personal));
+        assert!(!e.list_follows_live_factors(ListModel::Ease, Source::Personal));
+        // A cold user gets the trending list from every model.
+        for m in [ListModel::Ease, ListModel::OnlineMf, ListModel::Popularity] {
+            assert_eq!(e.recommend_with(12345, &q, m).source, Source::Trending);
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use batch::{BatchModels, Holdout, HoldoutReport, Published, Recompute, Recom
 pub use blend::{BlendModel, LinearBlend, Member};
 pub use content::ContentIndex;
 pub use ease::{Ease, EaseModel};
-pub use engine::{ColdStart, Engine, Recommendations, Source};
+pub use engine::{ColdStart, Engine, ListModel, Recommendations, Source};
 pub use error::ModelError;
 pub use explain::Reason;
 pub use ids::{IdMap, ItemId, UserId};

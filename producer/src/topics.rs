@@ -14,6 +14,8 @@ use rdkafka::types::RDKafkaErrorCode;
 pub const RATINGS: &str = "ratings";
 /// Default topic of [`TagAdded`](schemas::events::TagAdded) events.
 pub const TAGS: &str = "tags";
+/// Default topic of [`ListShown`](schemas::events::ListShown) events: the lists serving showed.
+pub const IMPRESSIONS: &str = "impressions";
 /// Default dead-letter topic: poison events, unchanged, with `x-dlq-*` headers.
 pub const DEAD_LETTERS: &str = "ratings.dlq";
 /// Default partitions per topic: room for 32 consumers, and on the embedded broker (whose log

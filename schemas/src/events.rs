@@ -270,7 +270,22 @@ impl NewRating {
     }
 }
 
-/// What every event type shares, so [`decode`] and [`encode`] serve them all.
+/// What [`decode`] and [`encode`] need of a type: its checks.
+pub trait Validate: Serialize + DeserializeOwned {
+    /// Checks the values' ranges with `now` (Unix seconds) as the present.
+    ///
+    /// # Errors
+    /// The first value out of range.
+    fn check_event(&self, now: i64) -> Result<(), EventError>;
+}
+
+impl<E: Event> Validate for E {
+    fn check_event(&self, now: i64) -> Result<(), EventError> {
+        self.validate(now)
+    }
+}
+
+/// What every event about one movie shares, so [`decode`] and [`encode`] serve them all.
 pub trait Event: Serialize + DeserializeOwned {
     /// The event's name, e.g. `RatingSubmitted`.
     const NAME: &'static str;
@@ -394,6 +409,76 @@ impl Event for TagAdded {
     }
 }
 
+/// Most movies one shown list may carry (the list endpoint's largest `n`).
+pub const MAX_SHOWN: usize = 100;
+
+/// Serving showed a user a list of recommendations (an impression): on the impressions topic,
+/// keyed by `userId`, persisted by the consumer group. Experiment outcomes join these with the
+/// ratings that follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListShown {
+    /// Always [`SCHEMA_VERSION`] when written by this code.
+    pub schema_version: u32,
+    /// Unique per event: the store keeps each impression once however often it is delivered.
+    pub event_id: EventId,
+    /// The user shown the list, positive.
+    pub user_id: i64,
+    /// The movies shown, best first: position 1 is `movieIds[0]`. At most [`MAX_SHOWN`].
+    pub movie_ids: Vec<i64>,
+    /// `personal` or `trending`.
+    pub strategy: String,
+    /// Version of the model that answered.
+    pub model_version: u64,
+    /// The running experiment, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    /// The user's variant in it (or `holdout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The stream's clock when shown: the newest rating time the live model had applied (wall
+    /// time before any). Outcome windows count from it, so a replay of old ratings works.
+    pub stream_time: i64,
+    /// Unix seconds (wall clock) when it was served.
+    pub timestamp: i64,
+}
+
+impl Validate for ListShown {
+    fn check_event(&self, now: i64) -> Result<(), EventError> {
+        Envelope::new(self.schema_version, self.event_id, self.user_id, 1, self.timestamp).check(now)?;
+        if self.movie_ids.len() > MAX_SHOWN {
+            return Err(EventError::invalid(
+                "movieIds",
+                format!("{} movies, more than {MAX_SHOWN}", self.movie_ids.len()),
+            ));
+        }
+        if let Some(&id) = self.movie_ids.iter().find(|&&id| id <= 0) {
+            return Err(EventError::invalid("movieIds", format!("{id} is not positive")));
+        }
+        if !matches!(self.strategy.as_str(), "personal" | "trending") {
+            return Err(EventError::invalid("strategy", format!("{:?} is not personal or trending", self.strategy)));
+        }
+        for (field, name) in [("experiment", &self.experiment), ("variant", &self.variant)] {
+            if let Some(name) = name
+                && !crate::ab::valid_name(name)
+            {
+                return Err(EventError::invalid(field, format!("{name:?} is not a valid name")));
+            }
+        }
+        if self.experiment.is_some() != self.variant.is_some() {
+            return Err(EventError::invalid("variant", "experiment and variant come together"));
+        }
+        let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
+        if !(EARLIEST_TIMESTAMP..=latest).contains(&self.stream_time) {
+            return Err(EventError::invalid(
+                "streamTime",
+                format!("{} is outside 1995-01-01 ..= now + 1 day", self.stream_time),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -428,7 +513,7 @@ pub fn utc_date(seconds: i64) -> (i64, i64, i64) {
 ///
 /// # Errors
 /// [`EventError`] saying why the bytes are not a valid `E`.
-pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, EventError> {
+pub fn decode<E: Validate>(bytes: &[u8]) -> Result<E, EventError> {
     decode_at(bytes, unix_now())
 }
 
@@ -436,7 +521,7 @@ pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, EventError> {
 ///
 /// # Errors
 /// [`EventError`] saying why the bytes are not a valid `E`.
-pub fn decode_at<E: Event>(bytes: &[u8], now: i64) -> Result<E, EventError> {
+pub fn decode_at<E: Validate>(bytes: &[u8], now: i64) -> Result<E, EventError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(EventError::TooLarge { size: bytes.len(), max: MAX_EVENT_BYTES });
     }
@@ -446,7 +531,7 @@ pub fn decode_at<E: Event>(bytes: &[u8], now: i64) -> Result<E, EventError> {
             return Err(version_error(bytes).unwrap_or_else(|| EventError::Malformed(e.to_string())));
         }
     };
-    event.validate(now)?;
+    event.check_event(now)?;
     Ok(event)
 }
 
@@ -468,7 +553,7 @@ fn version_error(bytes: &[u8]) -> Option<EventError> {
 ///
 /// # Errors
 /// The event is out of range or encodes larger than [`MAX_EVENT_BYTES`].
-pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>, EventError> {
+pub fn encode<E: Validate>(event: &E) -> Result<Vec<u8>, EventError> {
     encode_at(event, unix_now())
 }
 
@@ -476,8 +561,8 @@ pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>, EventError> {
 ///
 /// # Errors
 /// The event is out of range or encodes larger than [`MAX_EVENT_BYTES`].
-pub fn encode_at<E: Event>(event: &E, now: i64) -> Result<Vec<u8>, EventError> {
-    event.validate(now)?;
+pub fn encode_at<E: Validate>(event: &E, now: i64) -> Result<Vec<u8>, EventError> {
+    event.check_event(now)?;
     let bytes = serde_json::to_vec(event).map_err(|e| EventError::Malformed(e.to_string()))?;
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(EventError::TooLarge { size: bytes.len(), max: MAX_EVENT_BYTES });
@@ -640,6 +725,47 @@ mod tests {
         let bad = NewRating { user_id: 3, movie_id: 4, rating: 7.0, timestamp: None };
         assert!(matches!(bad.into_event(NOW), Err(EventError::Invalid { field: "rating", .. })));
         assert!(serde_json::from_str::<NewRating>(r#"{"userId":3,"movieId":4,"rating":3.5,"x":1}"#).is_err());
+    }
+
+    fn shown() -> ListShown {
+        ListShown {
+            schema_version: SCHEMA_VERSION,
+            event_id: EventId::from_u128(7),
+            user_id: 3,
+            movie_ids: vec![10, 20, 30],
+            strategy: "personal".into(),
+            model_version: 2,
+            experiment: Some("exp".into()),
+            variant: Some("holdout".into()),
+            stream_time: 1_000_000_000,
+            timestamp: NOW,
+        }
+    }
+
+    #[test]
+    fn a_shown_list_round_trips_and_bad_ones_say_why() {
+        let bytes = encode_at(&shown(), NOW).unwrap();
+        assert_eq!(decode_at::<ListShown>(&bytes, NOW).unwrap(), shown());
+        let invalid = |change: fn(&mut ListShown)| {
+            let mut e = shown();
+            change(&mut e);
+            match decode_at::<ListShown>(&serde_json::to_vec(&e).unwrap(), NOW) {
+                Err(EventError::Invalid { field, .. }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(invalid(|e| e.movie_ids = (1..=101).collect()), "movieIds");
+        assert_eq!(invalid(|e| e.movie_ids[1] = 0), "movieIds");
+        assert_eq!(invalid(|e| e.strategy = "content".into()), "strategy");
+        assert_eq!(invalid(|e| e.variant = None), "variant");
+        assert_eq!(invalid(|e| e.experiment = Some("a b".into())), "experiment");
+        assert_eq!(invalid(|e| e.stream_time = 5), "streamTime");
+        assert_eq!(invalid(|e| e.user_id = -1), "userId");
+        let mut e = shown();
+        e.experiment = None;
+        e.variant = None;
+        assert!(!String::from_utf8(encode_at(&e, NOW).unwrap()).unwrap().contains("variant"));
+        assert!(matches!(decode_at::<ListShown>(b"{}", NOW), Err(EventError::Malformed(_))));
     }
 }
 

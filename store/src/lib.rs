@@ -2,6 +2,7 @@
 //!
 //! - [`Store`]: one cloneable handle over either backend; the URL scheme picks it
 //!   (`sqlite://file.db` or `postgres://...`). Migrations run on connect.
+//! - [`ab`]: A/B experiments (configuration, change log) and the impressions they are scored on.
 //! - [`catalogue`]: the read side the data API serves (listings, details, analytics).
 //! - [`charts`]: rating aggregates behind the web interface's charts.
 //! - [`write`]: idempotent bulk upserts (a re-rating replaces the older one; newer timestamp wins).
@@ -14,6 +15,7 @@
 //! SQL text is shared between backends where it is portable (`$N` placeholders work in both);
 //! the bulk write paths differ so each backend uses its fastest form.
 
+pub mod ab;
 pub mod catalogue;
 pub mod charts;
 pub mod error;
@@ -26,6 +28,7 @@ mod pool;
 mod summary;
 mod url;
 
+pub use ab::Impression;
 pub use catalogue::{MovieQuery, Page, RatingQuery, TagQuery};
 pub use charts::{MovieYear, RatingAggregates};
 pub use error::StoreError;

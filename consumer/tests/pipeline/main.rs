@@ -7,6 +7,7 @@
 //!   itself (skipped, saying so, where mounting is not allowed).
 //! - `metrics`: the Prometheus families scraped from `/metrics`: counters after a replay with
 //!   poison, the lag while the database is down, the binary's `--metrics-listen`.
+//! - `impressions`: shown lists persisted exactly once through a consumer killed mid-stream.
 //! - `postgres`: the full replay into PostgreSQL (`CINEDATA_TEST_POSTGRES_URL`, default
 //!   `postgres://postgres@127.0.0.1:5432/test`; a fresh database per test).
 //! - `processes`: two `consumer` processes in one group (the first keeps the embedded broker)
@@ -21,6 +22,7 @@
 mod diskfull;
 mod embedded;
 mod helpers;
+mod impressions;
 mod metrics;
 mod postgres;
 mod processes;

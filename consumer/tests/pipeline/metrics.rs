@@ -101,7 +101,11 @@ async fn send_all(brokers: &str, messages: &[(&str, String, Vec<u8>)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_counts_received_persisted_and_dead_lettered_events_and_the_lag_ends_at_zero() {
     let db = TestDb::sqlite().await;
-    let settings = Settings { lag_refresh: Duration::from_millis(200), ..Settings::new(None, db.url.clone()) };
+    let settings = Settings {
+        impressions_topic: String::new(),
+        lag_refresh: Duration::from_millis(200),
+        ..Settings::new(None, db.url.clone())
+    };
     let run = start_exported(settings, db.store.clone()).await;
     let brokers = run.embedded.brokers().to_owned();
 
@@ -201,6 +205,7 @@ async fn while_the_database_is_down_the_lag_counts_the_waiting_events_and_retrie
     down.close().await;
     let settings = Settings {
         tags_topic: String::new(),
+        impressions_topic: String::new(),
         lag_refresh: Duration::from_millis(200),
         ..Settings::new(None, db.url.clone())
     };
@@ -236,7 +241,8 @@ async fn while_the_database_is_down_the_lag_counts_the_waiting_events_and_retrie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_binary_serves_metrics_on_metrics_listen_until_sigterm() {
     let db = TestDb::sqlite().await;
-    let settings = Settings { tags_topic: String::new(), ..Settings::new(None, db.url.clone()) };
+    let settings =
+        Settings { tags_topic: String::new(), impressions_topic: String::new(), ..Settings::new(None, db.url.clone()) };
     let embedded = Embedded::start(&settings).expect("embedded broker");
     let brokers = embedded.brokers().to_owned();
     let rows = first_ratings(150);
@@ -249,7 +255,8 @@ async fn the_consumer_binary_serves_metrics_on_metrics_listen_until_sigterm() {
         "the consumer",
         Command::new(env!("CARGO_BIN_EXE_consumer"))
             .args(["--brokers", &brokers, "--database-url", &db.url, "--group", "metrics-binary"])
-            .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--metrics-listen", "127.0.0.1:0"]),
+            .args(["--tags-topic", "", "--impressions-topic", "", "--session-timeout-ms", "6000"])
+            .args(["--metrics-listen", "127.0.0.1:0"]),
     )
     .await;
     let addr = process.addr;

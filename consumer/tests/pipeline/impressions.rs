@@ -1,0 +1,118 @@
+//! Impressions (`ListShown` events, the lists serving showed) through the consumer group:
+//! every one persisted exactly once across a consumer killed mid-stream, poison ones
+//! dead-lettered with a reason.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use consumer::{Embedded, Metrics, Settings};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::events::{EventId, ListShown, SCHEMA_VERSION, encode, unix_now};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+const SHOWN: usize = 20_000;
+
+fn shown(i: usize) -> ListShown {
+    let user = (i % 600) as i64 + 1;
+    ListShown {
+        schema_version: SCHEMA_VERSION,
+        event_id: EventId::random(),
+        user_id: user,
+        movie_ids: (0..10).map(|p| (i as i64 * 7 + p) % 9000 + 1).collect(),
+        strategy: "personal".into(),
+        model_version: 1,
+        experiment: (i % 2 == 0).then(|| "exp".to_owned()),
+        variant: (i % 2 == 0).then(|| if i % 4 == 0 { "a".to_owned() } else { "b".to_owned() }),
+        stream_time: 1_000_000_000 + i as i64,
+        timestamp: unix_now(),
+    }
+}
+
+async fn stored(store: &store::Store) -> usize {
+    store.impression_ids().await.expect("reads impressions").len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_impression_is_persisted_exactly_once_through_a_consumer_killed_mid_stream() {
+    let db = TestDb::sqlite().await;
+    let base = Settings { tags_topic: String::new(), ..Settings::new(None, db.url.clone()) };
+    let embedded = Embedded::start(&base).expect("embedded broker");
+    let settings = embedded.settings().clone();
+    let brokers = embedded.brokers().to_owned();
+
+    let events: Vec<ListShown> = (0..SHOWN).map(shown).collect();
+    let producer: FutureProducer = producer::producer_config(&brokers).create().expect("producer");
+    let mut pending = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let payload = encode(e).expect("valid impression");
+        let key = producer::send::key(e.user_id);
+        pending
+            .push(producer.send_result(FutureRecord::to("impressions").key(&key).payload(&payload)).expect("queued"));
+        if i == SHOWN / 2 {
+            // Two poison impressions among them: malformed, and a list of 101 movies.
+            let mut too_long = serde_json::to_value(&events[0]).unwrap();
+            too_long["movieIds"] = (1..=101).collect::<Vec<i64>>().into();
+            for bad in [b"{\"schemaVersion\":1}".to_vec(), serde_json::to_vec(&too_long).unwrap()] {
+                pending.push(producer.send_result(FutureRecord::to("impressions").key("1").payload(&bad)).unwrap());
+            }
+        }
+    }
+    for p in pending {
+        p.await.expect("delivered").expect("acknowledged");
+    }
+
+    // A consumer process in small batches, killed once part of the stream is in.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .args(["--brokers", &brokers, "--database-url", &db.url, "--group", &settings.group])
+        .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--batch-size", "500", "--batch-ms", "5"])
+        .args(["--partitions", &settings.partitions.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the consumer binary starts");
+    wait_for("some impressions stored", TIMEOUT, || async {
+        let n = stored(&db.store).await;
+        if n >= 1 { Ok(()) } else { Err(format!("{n} stored")) }
+    })
+    .await;
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let at_kill = stored(&db.store).await;
+    assert!(at_kill < SHOWN, "the consumer finished before it could be killed");
+
+    let metrics = Metrics::default();
+    let shutdown = CancellationToken::new();
+    let consumer = {
+        let (settings, store, metrics, shutdown) =
+            (settings.clone(), db.store.clone(), metrics.clone(), shutdown.clone());
+        tokio::spawn(async move { consumer::run(&settings, store, metrics, None, shutdown).await })
+    };
+    wait_for("every impression stored and the poison dead-lettered", TIMEOUT, || async {
+        let (n, s) = (stored(&db.store).await, metrics.snapshot());
+        if n >= SHOWN && s.dead_letters >= 2 { Ok(()) } else { Err(format!("{n} stored, {s:?}")) }
+    })
+    .await;
+    shutdown.cancel();
+    consumer.await.expect("consumer task").expect("consumer runs");
+
+    let ids = db.store.impression_ids().await.unwrap();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    let expected: BTreeSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    assert_eq!(ids.len(), SHOWN, "exactly one row per impression");
+    assert_eq!(unique.len(), SHOWN);
+    assert!(unique.iter().all(|id| expected.contains(*id)), "only the impressions sent");
+    let s = metrics.snapshot();
+    assert_eq!(s.dead_letters_by_kind.values().sum::<u64>(), 2, "{s:?}");
+    assert!(s.impressions as usize >= SHOWN - at_kill, "{s:?}");
+
+    // The experiment's impressions read back with their variant, movies and stream time.
+    let of = db.store.impressions_of("exp").await.unwrap();
+    assert_eq!(of.len(), SHOWN / 2);
+    let first = &of[0];
+    assert_eq!((first.user_id, first.variant.as_str(), first.stream_time), (1, "a", 1_000_000_000));
+    assert_eq!(first.movie_ids, events[0].movie_ids);
+}
