@@ -6,6 +6,7 @@
 # shows in their next list (PROBE_SAMPLES each time, default 200; 0 skips it).
 # Ahead of the measured run, an unmeasured wrk run of WARMUP_SECS (default 3) warms the list
 # cache. LIST_REFRESH sets the demo's --list-refresh (seconds; default the demo's own, 1).
+# IMPRESSIONS=off runs the demo without logging (and persisting) the lists it serves.
 # Usage: scripts/bench-recommend.sh [secs, default 30] [conns, default 64] [rate, default 10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ load= probe=
 trap 'kill $pid $load $probe 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
 (cd "$work" && RUST_LOG=warn exec "$bin/serving" demo --data "$data" --listen "127.0.0.1:$port" \
-  --retrain-every 0 ${LIST_REFRESH:+--list-refresh "$LIST_REFRESH"} >"$work/demo.log" 2>&1) &
+  --retrain-every 0 ${LIST_REFRESH:+--list-refresh "$LIST_REFRESH"} \
+  $([ "${IMPRESSIONS:-on}" = off ] && echo --impressions-topic=) >"$work/demo.log" 2>&1) &
 pid=$!
 model() { curl -sf "http://127.0.0.1:$port/model" || echo '{}'; }
 # Every rating applied and the retrain on all of them done: lists come from the top-N model.
@@ -61,7 +63,7 @@ WRK_CONNECTIONS="$conns" ${LOAD_NICE:+nice -n "$LOAD_NICE"} wrk -t"${WRK_THREADS
 end=$(date +%s.%N)
 after=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
 python3 -c "print(f'events applied to the live model since the load started: {($after - $before):.0f} in {($end - $loaded):.1f} s = {($after - $before) / ($end - $loaded):.0f}/s')"
-curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^cinedata_(online_updates_total|recommendation_duration_seconds_(sum|count)|http_cache_lookups_total)'
+curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^cinedata_(online_updates_total|recommendation_duration_seconds_(sum|count)|http_cache_lookups_total|impressions_total|consumer_events_persisted_total)'
 if [ -n "$probe" ]; then
   wait "$probe" || true
   echo "under load:"

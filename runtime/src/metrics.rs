@@ -11,8 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +53,11 @@ impl Families<'_> {
     /// A gauge of real values.
     pub fn gauge(&self, name: &str, help: &str) -> prometheus::Result<Gauge> {
         self.add(Gauge::new(name, help))
+    }
+
+    /// A gauge of real values per value of `labels`.
+    pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+        self.add(GaugeVec::new(Opts::new(name, help), labels))
     }
 
     /// A gauge of integers.

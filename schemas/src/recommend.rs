@@ -63,6 +63,12 @@ pub struct UserRecommendations {
     pub model_version: u64,
     /// Best first; never a movie the user rated or excluded.
     pub items: Vec<RecommendedMovie>,
+    /// The running A/B experiment the user is in, if any (see `GET /experiments/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    /// The user's variant in it (or `holdout`): which model configuration made this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// `GET /movies/{movieId}/similar`.

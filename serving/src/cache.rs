@@ -214,8 +214,8 @@ struct ListEntry {
 
 /// What [`ListCache::get`] found.
 pub enum ListLookup {
-    /// The list to answer with, as it was kept.
-    Hit(Bytes),
+    /// The list to answer with, as it was kept (its body and its answer).
+    Hit(Bytes, Arc<UserRecommendations>),
     /// The list from before the user's latest rating(s) (its body and its answer): answer it
     /// without the movies the user has rated since, which must never be shown.
     RatedSince(Bytes, Arc<UserRecommendations>),
@@ -256,11 +256,11 @@ impl ListCache {
         if entry.stamp.steps == stamp.steps {
             if !entry.live || entry.at.elapsed() < self.ttl {
                 self.hits.inc();
-                return ListLookup::Hit(entry.body);
+                return ListLookup::Hit(entry.body, entry.answer);
             }
             if entry.refreshing.swap(true, Ordering::AcqRel) {
                 self.stale.inc();
-                return ListLookup::Hit(entry.body);
+                return ListLookup::Hit(entry.body, entry.answer);
             }
             self.misses.inc();
             return ListLookup::Miss(Some(Claim(entry.refreshing)));
@@ -353,6 +353,8 @@ mod tests {
             strategy: schemas::recommend::Strategy::Personal,
             model_version: 3,
             items,
+            experiment: None,
+            variant: None,
         })
     }
 
@@ -369,18 +371,18 @@ mod tests {
         let cache = ListCache::new(Duration::from_millis(20), Duration::ZERO, 10, lookups());
         let uri = "/users/1/recommendations";
         keep(&cache, uri, stamp(3, 7), true, "old");
-        assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Hit(b) if b == "old"));
+        assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Hit(b, _) if b == "old"));
         std::thread::sleep(Duration::from_millis(30));
         let ListLookup::Miss(Some(claim)) = cache.get(uri, stamp(3, 7)) else { panic!("the first request recomputes") };
         // While it does, the others get the previous list.
-        assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Hit(b) if b == "old"));
+        assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Hit(b, _) if b == "old"));
         // A new model or catalogue is never answered from the old list.
         assert!(matches!(cache.get(uri, stamp(4, 7)), ListLookup::Miss(None)));
         assert!(matches!(cache.get(uri, ListStamp { catalogue: 1, ..stamp(3, 7) }), ListLookup::Miss(None)));
         drop(claim); // failed or cancelled: the next request takes it over
         assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Miss(Some(_))));
         keep(&cache, uri, stamp(3, 7), true, "new");
-        assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Hit(b) if b == "new"));
+        assert!(matches!(cache.get(uri, stamp(3, 7)), ListLookup::Hit(b, _) if b == "new"));
     }
 
     #[test]
@@ -388,7 +390,7 @@ mod tests {
         let cache = ListCache::new(Duration::from_millis(1), Duration::ZERO, 10, lookups());
         keep(&cache, "/u", stamp(3, 7), false, "kept");
         std::thread::sleep(Duration::from_millis(10));
-        assert!(matches!(cache.get("/u", stamp(3, 7)), ListLookup::Hit(b) if b == "kept"));
+        assert!(matches!(cache.get("/u", stamp(3, 7)), ListLookup::Hit(b, _) if b == "kept"));
         assert!(matches!(cache.get("/u", stamp(4, 7)), ListLookup::Miss(None)));
     }
 
@@ -404,7 +406,7 @@ mod tests {
         );
         keep(&cache, uri, stamp(3, 8), false, "after one");
         drop(claim);
-        assert!(matches!(cache.get(uri, stamp(3, 8)), ListLookup::Hit(b) if b == "after one"));
+        assert!(matches!(cache.get(uri, stamp(3, 8)), ListLookup::Hit(b, _) if b == "after one"));
         // More ratings within `refresh` of that: the kept list, until `refresh` has passed.
         assert!(matches!(cache.get(uri, stamp(3, 9)), ListLookup::RatedSince(b, _) if b == "after one"));
         assert!(matches!(cache.get(uri, stamp(3, 10)), ListLookup::RatedSince(..)));
@@ -422,7 +424,7 @@ mod tests {
         );
         keep(&cache, uri, stamp(3, 10), false, "after three");
         drop(claim);
-        assert!(matches!(cache.get(uri, stamp(3, 10)), ListLookup::Hit(b) if b == "after three"));
+        assert!(matches!(cache.get(uri, stamp(3, 10)), ListLookup::Hit(b, _) if b == "after three"));
         std::thread::sleep(Duration::from_millis(60));
         // A single rating after a quiet spell: at once again.
         assert!(matches!(cache.get(uri, stamp(3, 11)), ListLookup::Miss(Some(_))));

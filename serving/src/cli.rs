@@ -169,6 +169,14 @@ struct DemoArgs {
     journal: String,
     #[command(flatten)]
     posters: PosterArgs,
+    /// The topic every served list is logged to and persisted from; empty logs nothing.
+    #[arg(long, env = "CINEDATA_IMPRESSIONS_TOPIC", default_value = producer::topics::IMPRESSIONS)]
+    impressions_topic: String,
+    /// Run this A/B experiment on the replayed stream (a JSON file: `name` plus the body of
+    /// `PUT /experiments/{name}`): replayed users are shown their variant's lists as they rate,
+    /// and their real later ratings decide which variant wins (`GET /experiments/{name}`).
+    #[arg(long, env = "CINEDATA_EXPERIMENT")]
+    experiment: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +220,9 @@ struct ServeArgs {
     /// The ratings topic (`POST /ratings` produces to it, the live model follows it).
     #[arg(long = "topic", env = "CINEDATA_RATINGS_TOPIC", default_value = producer::topics::RATINGS)]
     ratings_topic: String,
+    /// The topic every served list is logged to (with `--brokers`); empty logs nothing.
+    #[arg(long, env = "CINEDATA_IMPRESSIONS_TOPIC", default_value = producer::topics::IMPRESSIONS)]
+    impressions_topic: String,
     #[command(flatten)]
     live: LiveArgs,
     #[command(flatten)]
@@ -281,6 +292,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache_ttl: Duration::from_secs_f64(args.cache_ttl.max(0.0)),
         brokers: args.brokers,
         ratings_topic: args.ratings_topic,
+        impressions_topic: args.impressions_topic,
         live,
         limits: args.http.limits(),
         journal: None,
@@ -309,6 +321,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         limits: args.http.limits(),
         journal: (!args.journal.is_empty()).then(|| PathBuf::from(&args.journal)),
         posters: args.posters.settings(),
+        impressions_topic: args.impressions_topic,
+        experiment: match &args.experiment {
+            Some(path) => Some(crate::demo::DemoExperiment::read(path)?),
+            None => None,
+        },
     };
     crate::demo::run(settings, runtime::shutdown::on_signal()).await
 }

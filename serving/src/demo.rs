@@ -4,6 +4,11 @@
 //! links) is imported, then the release's ratings and tags are replayed into the broker in time
 //! order while the store's consumer persists them and the live model learns them; retrains run
 //! on their schedule; the HTTP API serves throughout.
+//!
+//! With an experiment (`--experiment FILE`) the replayed users also look: each time a user's
+//! ratings are persisted, their list is asked for through the list endpoint's handler (their
+//! variant's model answers, the impression is logged), and their real later ratings decide
+//! which variant's lists they liked: `GET /experiments/{name}` shows a winner emerge.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,8 +20,10 @@ use consumer::{Embedded, OnPersisted, ReplayPlan};
 use movielens::Release;
 use movielens::download::{self, ML_LATEST_SMALL};
 use producer::replay::Pace;
+use schemas::ab::{ExperimentConfig, ExperimentStatus};
 use secrecy::SecretString;
 use store::{DatabaseUrl, ImportOptions, Store};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveSettings;
@@ -46,6 +53,49 @@ pub struct DemoSettings {
     pub journal: Option<PathBuf>,
     /// Where the web interface's posters come from.
     pub posters: crate::ui::posters::PosterSettings,
+    /// The topic served lists are logged to and persisted from; empty logs nothing.
+    pub impressions_topic: String,
+    /// An A/B experiment to run on the replayed stream.
+    pub experiment: Option<DemoExperiment>,
+}
+
+/// An experiment file: its `name` and the configuration `PUT /experiments/{name}` takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoExperiment {
+    /// The experiment's name.
+    pub name: String,
+    /// Its configuration (validated).
+    pub config: ExperimentConfig,
+}
+
+/// Replay pace of a demo with an experiment when none is given: ml-latest-small in about
+/// three minutes, slow enough for every replayed user's list to be asked for as they rate.
+pub const EXPERIMENT_RATE: f64 = 500.0;
+
+impl DemoExperiment {
+    /// Parses and validates an experiment file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not JSON of that shape, or the configuration is invalid.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("the experiment file {}", path.display()))
+    }
+
+    /// Parses and validates an experiment given as JSON text.
+    ///
+    /// # Errors
+    /// Not JSON of that shape, or an invalid configuration.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut value: serde_json::Value = serde_json::from_str(text)?;
+        let name = match value.as_object_mut().and_then(|o| o.remove("name")) {
+            Some(serde_json::Value::String(name)) if schemas::ab::valid_name(&name) => name,
+            _ => anyhow::bail!("it needs a \"name\": 1 to 64 letters, digits, '-', '_' or '.'"),
+        };
+        let config: ExperimentConfig = serde_json::from_value(value)?;
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(Self { name, config })
+    }
 }
 
 impl DemoSettings {
@@ -64,6 +114,8 @@ impl DemoSettings {
             limits: ServerLimits::default(),
             journal: Some(dir.join("ratings.journal")),
             posters: crate::ui::posters::PosterSettings::new(),
+            impressions_topic: producer::topics::IMPRESSIONS.into(),
+            experiment: None,
         }
     }
 }
@@ -102,6 +154,38 @@ pub struct Demo {
     store: Store,
     plan: ReplayPlan,
     address: SocketAddr,
+    /// Replayed users look at their lists as they rate (an experiment runs).
+    viewers: bool,
+}
+
+/// Configures `experiment` and starts it, stopping another one left running in the store.
+async fn start_experiment(state: &crate::state::AppState, experiment: &DemoExperiment) -> anyhow::Result<()> {
+    let running = state.experiments.list().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for other in running.iter().filter(|e| e.status == ExperimentStatus::Running && e.name != experiment.name) {
+        state.experiments.stop(&other.name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    state.experiments.put(&experiment.name, experiment.config.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    state.experiments.start(&experiment.name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("experiment {:?} running: {} variants", experiment.name, experiment.config.variants.len());
+    Ok(())
+}
+
+/// Users whose ratings were just persisted, for the viewers; full means they are behind, and
+/// a user is then skipped this time (the replay is never slowed down).
+const VIEWER_QUEUE: usize = 4096;
+
+/// Until `shutdown`: asks for the list of each user whose ratings were persisted, as the user
+/// would look at it after rating (its impression is logged like any other).
+async fn view(state: crate::state::AppState, mut users: mpsc::Receiver<i64>, shutdown: CancellationToken) {
+    loop {
+        let user = tokio::select! {
+            () = shutdown.cancelled() => return,
+            user = users.recv() => match user { Some(u) => u, None => return },
+        };
+        if let Err(error) = crate::routes::recommend::list_through_handler(&state, user, "n=10").await {
+            tracing::debug!(%error, user, "a replayed user's list");
+        }
+    }
 }
 
 impl Demo {
@@ -122,7 +206,10 @@ impl Demo {
         let report = store.import(&release, &options).await.context("importing the catalogue")?;
         eprintln!("catalogue: {} movies, {} links ({} rows rejected)", report.movies, report.links, report.rejected);
 
-        let pipeline = consumer::Settings::new(None, settings.database_url.clone());
+        let pipeline = consumer::Settings {
+            impressions_topic: settings.impressions_topic.clone(),
+            ..consumer::Settings::new(None, settings.database_url.clone())
+        };
         let embedded = Embedded::start(&pipeline)?;
         // Ratings acknowledged before a crash and not yet in the store go to the broker again.
         if let Some(journal) = &settings.journal {
@@ -139,6 +226,7 @@ impl Demo {
         serve.api_key = settings.api_key.clone();
         serve.brokers = Some(embedded.brokers().to_owned());
         serve.ratings_topic = pipeline.ratings_topic.clone();
+        serve.impressions_topic = pipeline.impressions_topic.clone();
         serve.live = settings.live.clone();
         serve.limits = settings.limits.clone();
         serve.posters = settings.posters.clone();
@@ -146,7 +234,15 @@ impl Demo {
         let address = app.local_addr()?;
         let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;
         plan.options.pace = settings.pace;
-        Ok(Self { app, embedded, store, plan, address })
+        let mut viewers = false;
+        if let Some(experiment) = &settings.experiment {
+            start_experiment(app.state(), experiment).await?;
+            if matches!(settings.pace, Pace::Max) {
+                plan.options.pace = Pace::Rate(EXPERIMENT_RATE);
+            }
+            viewers = true;
+        }
+        Ok(Self { app, embedded, store, plan, address, viewers })
     }
 
     /// Where the API listens.
@@ -164,15 +260,27 @@ impl Demo {
     /// # Errors
     /// The consumer, the replay or the server failed.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { app, embedded, store, plan, .. } = self;
+        let Self { app, embedded, store, plan, viewers, .. } = self;
         // Catalogue answers cached for a second would hide what the consumer just persisted,
         // and retrains count what is in the store.
         let (responses, live, retrainer) =
             (app.state().responses.clone(), app.state().live.clone(), app.state().retrainer.clone());
         live.count_persisted_ratings();
+        let looking = viewers.then(|| {
+            let (to_viewers, from_raters) = mpsc::channel(VIEWER_QUEUE);
+            tokio::spawn(view(app.state().clone(), from_raters, shutdown.clone()));
+            to_viewers
+        });
         let on_persisted: OnPersisted = Arc::new(move |ratings| {
             responses.clear();
             live.persisted(ratings.len() as u64);
+            if let Some(viewers) = &looking {
+                let mut seen = std::collections::HashSet::new();
+                for r in ratings.iter().filter(|r| seen.insert(r.user_id)) {
+                    // Full: the viewers are behind; this look is skipped.
+                    let _ = viewers.try_send(r.user_id);
+                }
+            }
         });
         // The in-process consumer's and replay's families go on the service's /metrics.
         let registry = app.state().metrics.registry().clone();

@@ -1,6 +1,8 @@
 //! CineData's HTTP service.
 //!
 //! Where things live:
+//! - [`ab`]: A/B experiments on live traffic: the running experiment, sticky variants, the
+//!   impressions log and the outcomes per variant.
 //! - [`cache`]: the short-lived response cache in front of catalogue reads.
 //! - [`charts`]: the precomputed chart figures (ratings per month, per genre and year, per movie).
 //! - [`cli`]: the `serving` command line (`import`, `serve`, `demo`) and its settings.
@@ -21,6 +23,7 @@
 //! - [`openapi`]: the OpenAPI document behind `/openapi.json`, `/docs` and `/redoc`.
 //! - [`state`]: `AppState`, the cloneable bundle every handler receives.
 
+pub mod ab;
 pub mod background;
 pub mod cache;
 pub mod charts;

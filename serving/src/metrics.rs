@@ -12,6 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
+use crate::ab::AbMetrics;
+
 /// The service's metric families.
 #[derive(Clone)]
 pub struct Metrics {
@@ -26,6 +28,10 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Connections answered 503 and closed because the connection limit was reached.
     pub connections_refused: IntCounter,
+    /// Impressions sent to the impressions topic, by result.
+    pub impressions: IntCounterVec,
+    /// A/B experiments, by experiment and variant.
+    pub ab: AbMetrics,
 }
 
 impl Metrics {
@@ -69,9 +75,28 @@ rated_since (a list from before the user's latest ratings, those movies left out
                 "Connections answered 503 and closed because the connection limit was reached.",
             )
             .expect("valid metric");
+        let impressions = f
+            .counter_vec(
+                "impressions_total",
+                "Shown lists logged to the impressions topic, by result: delivered, failed (not acknowledged), \
+dropped (the producer's queue was full), invalid.",
+                &["result"],
+            )
+            .expect("valid metric");
+        let ab = ab_metrics(&f).expect("valid metric");
         // process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux only).
         let _ = registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
-        Arc::new(Self { registry, requests, latency, store_rows, cache_lookups, connections_open, connections_refused })
+        Arc::new(Self {
+            registry,
+            requests,
+            latency,
+            store_rows,
+            cache_lookups,
+            connections_open,
+            connections_refused,
+            impressions,
+            ab,
+        })
     }
 
     /// The registry, for other components to add their families.
@@ -83,6 +108,25 @@ rated_since (a list from before the user's latest ratings, those movies left out
     pub fn render(&self) -> String {
         runtime::metrics::render(&self.registry)
     }
+}
+
+fn ab_metrics(f: &runtime::metrics::Families<'_>) -> prometheus::Result<AbMetrics> {
+    let labels = ["experiment", "variant"];
+    Ok(AbMetrics {
+        lists: f.counter_vec("experiment_lists_total", "Lists served in the running A/B experiment.", &labels)?,
+        users: f.int_gauge_vec("experiment_users", "Users shown a list, per experiment and variant.", &labels)?,
+        hit_users: f.int_gauge_vec(
+            "experiment_hit_users",
+            "Users who liked (rated >= 4) a movie shown in their top 10 within the window after it.",
+            &labels,
+        )?,
+        hit_rate: f.gauge_vec("experiment_hit_rate", "experiment_hit_users / experiment_users.", &labels)?,
+        impressions: f.int_gauge_vec(
+            "experiment_impressions",
+            "Impressions stored, per experiment and variant.",
+            &labels,
+        )?,
+    })
 }
 
 /// The `method` label: one of the standard methods, else `other` (a method is any token a

@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::{self, RefOr};
 
-use crate::routes::{analytics, catalogue, charts, experiments, health, ingest, model, recommend};
+use crate::routes::{ab, analytics, catalogue, charts, experiments, health, ingest, model, recommend};
 
 /// CineData's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -36,6 +36,11 @@ use crate::routes::{analytics, catalogue, charts, experiments, health, ingest, m
         model::model_info,
         model::retrain,
         experiments::experiments,
+        ab::list,
+        ab::report,
+        ab::put,
+        ab::start,
+        ab::stop,
     ),
     tags(
         (name = "health", description = "Liveness"),
@@ -43,6 +48,7 @@ use crate::routes::{analytics, catalogue, charts, experiments, health, ingest, m
         (name = "analytics", description = "Catalogue-wide figures"),
         (name = "ingest", description = "Submitting ratings to the stream"),
         (name = "recommendations", description = "Live recommendations, similar movies, profiles and the model"),
+        (name = "experiments", description = "A/B experiments on live traffic: variants, impressions, outcomes"),
     )
 )]
 pub struct ApiDoc;

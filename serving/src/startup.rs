@@ -12,6 +12,8 @@ use store::{DatabaseUrl, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::ab::Experiments;
+use crate::ab::impressions::ImpressionLog;
 use crate::cache::{ListCache, ResponseCache};
 use crate::journal::Journal;
 use crate::live::stream::StreamSettings;
@@ -39,6 +41,8 @@ pub struct ServeSettings {
     pub brokers: Option<String>,
     /// The topic `POST /ratings` produces to and the live model follows.
     pub ratings_topic: String,
+    /// The topic every served list is logged to (with `brokers`); empty logs nothing.
+    pub impressions_topic: String,
     /// The live model: retrain schedule, snapshots, online settings. Its stream defaults to
     /// `brokers` and `ratings_topic` when not set.
     pub live: LiveSettings,
@@ -63,6 +67,7 @@ impl ServeSettings {
             cache_ttl: Duration::from_secs(1),
             brokers: None,
             ratings_topic: producer::topics::RATINGS.into(),
+            impressions_topic: producer::topics::IMPRESSIONS.into(),
             live: LiveSettings::new(),
             limits: ServerLimits::default(),
             journal: None,
@@ -104,6 +109,15 @@ impl Application {
             None => None,
         };
         let metrics = Metrics::new();
+        let impressions = match &settings.brokers {
+            Some(brokers) if !settings.impressions_topic.is_empty() => Some(Arc::new(
+                ImpressionLog::new(brokers, &settings.impressions_topic, &metrics.impressions)
+                    .with_context(|| format!("an impressions producer for {brokers}"))?,
+            )),
+            _ => None,
+        };
+        let experiments =
+            Experiments::load(store.clone(), metrics.ab.clone()).await.context("loading the experiments")?;
         let mut live_settings = settings.live.clone();
         if live_settings.stream.is_none()
             && let Some(brokers) = &settings.brokers
@@ -132,6 +146,8 @@ impl Application {
             charts: Arc::new(Cached::new(settings.analytics_ttl)),
             posters: Posters::new(settings.posters.clone()),
             api_key: settings.api_key.clone(),
+            experiments,
+            impressions,
         };
         let router = routes::app(state.clone());
         Ok(Self { listener, router, state, live, limits: settings.limits.clone() })
@@ -173,10 +189,16 @@ impl Application {
         });
         let stop_jobs = shutdown.child_token();
         let jobs = self.live.spawn(stop_jobs.clone());
+        let experiments = self.state.experiments.spawn(stop_jobs.clone());
+        let impressions = self.state.impressions.clone();
         server::serve(self.listener, self.router, &self.limits, self.state.metrics.clone(), shutdown).await;
         stop_jobs.cancel();
         if let Err(error) = jobs.await {
             tracing::error!(%error, "live model jobs");
+        }
+        let _ = experiments.await;
+        if let Some(log) = impressions {
+            tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(5))).await.ok();
         }
         store.close().await;
         Ok(())

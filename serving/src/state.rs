@@ -9,6 +9,8 @@ use secrecy::SecretString;
 use store::Store;
 use tokio::sync::Mutex;
 
+use crate::ab::Experiments;
+use crate::ab::impressions::ImpressionLog;
 use crate::cache::{ListCache, ResponseCache};
 use crate::charts::Charts;
 use crate::live::LiveModel;
@@ -41,6 +43,10 @@ pub struct AppState {
     pub live: Arc<LiveModel>,
     /// Its retrain job (`POST /model/retrain`).
     pub retrainer: Arc<Retrainer>,
+    /// A/B experiments: the running one and the admin operations.
+    pub experiments: Arc<Experiments>,
+    /// Where every served list is logged; `None` without a broker or with the topic disabled.
+    pub impressions: Option<Arc<ImpressionLog>>,
 }
 
 /// The Kafka producer and topic behind `POST /ratings`.

@@ -2,7 +2,7 @@
 //! version and rolling errors.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use arc_swap::ArcSwap;
@@ -55,6 +55,8 @@ pub struct LiveModel {
     writer: Mutex<Writer>,
     online_config: OnlineConfig,
     applied: AtomicU64,
+    /// The newest rating time applied (Unix seconds; 0 before any): the stream's clock.
+    stream_time: AtomicI64,
     since_swap: AtomicU64,
     since_retrain: AtomicU64,
     retrain_every: u64,
@@ -98,6 +100,7 @@ impl LiveModel {
             writer: Mutex::new(Writer { offsets, ..Writer::default() }),
             online_config,
             applied: AtomicU64::new(0),
+            stream_time: AtomicI64::new(0),
             since_swap: AtomicU64::new(0),
             since_retrain: AtomicU64::new(0),
             retrain_every,
@@ -114,6 +117,15 @@ impl LiveModel {
     /// An empty online model (no ratings yet).
     pub fn empty_engine(config: &OnlineConfig, movies: &Movies) -> Engine {
         Engine::from_parts(OnlineModel::new(config.clone()), None, None, Arc::new(movies.content().clone()))
+    }
+
+    /// The stream's clock: the newest rating time applied, or `now` before any (a replay of
+    /// old ratings runs on their time, so outcome windows are measured in it).
+    pub fn stream_time(&self, now: i64) -> i64 {
+        match self.stream_time.load(Ordering::Relaxed) {
+            0 => now,
+            t => t,
+        }
     }
 
     /// The engine to answer from now (cheap: one atomic load).
@@ -217,6 +229,9 @@ impl LiveModel {
             m.prequential_rmse.set(rmse);
             m.prequential_mae.set(mae);
             self.refresh_sizes();
+        }
+        if let Some(newest) = events.iter().map(|e| e.timestamp).max() {
+            self.stream_time.fetch_max(newest, Ordering::Relaxed);
         }
         let n = events.len() as u64;
         self.applied.fetch_add(n, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! The HTTP surface: [`app`] merges each area's router with docs, metrics, body limits and
 //! error fallbacks (every error answer is JSON).
 
+pub mod ab;
 pub mod analytics;
 pub mod catalogue;
 pub mod charts;
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(recommend::router())
         .merge(model::router())
         .merge(experiments::router())
+        .merge(ab::router())
         .merge(charts::router())
         .merge(crate::ui::router())
         .route("/metrics", get(metrics::exposition).with_state(state.metrics.clone()))

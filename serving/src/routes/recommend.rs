@@ -13,8 +13,9 @@ use axum::extract::State;
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use model::{Profile, Query as TopN, Scored, Source};
+use model::{ListModel, Profile, Query as TopN, Scored, Source};
 use schemas::ErrorBody;
+use schemas::events::unix_now;
 use schemas::recommend::{
     Because, GenreAffinity, Prediction, Predictions, RatedMovie, RecommendedMovie, SimilarMovies, Strategy,
     UserProfile, UserRecommendations,
@@ -22,6 +23,7 @@ use schemas::recommend::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::ab::Arm;
 use crate::cache::{Background, Claim, ListLookup, ListStamp};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
@@ -150,12 +152,22 @@ pub async fn recommendations(
     let version = live.lineage().version;
     let stamp =
         ListStamp { version, catalogue: live.catalogue_generation(), steps: engine.online().user_steps(user_id) };
-    let key = uri.to_string();
+    // In a running experiment the user's variant picks the model; its lists are kept apart
+    // from other variants' and from those of an earlier configuration.
+    let running = state.experiments.running();
+    let arm = running.as_deref().map(|r| r.arm(user_id));
+    let key = match (&running, &arm) {
+        (Some(r), Some(a)) => format!("{uri}#{}:{}:{}", a.experiment, r.revision, a.variant),
+        _ => uri.to_string(),
+    };
     // Kept lists are answered before anything else is looked at: under a stream of ratings
     // most requests end here.
     let compute = match state.lists.get(&key, stamp) {
-        ListLookup::Hit(body) => return Ok(json_body(body)),
-        ListLookup::RatedSince(body, answer) => return without_rated(&engine, &answer, body),
+        ListLookup::Hit(body, answer) => return Ok(shown(&state, arm.as_ref(), body, &answer)),
+        ListLookup::RatedSince(body, answer) => {
+            let (body, answer) = without_rated(&engine, &answer, body)?;
+            return Ok(shown(&state, arm.as_ref(), body, &answer));
+        }
         ListLookup::Refresh(body, answer, background) => Compute::Behind(body, answer, background),
         ListLookup::Miss(claim) => Compute::Now(claim),
     };
@@ -166,28 +178,69 @@ pub async fn recommendations(
     {
         return Err(ApiError::Invalid(format!("no movie has the genre {g:?}")));
     }
-    let asked = List { user_id, n, exclude, genre, explain: options.explain.unwrap_or(false), version };
+    let asked = List {
+        user_id,
+        n,
+        exclude,
+        genre,
+        explain: options.explain.unwrap_or(false),
+        version,
+        arm: arm.as_ref().map(|a| (a.experiment.to_owned(), a.variant.to_owned(), a.model)),
+    };
     match compute {
         Compute::Behind(body, answer, background) => {
-            let answered = without_rated(&engine, &answer, body);
-            let lists = state.lists.clone();
+            let (body, answer) = without_rated(&engine, &answer, body)?;
+            let answered = shown(&state, arm.as_ref(), body, &answer);
+            let (lists, state) = (state.lists.clone(), state.clone());
             lists.refresh(background, move || {
                 if let Err(error) = keep_new_list(&state, key, stamp, asked, &engine, &movies) {
                     tracing::warn!(%error, "refreshing a list in the background");
                 }
             });
-            answered
+            Ok(answered)
         }
         // The claim (if any) is held until the new list is kept, so concurrent requests get
         // the previous one meanwhile. With the top-N model a list is 1–2 ms of CPU: computed
         // off the async workers, so that answers from the cache never queue behind one.
         Compute::Now(_claim) => {
-            let body = tokio::task::spawn_blocking(move || keep_new_list(&state, key, stamp, asked, &engine, &movies))
-                .await
-                .map_err(|e| ApiError::Internal(format!("computing a list: {e}")))??;
-            Ok(json_body(body))
+            let computing = state.clone();
+            let (body, answer) =
+                tokio::task::spawn_blocking(move || keep_new_list(&computing, key, stamp, asked, &engine, &movies))
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("computing a list: {e}")))??;
+            Ok(shown(&state, arm.as_ref(), body, &answer))
         }
     }
+}
+
+/// The response for a list about to be shown, its impression logged (and counted for the
+/// user's experiment arm).
+fn shown(state: &AppState, arm: Option<&Arm<'_>>, body: Bytes, answer: &UserRecommendations) -> Response {
+    if let Some(arm) = arm {
+        state.experiments.served(arm);
+    }
+    if let Some(log) = &state.impressions {
+        let now = unix_now();
+        log.shown(answer, state.live.stream_time(now), now);
+    }
+    json_body(body)
+}
+
+/// A user's list exactly as `GET /users/{userId}/recommendations?{query}` answers it (its
+/// handler is called: cache, experiment arm and impression included), for the web interface
+/// and the demo's replayed viewers.
+///
+/// # Errors
+/// What the endpoint answers with an error status.
+pub async fn list_through_handler(state: &AppState, user_id: i64, query: &str) -> ApiResult<UserRecommendations> {
+    let uri: Uri =
+        format!("/users/{user_id}/recommendations?{query}").parse().map_err(|e| ApiError::Invalid(format!("{e}")))?;
+    let options = axum::extract::Query::try_from_uri(&uri).map_err(|e| ApiError::Invalid(e.body_text()))?.0;
+    let response = recommendations(State(state.clone()), uri, Path(user_id), Query(options)).await?;
+    let body = axum::body::to_bytes(response.into_body(), 4 << 20)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("reading recommendations: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::Unavailable(format!("decoding recommendations: {e}")))
 }
 
 /// How a list not answered from the cache is computed.
@@ -198,7 +251,7 @@ enum Compute {
     Behind(Bytes, Arc<UserRecommendations>, Background),
 }
 
-/// Computes the list (blocking), keeps it in the list cache and returns its body.
+/// Computes the list (blocking), keeps it in the list cache and returns it with its body.
 fn keep_new_list(
     state: &AppState,
     key: String,
@@ -206,14 +259,16 @@ fn keep_new_list(
     asked: List,
     engine: &model::Engine,
     movies: &Movies,
-) -> ApiResult<Bytes> {
+) -> ApiResult<(Bytes, Arc<UserRecommendations>)> {
     let started = Instant::now();
+    let model = asked.arm.as_ref().map_or(ListModel::Served, |a| a.2);
     let (answer, source) = asked.compute(engine, movies);
     let kind = if source == Source::Personal { "personal" } else { "trending" };
     state.live.metrics().recommend_seconds.with_label_values(&[kind]).observe(started.elapsed().as_secs_f64());
     let body = encode(&answer)?;
-    state.lists.put(key, stamp, engine.follows_live_factors(source), Arc::new(answer), body.clone());
-    Ok(body)
+    let answer = Arc::new(answer);
+    state.lists.put(key, stamp, engine.list_follows_live_factors(model, source), answer.clone(), body.clone());
+    Ok((body, answer))
 }
 
 /// A list as asked for, checked.
@@ -224,6 +279,8 @@ struct List {
     genre: Option<String>,
     explain: bool,
     version: u64,
+    /// The experiment, variant and model of the user's arm, if an experiment runs.
+    arm: Option<(String, String, ListModel)>,
 }
 
 impl List {
@@ -232,7 +289,8 @@ impl List {
         let genre = self.genre.as_deref().and_then(|g| movies.genre(g));
         let keep = |id: i64| movies.contains(id) && genre.is_none_or(|g: &HashSet<i64>| g.contains(&id));
         let query = TopN::top(self.n).exclude(self.exclude).filter(&keep);
-        let found = engine.recommend(self.user_id, &query);
+        let model = self.arm.as_ref().map_or(ListModel::Served, |a| a.2);
+        let found = engine.recommend_with(self.user_id, &query, model);
         let mut items: Vec<RecommendedMovie> = found.items.iter().filter_map(|s| movie(movies, s)).collect();
         if self.explain && found.source == Source::Personal {
             let ids: Vec<i64> = items.iter().map(|m| m.movie_id).collect();
@@ -253,16 +311,30 @@ impl List {
             }
         }
         let strategy = strategy(found.source);
-        (UserRecommendations { user_id: self.user_id, strategy, model_version: self.version, items }, found.source)
+        let (experiment, variant) = self.arm.map(|(e, v, _)| (e, v)).unzip();
+        let answer = UserRecommendations {
+            user_id: self.user_id,
+            strategy,
+            model_version: self.version,
+            items,
+            experiment,
+            variant,
+        };
+        (answer, found.source)
     }
 }
 
-/// A kept list from before the user's latest ratings, without the movies they rated since.
-fn without_rated(engine: &model::Engine, answer: &UserRecommendations, body: Bytes) -> ApiResult<Response> {
+/// A kept list from before the user's latest ratings, without the movies they rated since:
+/// its body and the answer it encodes.
+fn without_rated(
+    engine: &model::Engine,
+    answer: &Arc<UserRecommendations>,
+    body: Bytes,
+) -> ApiResult<(Bytes, Arc<UserRecommendations>)> {
     let ids: Vec<i64> = answer.items.iter().map(|m| m.movie_id).collect();
     let rated = engine.online().rated_among(answer.user_id, &ids);
     if !rated.contains(&true) {
-        return Ok(json_body(body));
+        return Ok((body, answer.clone()));
     }
     let items = answer.items.iter().zip(rated).filter(|(_, r)| !r).map(|(m, _)| m.clone()).collect();
     let answer = UserRecommendations {
@@ -270,8 +342,10 @@ fn without_rated(engine: &model::Engine, answer: &UserRecommendations, body: Byt
         user_id: answer.user_id,
         strategy: answer.strategy,
         model_version: answer.model_version,
+        experiment: answer.experiment.clone(),
+        variant: answer.variant.clone(),
     };
-    Ok(json_body(encode(&answer)?))
+    Ok((encode(&answer)?, Arc::new(answer)))
 }
 
 fn encode(answer: &UserRecommendations) -> ApiResult<Bytes> {

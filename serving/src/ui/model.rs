@@ -1,11 +1,13 @@
 //! `/ui/model`: the model serving answers, its retrain history (metrics on a time axis, each
 //! point named by the version it became) and the experiment records (what MLflow's
-//! comparison view gives), with links to the API docs, metrics and Grafana.
+//! comparison view gives), the A/B experiments' outcomes per variant, with links to the API
+//! docs, metrics and Grafana.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use schemas::ab::{ExperimentReport, HOLDOUT};
 use schemas::recommend::ModelInfo;
 use schemas::{ExperimentKind, ExperimentRecord};
 use store::ExperimentQuery;
@@ -40,6 +42,87 @@ struct ModelPage {
     has_history: bool,
     columns: Vec<&'static str>,
     records: Vec<RecordRow>,
+    ab: Vec<AbTable>,
+}
+
+/// One A/B experiment's outcomes as the page shows them.
+struct AbTable {
+    name: String,
+    status: &'static str,
+    window: String,
+    variants: Vec<AbRow>,
+    /// Which variant leads with confidence (its interval excludes zero), if any.
+    verdict: Option<String>,
+}
+
+struct AbRow {
+    name: String,
+    model: &'static str,
+    control: bool,
+    leads: bool,
+    users: u64,
+    impressions: u64,
+    hit_users: u64,
+    hit_rate: String,
+    gain: String,
+    difference: String,
+    p_value: String,
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{:.1}%", 100.0 * v))
+}
+
+/// The page's view of an experiment report.
+fn ab_table(report: &ExperimentReport) -> AbTable {
+    let mut leader: Option<(&str, f64)> = None;
+    let mut control_beats_all = !report.outcomes.is_empty();
+    let variants = report
+        .outcomes
+        .iter()
+        .map(|o| {
+            let d = o.vs_control;
+            if let Some(d) = d {
+                if d.low > 0.0 && leader.is_none_or(|(_, best)| d.hit_rate > best) {
+                    leader = Some((o.variant.as_str(), d.hit_rate));
+                }
+                control_beats_all &= d.high < 0.0 || o.variant == HOLDOUT;
+            }
+            AbRow {
+                name: o.variant.clone(),
+                model: o.model.as_str(),
+                control: o.variant == report.control,
+                leads: false,
+                users: o.users,
+                impressions: o.impressions,
+                hit_users: o.hit_users,
+                hit_rate: percent(o.hit_rate),
+                gain: o.gain.map_or_else(|| "–".into(), |g| format!("{g:.3}")),
+                difference: d.map_or_else(
+                    || "–".into(),
+                    |d| format!("{:+.1} pp [{:+.1}, {:+.1}]", 100.0 * d.hit_rate, 100.0 * d.low, 100.0 * d.high),
+                ),
+                p_value: d.map_or_else(|| "–".into(), |d| format!("{:.3}", d.p_value)),
+            }
+        })
+        .collect::<Vec<_>>();
+    let compared = report.outcomes.iter().filter(|o| o.vs_control.is_some() && o.variant != HOLDOUT).count();
+    let winner = match leader {
+        Some((name, _)) => Some(name.to_owned()),
+        None if control_beats_all && compared > 0 => Some(report.control.clone()),
+        None => None,
+    };
+    let variants = variants.into_iter().map(|mut v| {
+        v.leads = winner.as_deref() == Some(v.name.as_str());
+        v
+    });
+    AbTable {
+        name: report.name.clone(),
+        status: report.status.as_str(),
+        window: format!("{}", report.config.window_days),
+        variants: variants.collect(),
+        verdict: winner.map(|w| format!("{w} leads: its hit rate differs from the others' with 95% confidence.")),
+    }
 }
 
 fn metric(record: &ExperimentRecord, name: &str) -> Option<f64> {
@@ -108,7 +191,14 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
             RecordRow { cells }
         })
         .collect();
+    let mut ab = Vec::new();
+    for experiment in state.experiments.list().await.or_page(&state)? {
+        if let Ok(report) = state.experiments.report(&experiment.name).await {
+            ab.push(ab_table(&report));
+        }
+    }
     let page = ModelPage {
+        ab,
         layout: Layout::new(&state, "Model", "model"),
         trained_at: info.trained_at.map(date_time).unwrap_or_else(|| "not yet".into()),
         holdout: info.holdout.as_ref().map(|h| (format!("{:.4}", h.rmse), format!("{:.4}", h.mae), h.ratings)),
@@ -132,6 +222,50 @@ pub async fn page(State(state): State<AppState>) -> PageResult<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_experiment_table_names_a_leader_only_with_confidence() {
+        use schemas::ab::{
+            Difference, ExperimentConfig, ExperimentStatus, VariantConfig, VariantModel, VariantOutcome,
+        };
+        let outcome = |variant: &str, hit_rate: f64, vs: Option<(f64, f64)>| VariantOutcome {
+            variant: variant.into(),
+            model: VariantModel::Served,
+            impressions: 10,
+            users: 5,
+            hit_users: 2,
+            hit_rate: Some(hit_rate),
+            gain: Some(0.5),
+            vs_control: vs.map(|(low, high)| Difference { hit_rate: (low + high) / 2.0, low, high, p_value: 0.01 }),
+        };
+        let config = ExperimentConfig {
+            variants: vec![VariantConfig { name: "a".into(), model: VariantModel::Served, share: 1.0 }],
+            control: None,
+            holdout: 0.0,
+            salt: None,
+            window_days: 7.0,
+        };
+        let mut report = ExperimentReport {
+            name: "e".into(),
+            status: ExperimentStatus::Running,
+            config,
+            control: "a".into(),
+            history: vec![],
+            outcomes: vec![outcome("a", 0.4, None), outcome("b", 0.6, Some((0.05, 0.35)))],
+            computed_at: 0,
+        };
+        let table = ab_table(&report);
+        assert!(table.verdict.unwrap().starts_with("b leads"));
+        assert!(table.variants[1].leads && !table.variants[0].leads && table.variants[0].control);
+        assert_eq!(table.variants[1].hit_rate, "60.0%");
+        assert_eq!(table.variants[1].difference, "+20.0 pp [+5.0, +35.0]");
+        // An interval across zero: no leader.
+        report.outcomes[1].vs_control = Some(Difference { hit_rate: 0.1, low: -0.05, high: 0.25, p_value: 0.2 });
+        assert!(ab_table(&report).verdict.is_none());
+        // The control ahead of every variant with confidence.
+        report.outcomes[1].vs_control = Some(Difference { hit_rate: -0.2, low: -0.3, high: -0.1, p_value: 0.001 });
+        assert!(ab_table(&report).verdict.unwrap().starts_with("a leads"));
+    }
 
     #[test]
     fn retrains_are_named_by_the_version_they_became() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use schemas::events::NewRating;
 use schemas::recommend::{Strategy, UserRecommendations};
@@ -87,21 +87,7 @@ struct UserPage {
 /// The live recommendations with explanations, exactly as `GET /users/{id}/recommendations`
 /// computes them (its handler is called, so ranking changes there show here).
 async fn recommendations(state: &AppState, user_id: i64) -> ApiResult<UserRecommendations> {
-    let uri: Uri = format!("/users/{user_id}/recommendations?n={RECOMMENDATIONS}&explain=true")
-        .parse()
-        .map_err(|e| ApiError::Invalid(format!("{e}")))?;
-    let options = axum::extract::Query::try_from_uri(&uri).map_err(|e| ApiError::Invalid(e.body_text()))?.0;
-    let response = recommend::recommendations(
-        State(state.clone()),
-        uri,
-        crate::extract::Path(user_id),
-        crate::extract::Query(options),
-    )
-    .await?;
-    let body = axum::body::to_bytes(response.into_body(), 4 << 20)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("reading recommendations: {e}")))?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::Unavailable(format!("decoding recommendations: {e}")))
+    recommend::list_through_handler(state, user_id, &format!("n={RECOMMENDATIONS}&explain=true")).await
 }
 
 async fn panel(state: &AppState, user_id: i64) -> ApiResult<RecsPanel> {

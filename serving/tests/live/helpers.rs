@@ -33,8 +33,8 @@ impl World {
     /// A temp dir with ml-latest-small imported into SQLite, and a broker with the topic.
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let broker = producer::EmbeddedBroker::start(&[producer::TopicSpec::new("ratings", 4)])
-            .expect("the in-process Kafka mock starts");
+        let topics = [producer::TopicSpec::new("ratings", 4), producer::TopicSpec::new("impressions", 4)];
+        let broker = producer::EmbeddedBroker::start(&topics).expect("the in-process Kafka mock starts");
         let world = Self { dir, broker };
         let store = Store::connect(&world.database_url()).await.expect("the store opens");
         let release = Release::new(ml_small());
