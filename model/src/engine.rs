@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
 use crate::Recommender;
 use crate::batch::BatchModels;
 use crate::content::ContentIndex;
@@ -62,6 +65,10 @@ pub enum ListModel {
     OnlineMf,
     /// The popularity list for everyone, their rated movies left out.
     Popularity,
+    /// Movies drawn uniformly at random from those the last recompute knows, the user's rated
+    /// ones left out (a floor every model must beat; the trending list without a recompute).
+    /// Seeded by the user and their rating count, so a user's list stays put until they rate.
+    Random,
 }
 
 /// A list and where it came from.
@@ -203,6 +210,10 @@ impl Engine {
             ListModel::Ease if self.top_n.is_none() => return self.recommend(user, query),
             ListModel::Ease | ListModel::OnlineMf => true,
             ListModel::Popularity => false,
+            ListModel::Random => match &self.popularity {
+                Some(p) => return Recommendations { source: Source::Personal, items: self.random(user, p, query) },
+                None => false,
+            },
         };
         let history = self.online.history(user);
         if personal && history.len() >= self.cold.min_user_ratings && !history.is_empty() {
@@ -226,6 +237,29 @@ impl Engine {
             None => self.online.most_rated(&q),
         };
         Recommendations { source: Source::Trending, items }
+    }
+
+    /// `query.n()` movies of `popularity`'s drawn without replacement (partial Fisher–Yates),
+    /// skipping the user's rated ones and what `query` refuses.
+    fn random(&self, user: UserId, popularity: &PopularityModel, query: &Query<'_>) -> Vec<Scored> {
+        let rated = self.online.rated(user);
+        let seen: std::collections::HashSet<ItemId> = rated.iter().map(|r| r.0).collect();
+        let ids = popularity.item_ids().ids();
+        let mut rng = SmallRng::seed_from_u64(crate::init::mix(user as u64 ^ ((rated.len() as u64) << 40)));
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        let mut items = Vec::with_capacity(query.n());
+        for i in 0..order.len() {
+            if items.len() == query.n() {
+                break;
+            }
+            let j = rng.random_range(i..order.len());
+            order.swap(i, j);
+            let item = ids[order[i]];
+            if !(query.excludes_seen() && seen.contains(&item)) && query.accepts(item) {
+                items.push(Scored { item, score: 1.0 - items.len() as f32 / query.n() as f32 });
+            }
+        }
+        items
     }
 
     /// Whether a list from `model` and `source` follows the live factors (see
@@ -484,7 +518,14 @@ mod tests {
         assert!(pop.items.iter().all(|s| !rated.iter().any(|r| r.0 == s.item)));
         assert!(e.list_follows_live_factors(ListModel::OnlineMf, Source::Personal));
         assert!(!e.list_follows_live_factors(ListModel::Ease, Source::Personal));
-        // A cold user gets the trending list from every model.
+        // Random: unrated movies the recompute knows, the same until the user rates.
+        let random = e.recommend_with(user, &q, ListModel::Random);
+        assert_eq!(random.items.len(), 5);
+        assert!(random.items.iter().all(|s| !rated.iter().any(|r| r.0 == s.item)));
+        assert_eq!(random, e.recommend_with(user, &q, ListModel::Random));
+        let other_user = e.recommend_with(6, &q, ListModel::Random);
+        assert_ne!(random.items, other_user.items);
+        // A cold user gets the trending list from every model but the random one.
         for m in [ListModel::Ease, ListModel::OnlineMf, ListModel::Popularity] {
             assert_eq!(e.recommend_with(12345, &q, m).source, Source::Trending);
         }

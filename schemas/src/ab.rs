@@ -36,20 +36,29 @@ pub enum VariantModel {
     OnlineMf,
     /// The recency-weighted popularity list (the user's rated movies left out).
     Popularity,
+    /// Movies drawn at random from those the last retrain knows (rated ones left out): a
+    /// floor, e.g. to check that an experiment detects a real difference.
+    Random,
 }
 
 impl VariantModel {
     /// Every model, in a stable order.
-    pub const ALL: [VariantModel; 4] =
-        [VariantModel::Served, VariantModel::Ease, VariantModel::OnlineMf, VariantModel::Popularity];
+    pub const ALL: [VariantModel; 5] = [
+        VariantModel::Served,
+        VariantModel::Ease,
+        VariantModel::OnlineMf,
+        VariantModel::Popularity,
+        VariantModel::Random,
+    ];
 
-    /// The wire name (`served`, `ease`, `online-mf`, `popularity`).
+    /// The wire name (`served`, `ease`, `online-mf`, `popularity`, `random`).
     pub fn as_str(self) -> &'static str {
         match self {
             VariantModel::Served => "served",
             VariantModel::Ease => "ease",
             VariantModel::OnlineMf => "online-mf",
             VariantModel::Popularity => "popularity",
+            VariantModel::Random => "random",
         }
     }
 }
@@ -66,7 +75,7 @@ impl FromStr for VariantModel {
         VariantModel::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown model {s:?}; expected one of served, ease, online-mf, popularity"))
+            .ok_or_else(|| format!("unknown model {s:?}; expected one of served, ease, online-mf, popularity, random"))
     }
 }
 
@@ -113,10 +122,11 @@ fn default_window() -> f64 {
     DEFAULT_WINDOW_DAYS
 }
 
-/// Whether `name` is a valid experiment or variant name.
+/// Whether `name` is a valid experiment or variant name: 1 to [`MAX_NAME`] letters, digits,
+/// `-`, `_` and `.`, at least one a letter or digit (`.` and `..` cannot be a URL segment).
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME
+    name.len() <= MAX_NAME
+        && name.bytes().any(|b| b.is_ascii_alphanumeric())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
@@ -282,17 +292,18 @@ pub struct ExperimentList {
     pub experiments: Vec<ExperimentSummary>,
 }
 
-/// A variant's difference to the control in hit rate, with its 95% confidence interval.
+/// A variant's difference to the control in hit rate, with its 95% confidence interval (users
+/// as clusters: see `GET /experiments/{name}`'s documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Difference {
     /// Hit rate minus the control's.
     pub hit_rate: f64,
-    /// Lower end of the 95% interval (unpooled normal approximation).
+    /// Lower end of the 95% interval (normal approximation, cluster-robust variance).
     pub low: f64,
     /// Upper end.
     pub high: f64,
-    /// Two-sided p-value of the pooled two-proportion z-test.
+    /// Two-sided p-value of the difference's z statistic.
     pub p_value: f64,
 }
 
@@ -306,14 +317,17 @@ pub struct VariantOutcome {
     pub model: VariantModel,
     /// Lists shown.
     pub impressions: u64,
+    /// Lists with a hit: their user liked (rated ≥ 4) one of their top 10 movies within the
+    /// window after the list was shown.
+    pub hit_impressions: u64,
     /// Distinct users shown a list.
     pub users: u64,
-    /// Users who liked (rated ≥ 4) a movie within the window after it was shown in their top 10.
+    /// Users with at least one hit list.
     pub hit_users: u64,
-    /// `hitUsers / users`: the share of users with a hit (null without users).
+    /// Hit rate@10: `hitImpressions / impressions` (null without lists).
     pub hit_rate: Option<f64>,
-    /// Mean per user of Σ 1/log2(1 + position) over the movies they liked after being shown
-    /// them (each at the best position it was shown at): NDCG-style, position-weighted gain.
+    /// Mean per list of Σ 1/log2(1 + position) over its liked movies: NDCG-style,
+    /// position-weighted gain (null without lists).
     pub gain: Option<f64>,
     /// The difference to the control (null for the control itself and without users).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,7 +363,7 @@ mod tests {
             variants: shares
                 .iter()
                 .enumerate()
-                .map(|(i, &share)| VariantConfig { name: format!("v{i}"), model: VariantModel::ALL[i % 4], share })
+                .map(|(i, &share)| VariantConfig { name: format!("v{i}"), model: VariantModel::ALL[i % 5], share })
                 .collect(),
             control: None,
             holdout,
@@ -428,6 +442,7 @@ mod tests {
         assert!(c.validate().is_err());
         c.variants[1].name = HOLDOUT.into();
         assert!(c.validate().is_err());
+        assert!(!valid_name("..") && !valid_name(".") && !valid_name("") && valid_name("v1.2"));
         let mut c = config(&[1.0], 0.0);
         c.control = Some("nope".into());
         assert!(c.validate().unwrap_err().contains("control"));

@@ -5,11 +5,13 @@
 //! order while the store's consumer persists them and the live model learns them; retrains run
 //! on their schedule; the HTTP API serves throughout.
 //!
-//! With an experiment (`--experiment FILE`) the replayed users also look: each time a user's
-//! ratings are persisted, their list is asked for through the list endpoint's handler (their
-//! variant's model answers, the impression is logged), and their real later ratings decide
-//! which variant's lists they liked: `GET /experiments/{name}` shows a winner emerge.
+//! With an experiment (`--experiment FILE`) the replayed users also look: before a user's
+//! first rating and every fifth after it, their list is asked for through the list endpoint's
+//! handler (their variant's model answers, the impression is logged), and their real later
+//! ratings decide which variant's lists they liked: `GET /experiments/{name}` shows a winner
+//! emerge.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use producer::replay::Pace;
 use schemas::ab::{ExperimentConfig, ExperimentStatus};
 use secrecy::SecretString;
 use store::{DatabaseUrl, ImportOptions, Store};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveSettings;
@@ -154,8 +155,6 @@ pub struct Demo {
     store: Store,
     plan: ReplayPlan,
     address: SocketAddr,
-    /// Replayed users look at their lists as they rate (an experiment runs).
-    viewers: bool,
 }
 
 /// Configures `experiment` and starts it, stopping another one left running in the store.
@@ -170,21 +169,60 @@ async fn start_experiment(state: &crate::state::AppState, experiment: &DemoExper
     Ok(())
 }
 
-/// Users whose ratings were just persisted, for the viewers; full means they are behind, and
-/// a user is then skipped this time (the replay is never slowed down).
-const VIEWER_QUEUE: usize = 4096;
+/// A replayed user looks at their list before their first rating and then before every
+/// `LOOK_EVERY`-th: a page view between ratings, as on a site.
+const LOOK_EVERY: u32 = 5;
+/// A look leaves out the user's latest this many rated movies: sent, perhaps not yet learned
+/// by the live model, they must not be shown (a movie rated before it is shown is no hit).
+const RECENT: usize = 100;
 
-/// Until `shutdown`: asks for the list of each user whose ratings were persisted, as the user
-/// would look at it after rating (its impression is logged like any other).
-async fn view(state: crate::state::AppState, mut users: mpsc::Receiver<i64>, shutdown: CancellationToken) {
-    loop {
-        let user = tokio::select! {
-            () = shutdown.cancelled() => return,
-            user = users.recv() => match user { Some(u) => u, None => return },
-        };
-        if let Err(error) = crate::routes::recommend::list_through_handler(&state, user, "n=10").await {
-            tracing::debug!(%error, user, "a replayed user's list");
+#[derive(Default)]
+struct Viewer {
+    since_look: u32,
+    recent: std::collections::VecDeque<i64>,
+}
+
+/// The replay's events with the replayed users looking at their lists as they go: before a
+/// user's rating is sent (when a look is due), their list is asked for through the list
+/// endpoint's handler, so the experiment's variant answers and the impression is logged. Runs
+/// on the replay's blocking thread, which waits for each look.
+struct Looking {
+    events: Box<dyn Iterator<Item = producer::Outgoing> + Send>,
+    state: crate::state::AppState,
+    runtime: tokio::runtime::Handle,
+    viewers: HashMap<i64, Viewer>,
+}
+
+impl Iterator for Looking {
+    type Item = producer::Outgoing;
+
+    fn next(&mut self) -> Option<producer::Outgoing> {
+        let event = self.events.next()?;
+        if let producer::Outgoing::Rating(r) = &event {
+            let viewer = self.viewers.entry(r.user_id).or_default();
+            if viewer.since_look == 0 || viewer.since_look >= LOOK_EVERY {
+                viewer.since_look = 0;
+                let mut query = "n=10".to_owned();
+                if !viewer.recent.is_empty() {
+                    let ids: Vec<String> = viewer.recent.iter().map(i64::to_string).collect();
+                    query = format!("{query}&exclude={}", ids.join(","));
+                }
+                let looked = self.runtime.block_on(crate::routes::recommend::list_through_handler(
+                    &self.state,
+                    r.user_id,
+                    &query,
+                ));
+                if let Err(error) = looked {
+                    tracing::debug!(%error, user = r.user_id, "a replayed user's list");
+                }
+            }
+            viewer.since_look += 1;
+            if viewer.recent.len() == RECENT {
+                viewer.recent.pop_front();
+            }
+            viewer.recent.push_back(r.movie_id);
         }
+        Some(event)
     }
 }
 
@@ -234,15 +272,20 @@ impl Demo {
         let address = app.local_addr()?;
         let mut plan = ReplayPlan::release(release, embedded.settings(), true).await?;
         plan.options.pace = settings.pace;
-        let mut viewers = false;
         if let Some(experiment) = &settings.experiment {
             start_experiment(app.state(), experiment).await?;
             if matches!(settings.pace, Pace::Max) {
                 plan.options.pace = Pace::Rate(EXPERIMENT_RATE);
             }
-            viewers = true;
+            let events = std::mem::replace(&mut plan.events, Box::new(std::iter::empty()));
+            plan.events = Box::new(Looking {
+                events,
+                state: app.state().clone(),
+                runtime: tokio::runtime::Handle::current(),
+                viewers: HashMap::new(),
+            });
         }
-        Ok(Self { app, embedded, store, plan, address, viewers })
+        Ok(Self { app, embedded, store, plan, address })
     }
 
     /// Where the API listens.
@@ -260,27 +303,15 @@ impl Demo {
     /// # Errors
     /// The consumer, the replay or the server failed.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { app, embedded, store, plan, viewers, .. } = self;
+        let Self { app, embedded, store, plan, .. } = self;
         // Catalogue answers cached for a second would hide what the consumer just persisted,
         // and retrains count what is in the store.
         let (responses, live, retrainer) =
             (app.state().responses.clone(), app.state().live.clone(), app.state().retrainer.clone());
         live.count_persisted_ratings();
-        let looking = viewers.then(|| {
-            let (to_viewers, from_raters) = mpsc::channel(VIEWER_QUEUE);
-            tokio::spawn(view(app.state().clone(), from_raters, shutdown.clone()));
-            to_viewers
-        });
         let on_persisted: OnPersisted = Arc::new(move |ratings| {
             responses.clear();
             live.persisted(ratings.len() as u64);
-            if let Some(viewers) = &looking {
-                let mut seen = std::collections::HashSet::new();
-                for r in ratings.iter().filter(|r| seen.insert(r.user_id)) {
-                    // Full: the viewers are behind; this look is skipped.
-                    let _ = viewers.try_send(r.user_id);
-                }
-            }
         });
         // The in-process consumer's and replay's families go on the service's /metrics.
         let registry = app.state().metrics.registry().clone();

@@ -117,10 +117,10 @@ fn ab_metrics(f: &runtime::metrics::Families<'_>) -> prometheus::Result<AbMetric
         users: f.int_gauge_vec("experiment_users", "Users shown a list, per experiment and variant.", &labels)?,
         hit_users: f.int_gauge_vec(
             "experiment_hit_users",
-            "Users who liked (rated >= 4) a movie shown in their top 10 within the window after it.",
+            "Users with a hit list: they liked (rated >= 4) one of its top 10 movies within the window after it.",
             &labels,
         )?,
-        hit_rate: f.gauge_vec("experiment_hit_rate", "experiment_hit_users / experiment_users.", &labels)?,
+        hit_rate: f.gauge_vec("experiment_hit_rate", "Hit rate@10: lists with a hit / lists shown.", &labels)?,
         impressions: f.int_gauge_vec(
             "experiment_impressions",
             "Impressions stored, per experiment and variant.",

@@ -11,8 +11,10 @@ use evaluate::splits::{Part, temporal_split};
 use model::metrics::{Ranking, rank_user};
 use movielens::{RatingRow, Release};
 
+use producer::replay::Pace;
+use schemas::ab::ExperimentReport;
 use serde_json::Value;
-use serving::demo::{Demo, DemoSettings};
+use serving::demo::{Demo, DemoExperiment, DemoSettings};
 use serving::live::LiveSettings;
 use testkit::{ml_small, wait_until};
 use tokio_util::sync::CancellationToken;
@@ -71,6 +73,49 @@ async fn the_demo_replays_the_release_persists_it_learns_it_and_serves_recommend
     token.cancel();
     task.await.expect("the demo task").expect("the demo stops cleanly");
     assert!(dir.path().join("snapshots").read_dir().unwrap().count() >= 1, "a snapshot on the way out");
+}
+
+/// The shipped experiment whose winner is planted (`ops/experiments/planted.json`): the served
+/// model (EASE re-ranked) against random unrated movies. The replayed users' real later
+/// ratings must pick the served model with 95% confidence, and the model page must say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_better_variant_wins_the_demo_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(&dir, ml_small());
+    settings.experiment =
+        Some(DemoExperiment::read(&testkit::workspace().join("ops/experiments/planted.json")).expect("the file"));
+    settings.pace = Pace::Rate(2_000.0);
+    let demo = Demo::start(settings).await.expect("the demo starts");
+    let base = format!("http://{}", demo.address());
+    let token = CancellationToken::new();
+    let task = tokio::spawn(demo.run(token.clone()));
+    let client = reqwest::Client::new();
+
+    wait_until("the replay persisted", Duration::from_secs(300), || async {
+        let counts = get(&client, format!("{base}/analytics")).await;
+        if counts["rating_count"] == 100_836 { Ok(()) } else { Err(counts.to_string()) }
+    })
+    .await;
+    let report: ExperimentReport = wait_until("outcomes over the whole replay", Duration::from_secs(60), || async {
+        let report: ExperimentReport =
+            serde_json::from_value(get(&client, format!("{base}/experiments/planted")).await)
+                .expect("an experiment report");
+        let users: u64 = report.outcomes.iter().map(|o| o.users).sum();
+        if users >= 500 { Ok(report) } else { Err(format!("{:?}", report.outcomes)) }
+    })
+    .await;
+    println!("{:#?}", report.outcomes);
+    let [random, served, holdout] = &report.outcomes[..] else { panic!("{:?}", report.outcomes) };
+    let names = (random.variant.as_str(), served.variant.as_str(), holdout.variant.as_str());
+    assert_eq!(names, ("random", "served", "holdout"));
+    let won = served.vs_control.expect("compared with the control");
+    assert!(won.low > 0.0, "the served model wins with 95% confidence: {served:?} against {random:?}");
+    assert!(served.gain > random.gain);
+    let page = client.get(format!("{base}/ui/model")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("served leads"), "the model page names the winner");
+
+    token.cancel();
+    task.await.expect("the demo task").expect("the demo stops cleanly");
 }
 
 #[tokio::test]

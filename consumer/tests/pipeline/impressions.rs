@@ -25,8 +25,8 @@ fn shown(i: usize) -> ListShown {
         movie_ids: (0..10).map(|p| (i as i64 * 7 + p) % 9000 + 1).collect(),
         strategy: "personal".into(),
         model_version: 1,
-        experiment: (i % 2 == 0).then(|| "exp".to_owned()),
-        variant: (i % 2 == 0).then(|| if i % 4 == 0 { "a".to_owned() } else { "b".to_owned() }),
+        experiment: i.is_multiple_of(2).then(|| "exp".to_owned()),
+        variant: i.is_multiple_of(2).then(|| if i.is_multiple_of(4) { "a".to_owned() } else { "b".to_owned() }),
         stream_time: 1_000_000_000 + i as i64,
         timestamp: unix_now(),
     }

@@ -75,6 +75,7 @@ pub fn list_model(model: VariantModel) -> ListModel {
         VariantModel::Ease => ListModel::Ease,
         VariantModel::OnlineMf => ListModel::OnlineMf,
         VariantModel::Popularity => ListModel::Popularity,
+        VariantModel::Random => ListModel::Random,
     }
 }
 
@@ -85,9 +86,9 @@ pub struct AbMetrics {
     pub lists: IntCounterVec,
     /// Users shown a list, from the outcomes (all replicas, via the store).
     pub users: IntGaugeVec,
-    /// Users with a hit.
+    /// Users with a hit list.
     pub hit_users: IntGaugeVec,
-    /// Share of users with a hit.
+    /// Hit rate@10: lists with a hit over lists shown.
     pub hit_rate: GaugeVec,
     /// Impressions stored.
     pub impressions: IntGaugeVec,

@@ -2,10 +2,14 @@
 //! the difference to the control with a 95% confidence interval. Pure: the impressions and
 //! the liked ratings come in, [`VariantOutcome`]s go out.
 //!
-//! The unit is the user, not the list: a user shown many lists (every refresh is one) is one
-//! observation, so users are independent and a two-proportion test over them is sound. A user
-//! has a **hit** when they rate ≥ 4 a movie shown to them in the top 10 of a list, within the
-//! window (stream time) after that list. Only shown movies count, only inside the window.
+//! A shown list (an impression) is a **hit** when its user rates ≥ 4 one of its top 10 movies
+//! within the window (stream time) after it was shown: only shown movies count, only inside
+//! the window. The hit rate@10 is hit lists over lists. Lists are not independent (a user
+//! shown fifty lists is one person), so the interval treats each user as a cluster: the
+//! variance of the ratio `Σ hits / Σ lists` over users is the delta-method (cluster-robust)
+//! one, `n/(n−1) · Σᵢ (hᵢ − p·mᵢ)² / (Σᵢ mᵢ)²` for user i's `hᵢ` hit lists of `mᵢ`; the
+//! difference to the control is `Δ ± 1.96·√(V₁ + V₂)`, its p-value that of `z = Δ/√(V₁ + V₂)`.
+//! With one list per user this is the unpooled two-proportion interval (times `n/(n−1)`).
 
 use std::collections::HashMap;
 
@@ -17,11 +21,15 @@ pub const TOP: usize = 10;
 /// z for a two-sided 95% interval.
 const Z95: f64 = 1.959_963_984_540_054;
 
-#[derive(Default)]
-struct Group {
-    impressions: u64,
-    /// Per user: each liked-in-window shown movie with the best position it was shown at.
-    users: HashMap<i64, HashMap<i64, usize>>,
+/// One user's lists in a variant.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct UserLists {
+    /// Lists shown.
+    pub shown: u64,
+    /// Of them, lists with a hit.
+    pub hits: u64,
+    /// Σ over those lists of Σ 1/log2(1 + position) over their liked movies.
+    pub gain: f64,
 }
 
 /// Outcomes per variant of `config` (in its order, then `holdout` if any user was held out),
@@ -37,76 +45,88 @@ pub fn outcomes(
     for &(user, movie, at) in liked {
         liked_by.entry(user).or_default().insert(movie, at);
     }
-    let mut groups: HashMap<&str, Group> = HashMap::new();
+    let mut groups: HashMap<&str, HashMap<i64, UserLists>> = HashMap::new();
     for shown in impressions {
-        let group = groups.entry(shown.variant.as_str()).or_default();
-        group.impressions += 1;
-        let hits = group.users.entry(shown.user_id).or_default();
+        let lists = groups.entry(shown.variant.as_str()).or_default().entry(shown.user_id).or_default();
+        lists.shown += 1;
         let Some(liked) = liked_by.get(&shown.user_id) else { continue };
-        for (position, movie) in shown.movie_ids.iter().take(TOP).enumerate() {
-            if let Some(&at) = liked.get(movie)
-                && (shown.stream_time..=shown.stream_time.saturating_add(window)).contains(&at)
-            {
-                let best = hits.entry(*movie).or_insert(position + 1);
-                *best = (*best).min(position + 1);
-            }
+        let gain: f64 = shown
+            .movie_ids
+            .iter()
+            .take(TOP)
+            .enumerate()
+            .filter(|(_, movie)| {
+                liked
+                    .get(movie)
+                    .is_some_and(|&at| (shown.stream_time..=shown.stream_time.saturating_add(window)).contains(&at))
+            })
+            .map(|(position, _)| 1.0 / (2.0 + position as f64).log2())
+            .sum();
+        if gain > 0.0 {
+            lists.hits += 1;
+            lists.gain += gain;
         }
     }
     let mut named: Vec<(&str, VariantModel)> = config.variants.iter().map(|v| (v.name.as_str(), v.model)).collect();
     if config.holdout > 0.0 || groups.contains_key(HOLDOUT) {
         named.push((HOLDOUT, config.control().model));
     }
-    let mut out: Vec<VariantOutcome> =
-        named.iter().map(|&(name, model)| summarise(name, model, groups.get(name))).collect();
-    let control = config.control().name.as_str();
-    let base = out.iter().find(|o| o.variant == control).map(|o| (o.hit_users, o.users));
-    for o in &mut out {
-        if o.variant != control
-            && let Some((x2, n2)) = base
-        {
-            o.vs_control = difference(o.hit_users, o.users, x2, n2);
-        }
-    }
-    out
+    let users =
+        |name: &str| -> Vec<UserLists> { groups.get(name).map(|g| g.values().copied().collect()).unwrap_or_default() };
+    let control = users(&config.control().name);
+    named
+        .iter()
+        .map(|&(name, model)| {
+            let mine = users(name);
+            let mut outcome = summarise(name, model, &mine);
+            if name != config.control().name {
+                outcome.vs_control = difference(&mine, &control);
+            }
+            outcome
+        })
+        .collect()
 }
 
-fn summarise(name: &str, model: VariantModel, group: Option<&Group>) -> VariantOutcome {
-    let (impressions, users, hit_users, gain) = match group {
-        None => (0, 0, 0, 0.0),
-        Some(g) => {
-            let hit_users = g.users.values().filter(|h| !h.is_empty()).count() as u64;
-            let gain: f64 = g.users.values().flat_map(|h| h.values()).map(|&p| 1.0 / (1.0 + p as f64).log2()).sum();
-            (g.impressions, g.users.len() as u64, hit_users, gain)
-        }
-    };
-    let per_user = |x: f64| (users > 0).then(|| x / users as f64);
+fn summarise(name: &str, model: VariantModel, users: &[UserLists]) -> VariantOutcome {
+    let impressions: u64 = users.iter().map(|u| u.shown).sum();
+    let hit_impressions: u64 = users.iter().map(|u| u.hits).sum();
+    let gain: f64 = users.iter().map(|u| u.gain).sum();
+    let per_list = |x: f64| (impressions > 0).then(|| x / impressions as f64);
     VariantOutcome {
         variant: name.to_owned(),
         model,
         impressions,
-        users,
-        hit_users,
-        hit_rate: per_user(hit_users as f64),
-        gain: per_user(gain),
+        hit_impressions,
+        users: users.len() as u64,
+        hit_users: users.iter().filter(|u| u.hits > 0).count() as u64,
+        hit_rate: per_list(hit_impressions as f64),
+        gain: per_list(gain),
         vs_control: None,
     }
 }
 
-/// `x1/n1 − x2/n2` with its 95% interval (unpooled normal approximation) and the pooled
-/// two-proportion z-test's two-sided p-value; `None` when either group is empty.
-pub fn difference(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<Difference> {
-    if n1 == 0 || n2 == 0 {
+/// The hit rate `Σ hits / Σ shown` of these users and its cluster-robust variance; `None`
+/// without two users and a list.
+fn rate_and_variance(users: &[UserLists]) -> Option<(f64, f64)> {
+    let n = users.len() as f64;
+    let shown: u64 = users.iter().map(|u| u.shown).sum();
+    if users.len() < 2 || shown == 0 {
         return None;
     }
-    let (n1, n2) = (n1 as f64, n2 as f64);
-    let (p1, p2) = (x1 as f64 / n1, x2 as f64 / n2);
+    let p = users.iter().map(|u| u.hits).sum::<u64>() as f64 / shown as f64;
+    let residuals: f64 = users.iter().map(|u| (u.hits as f64 - p * u.shown as f64).powi(2)).sum();
+    Some((p, n / (n - 1.0) * residuals / (shown as f64).powi(2)))
+}
+
+/// The hit rate of `variant`'s users minus `control`'s, with its 95% interval and two-sided
+/// p-value (see the module doc); `None` unless both have two users with lists.
+pub fn difference(variant: &[UserLists], control: &[UserLists]) -> Option<Difference> {
+    let (p1, v1) = rate_and_variance(variant)?;
+    let (p2, v2) = rate_and_variance(control)?;
     let diff = p1 - p2;
-    let se = (p1 * (1.0 - p1) / n1 + p2 * (1.0 - p2) / n2).sqrt();
-    let pooled = (x1 + x2) as f64 / (n1 + n2);
-    let se_pooled = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    let se = (v1 + v2).sqrt();
     // The fit's error can put erfc(0) a hair above 1.
-    let p_value =
-        if se_pooled > 0.0 { erfc((diff / se_pooled).abs() / std::f64::consts::SQRT_2).min(1.0) } else { 1.0 };
+    let p_value = if se > 0.0 { erfc(diff.abs() / se / std::f64::consts::SQRT_2).min(1.0) } else { 1.0 };
     Some(Difference { hit_rate: diff, low: diff - Z95 * se, high: diff + Z95 * se, p_value })
 }
 
@@ -151,21 +171,32 @@ mod tests {
         Impression { user_id: user, variant: variant.into(), movie_ids: movies.to_vec(), stream_time: at }
     }
 
+    fn lists(shown: u64, hits: u64) -> UserLists {
+        UserLists { shown, hits, gain: 0.0 }
+    }
+
     #[test]
     fn the_interval_and_p_value_match_a_hand_computed_case() {
-        // 60 of 200 against 40 of 200: difference 0.10; unpooled se = sqrt(.3·.7/200 + .2·.8/200)
-        // = sqrt(0.00185) = 0.0430116, so the interval is 0.10 ± 1.95996·0.0430116 =
-        // [0.0157, 0.1843]; pooled p = 0.25, se = sqrt(.25·.75·(2/200)) = 0.0433013,
-        // z = 2.3094, two-sided p = 0.02092.
-        let d = difference(60, 200, 40, 200).unwrap();
+        // One list per user, 60 hits of 200 against 40 of 200: p = 0.3 and 0.2. Each side's
+        // variance is n/(n−1)·Σ(h − p)²/n² = (200/199)·p(1−p)/200: 0.0010553 and 0.00080402,
+        // so se = √0.0018593 = 0.043120, the interval 0.10 ± 1.95996·0.043120 =
+        // [0.015487, 0.184513], z = 2.31911, p = 0.020389.
+        let variant: Vec<UserLists> = (0..200).map(|i| lists(1, u64::from(i < 60))).collect();
+        let control: Vec<UserLists> = (0..200).map(|i| lists(1, u64::from(i < 40))).collect();
+        let d = difference(&variant, &control).unwrap();
         assert!((d.hit_rate - 0.10).abs() < 1e-12);
-        assert!((d.low - 0.015_698).abs() < 1e-5, "{d:?}");
-        assert!((d.high - 0.184_302).abs() < 1e-5, "{d:?}");
-        assert!((d.p_value - 0.020_92).abs() < 1e-4, "{d:?}");
-        // Equal groups: no difference, p = 1; an empty group: nothing to say.
-        let same = difference(10, 100, 10, 100).unwrap();
-        assert_eq!((same.hit_rate, same.p_value), (0.0, 1.0));
-        assert!(difference(1, 0, 1, 10).is_none());
+        assert!((d.low - 0.015_487).abs() < 2e-6, "{d:?}");
+        assert!((d.high - 0.184_513).abs() < 2e-6, "{d:?}");
+        assert!((d.p_value - 0.020_389).abs() < 2e-5, "{d:?}");
+        // Clusters: users of 2 and 4 lists. Variant: (2 hits of 2), (0 of 4) → p = 1/3,
+        // residuals (2 − 2/3)² + (0 − 4/3)² = 32/9, V = 2 · (32/9) / 36 = 0.197531.
+        // Control: (1 of 2), (1 of 4) → p = 1/3, residuals (1/3)² + (−1/3)² = 2/9,
+        // V = 2 · (2/9) / 36 = 0.0123457. Δ = 0, se = √0.209877 = 0.458123.
+        let d = difference(&[lists(2, 2), lists(4, 0)], &[lists(2, 1), lists(4, 1)]).unwrap();
+        assert!(d.hit_rate.abs() < 1e-12 && (d.high - 1.95996 * 0.458_123).abs() < 1e-4, "{d:?}");
+        assert_eq!(d.p_value, 1.0);
+        // Fewer than two users: nothing to say.
+        assert!(difference(&[lists(5, 1)], &control).is_none());
         assert!((erfc(0.0) - 1.0).abs() < 1e-7 && (erfc(-1.0) - 1.842_700_79).abs() < 1e-6);
     }
 
@@ -173,13 +204,13 @@ mod tests {
     fn hits_count_only_shown_movies_liked_inside_the_window() {
         let t = 1_000_000_000;
         let impressions = vec![
-            // User 1 (control) is shown 10 and 11 at t; likes 10 on day 3 (hit at position 1)
+            // User 1 (control) is shown 10 and 11 at t; likes 10 on day 3 (a hit, position 1)
             // and 11 on day 8 (outside the 7-day window).
             shown(1, "control", &[10, 11], t),
-            // User 2 (control) likes 20 before it was shown (not a hit) and 99, never shown.
+            // User 2 (control) likes 20 before it was shown (no hit) and 99, never shown.
             shown(2, "control", &[20, 21], t),
-            // User 3 (treatment) is shown 30 at position 2 twice; likes it on day 1: one hit,
-            // counted once, at its best position.
+            // User 3 (treatment) is shown 30 at position 2, then at position 1; likes it on
+            // day 1: both lists are hits.
             shown(3, "treatment", &[31, 30], t),
             shown(3, "treatment", &[30, 31], t + DAY / 2),
             // User 4 (treatment) likes 40, shown at position 11: outside the top 10.
@@ -196,21 +227,27 @@ mod tests {
         let out = outcomes(&config(), &impressions, &liked);
         assert_eq!(out.len(), 2, "no holdout group without a holdout");
         let (c, v) = (&out[0], &out[1]);
-        assert_eq!((c.variant.as_str(), c.impressions, c.users, c.hit_users), ("control", 2, 2, 1));
-        assert_eq!((v.variant.as_str(), v.impressions, v.users, v.hit_users), ("treatment", 3, 2, 1));
-        assert_eq!((c.hit_rate, v.hit_rate), (Some(0.5), Some(0.5)));
-        // Gain: user 1's hit at position 1 (1/log2 2 = 1) over 2 users; user 3's at position 1
-        // of the second list (the best it was shown at).
-        assert_eq!((c.gain, v.gain), (Some(0.5), Some(0.5)));
+        assert_eq!(
+            (c.variant.as_str(), c.impressions, c.hit_impressions, c.users, c.hit_users),
+            ("control", 2, 1, 2, 1)
+        );
+        assert_eq!(
+            (v.variant.as_str(), v.impressions, v.hit_impressions, v.users, v.hit_users),
+            ("treatment", 3, 2, 2, 1)
+        );
+        assert_eq!((c.hit_rate, v.hit_rate), (Some(0.5), Some(2.0 / 3.0)));
+        // Gain per list: control 1/log2(2) = 1 over 2 lists; treatment 1/log2(3) + 1 over 3.
+        assert_eq!(c.gain, Some(0.5));
+        assert!((v.gain.unwrap() - (1.0 / 3f64.log2() + 1.0) / 3.0).abs() < 1e-12);
         assert!(c.vs_control.is_none());
-        assert_eq!(v.vs_control.unwrap().hit_rate, 0.0);
+        assert!((v.vs_control.unwrap().hit_rate - (2.0 / 3.0 - 0.5)).abs() < 1e-12);
 
-        // A wider window takes in user 1's second like: one more hit movie, same hit users.
+        // A wider window takes in user 1's second like: the same hit list gains position 2.
         let mut wide = config();
         wide.window_days = 10.0;
         let out = outcomes(&wide, &impressions, &liked);
-        let gain = 1.0 + 1.0 / 3f64.log2();
-        assert!((out[0].gain.unwrap() - gain / 2.0).abs() < 1e-12);
+        assert_eq!(out[0].hit_impressions, 1);
+        assert!((out[0].gain.unwrap() - (1.0 + 1.0 / 3f64.log2()) / 2.0).abs() < 1e-12);
     }
 
     #[test]

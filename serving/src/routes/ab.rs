@@ -27,9 +27,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<axum::Json<Experim
     Ok(axum::Json(ExperimentList { experiments: state.experiments.list().await? }))
 }
 
-/// An experiment's configuration, status, change history and outcomes per variant: users
-/// shown lists, users who liked a shown movie within the window (hit rate), position-weighted
-/// gain, and each variant's difference to the control with a 95% confidence interval.
+/// An experiment's configuration, status, change history and outcomes per variant: lists
+/// shown, lists whose user liked one of their top 10 within the window (hit rate@10), users,
+/// position-weighted gain, and each variant's difference to the control with a 95% confidence
+/// interval (users as clusters).
 #[utoipa::path(get, path = "/experiments/{name}", tag = "experiments",
     params(("name" = String, Path, description = "Experiment name")),
     responses((status = 200, body = ExperimentReport), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]

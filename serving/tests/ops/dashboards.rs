@@ -1,6 +1,7 @@
 //! Every PromQL query of the shipped Grafana dashboards returns data from a real Prometheus
 //! (Debian's `prometheus`; `PROMETHEUS` names the binary, scripts/test.sh exports it) scraping a
-//! running demo on ml-latest-small that answers traffic and dead-letters a malformed event.
+//! running demo on ml-latest-small that answers traffic, runs an A/B experiment and
+//! dead-letters a malformed event.
 
 use std::cell::Cell;
 use std::net::TcpListener;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use producer::replay::Pace;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use serving::demo::{Demo, DemoSettings};
+use serving::demo::{Demo, DemoExperiment, DemoSettings};
 use testkit::{ml_small, wait_until, workspace};
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +86,14 @@ async fn every_dashboard_query_returns_data_from_a_scraped_demo() {
     settings.live.snapshot_dir = Some(dir.path().join("snapshots"));
     // Slow enough that the replay is still running while Prometheus scrapes.
     settings.pace = Pace::Rate(5_000.0);
+    // An A/B experiment on the replay, for the Experiments row.
+    settings.experiment = Some(
+        DemoExperiment::parse(
+            r#"{"name": "dash", "variants": [{"name": "a", "model": "served", "share": 1},
+                {"name": "b", "model": "popularity", "share": 1}]}"#,
+        )
+        .expect("a valid experiment"),
+    );
     let demo = Demo::start(settings).await.expect("the demo starts");
     let (address, brokers) = (demo.address(), demo.brokers().to_owned());
     let token = CancellationToken::new();
