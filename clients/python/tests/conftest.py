@@ -246,11 +246,12 @@ def error(status: int, detail: str, **headers: str) -> Answer:
 @dataclass
 class Stub:
     """A local HTTP server answering from a script (the last answer repeats); it records the
-    requests it got as (method, path)."""
+    requests it got as (method, path), and their bodies."""
 
     url: str
     answers: list[Answer]
     requests: list[tuple[str, str]]
+    bodies: list[bytes] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -260,31 +261,33 @@ def stub() -> Iterator[Callable[..., Stub]]:
     def start(*answers: Answer) -> Stub:
         script = list(answers)
         seen: list[tuple[str, str]] = []
+        bodies: list[bytes] = []
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
+                body = self.rfile.read(length) if length else b""
                 with lock:
                     answer = script[min(len(seen), len(script) - 1)]
                     seen.append((self.command, self.path))
+                    bodies.append(body)
                 if answer.delay:
                     time.sleep(answer.delay)
-                body = answer.body.encode() if isinstance(answer.body, str) else answer.body
+                payload = answer.body.encode() if isinstance(answer.body, str) else answer.body
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
-                    self.send_header("content-length", str(len(body)))
+                    self.send_header("content-length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
             do_GET = _answer
             do_POST = _answer
+            do_PUT = _answer
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -294,7 +297,7 @@ def stub() -> Iterator[Callable[..., Stub]]:
         servers.append(server)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         host, port = server.server_address[:2]
-        return Stub(f"http://{host!s}:{port}", script, seen)
+        return Stub(f"http://{host!s}:{port}", script, seen, bodies)
 
     yield start
     for server in servers:

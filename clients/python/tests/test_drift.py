@@ -43,10 +43,20 @@ OPERATIONS = {
     ("get", "/model"): "model",
     ("post", "/model/retrain"): "retrain",
     ("get", "/model/experiments"): "experiments",
+    ("get", "/experiments"): "ab_experiments",
+    ("get", "/experiments/{name}"): "ab_experiment",
+    ("put", "/experiments/{name}"): "put_ab_experiment",
+    ("post", "/experiments/{name}/start"): "start_ab_experiment",
+    ("post", "/experiments/{name}/stop"): "stop_ab_experiment",
 }
 
 #: Enum schemas and the Literal types that mirror them.
-ENUMS = {"Strategy": cinedata.models.Strategy, "ExperimentKind": cinedata.models.ExperimentKind}
+ENUMS = {
+    "Strategy": cinedata.models.Strategy,
+    "ExperimentKind": cinedata.models.ExperimentKind,
+    "VariantModel": cinedata.models.VariantModel,
+    "ExperimentStatus": cinedata.models.ExperimentStatus,
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +95,22 @@ def test_the_rating_body_matches_new_rating(document: dict[str, Any]) -> None:
     body = cinedata.NewRating(user_id=1, movie_id=2, rating=3.0, timestamp=4).model_dump(by_alias=True)
     assert set(body) == set(schema["properties"])
     assert set(schema["required"]) == {"userId", "movieId", "rating"}
+
+
+def test_the_experiment_body_is_the_put_operations(document: dict[str, Any]) -> None:
+    """``put_ab_experiment`` sends the schema ``PUT /experiments/{name}`` takes, with the
+    defaults the API documents."""
+    body = document["paths"]["/experiments/{name}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ExperimentConfig"}
+    schema = document["components"]["schemas"]["ExperimentConfig"]
+    config = cinedata.ExperimentConfig(
+        variants=[cinedata.VariantConfig(name="a", model="ease", share=1)], control="a", salt="s"
+    )
+    sent = config.model_dump(by_alias=True, exclude_none=True)
+    assert set(sent) == set(schema["properties"])
+    assert set(sent["variants"][0]) == set(document["components"]["schemas"]["VariantConfig"]["properties"])
+    assert schema["properties"]["windowDays"].get("default", 7.0) == config.window_days == 7.0
+    assert schema["properties"]["holdout"].get("default", 0.0) == config.holdout == 0.0
 
 
 @pytest.mark.parametrize("name", sorted(ENUMS))

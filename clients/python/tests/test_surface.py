@@ -30,7 +30,7 @@ def public(cls: type) -> set[str]:
 def test_both_clients_have_the_same_methods_and_signatures() -> None:
     endpoints = public(cinedata.Client) - SYNC_ONLY - {"base_url"}
     assert public(cinedata.AsyncClient) - ASYNC_ONLY - {"base_url"} == endpoints
-    assert len(endpoints) == 28
+    assert len(endpoints) == 33
     for name in sorted(endpoints):
         sync, awaited = getattr(cinedata.Client, name), getattr(cinedata.AsyncClient, name)
         signature, async_signature = inspect.signature(sync), inspect.signature(awaited)

@@ -2,6 +2,7 @@
 
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use reqwest::Method;
+use schemas::ab::{ExperimentConfig, ExperimentList, ExperimentReport, ExperimentSummary};
 use schemas::charts::{GenreCharts, MonthStats, MovieCharts, TopMovies};
 use schemas::events::{NewRating, RatingAccepted};
 use schemas::recommend::{ModelInfo, Predictions, RetrainStarted, SimilarMovies, UserProfile, UserRecommendations};
@@ -251,6 +252,64 @@ impl Client {
     /// [`Error::InvalidRequest`] (409) while one runs; see [`Error`].
     pub async fn retrain(&self) -> Result<RetrainStarted, Error> {
         self.send(Method::POST, self.url(&["model", "retrain"], Query::default()), None::<&()>, Idempotent::No).await
+    }
+}
+
+/// # A/B experiments
+///
+/// Experiments on live traffic (`/experiments`), not to be confused with the evaluation and
+/// retrain records of [`Client::experiments`]. Changes need the API key when the service has
+/// one, and like every write are not re-sent once they may have reached the server.
+impl Client {
+    /// `GET /experiments`: every A/B experiment with its status and configuration, by name.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn ab_experiments(&self) -> Result<ExperimentList, Error> {
+        self.get(self.url(&["experiments"], Query::default())).await
+    }
+
+    /// `GET /experiments/{name}`: configuration, status, change history and the outcomes per
+    /// variant (hit rate, gain, the difference to the control with its 95% interval).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such experiment, [`Error::InvalidRequest`] (422) for an
+    /// invalid name; see [`Error`].
+    pub async fn ab_experiment(&self, name: &str) -> Result<ExperimentReport, Error> {
+        self.get(self.url(&["experiments", name], Query::default())).await
+    }
+
+    /// `PUT /experiments/{name}`: creates the experiment as a draft (201) or changes its
+    /// configuration (200; a running one goes on with the new one at once). Not retried.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] (422) for an invalid name or configuration, with the reason;
+    /// [`Error::Unauthorized`] without the service's API key; see [`Error`].
+    pub async fn put_ab_experiment(&self, name: &str, config: &ExperimentConfig) -> Result<ExperimentSummary, Error> {
+        self.send(Method::PUT, self.url(&["experiments", name], Query::default()), Some(config), Idempotent::No).await
+    }
+
+    /// `POST /experiments/{name}/start`: starts (or resumes) the experiment; from then on each
+    /// user's list comes from their variant's model and names it
+    /// ([`UserRecommendations::variant`]). Not retried.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such experiment; [`Error::InvalidRequest`] (409) while
+    /// another one runs; [`Error::Unauthorized`] without the service's API key; see [`Error`].
+    pub async fn start_ab_experiment(&self, name: &str) -> Result<ExperimentSummary, Error> {
+        let url = self.url(&["experiments", name, "start"], Query::default());
+        self.send(Method::POST, url, None::<&()>, Idempotent::No).await
+    }
+
+    /// `POST /experiments/{name}/stop`: stops the experiment; lists come from the served model
+    /// again and its outcomes stay readable. Not retried.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for no such experiment; [`Error::Unauthorized`] without the
+    /// service's API key; see [`Error`].
+    pub async fn stop_ab_experiment(&self, name: &str) -> Result<ExperimentSummary, Error> {
+        let url = self.url(&["experiments", name, "stop"], Query::default());
+        self.send(Method::POST, url, None::<&()>, Idempotent::No).await
     }
 }
 

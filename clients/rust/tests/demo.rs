@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cinedata_client::types::ab::{ExperimentConfig, ExperimentStatus, HOLDOUT, VariantConfig, VariantModel};
 use cinedata_client::types::events::NewRating;
 use cinedata_client::types::recommend::Strategy;
 use cinedata_client::{Client, Error, ExperimentFilter, MovieFilter, Page, RatingFilter, RecommendOptions, TagFilter};
@@ -145,6 +146,9 @@ async fn every_endpoint_answers_with_ml_latest_small_through_the_client() {
         Err(Error::InvalidRequest { status: 422, .. })
     ));
 
+    // A/B experiments: configured, started (every list names its variant), stopped.
+    ab_experiments(&client).await;
+
     // A new rating: accepted, persisted and learned; a bad one refused with the reason.
     let accepted = client.rate(&NewRating { user_id: 1, movie_id: 2, rating: 5.0, timestamp: None }).await.unwrap();
     assert!(!accepted.event_id.is_empty());
@@ -163,6 +167,65 @@ async fn every_endpoint_answers_with_ml_latest_small_through_the_client() {
     // The README's example runs as written (with this demo's address).
     readme_example(&base).await.expect("the README's example runs");
     token.cancel();
+}
+
+/// An experiment through its whole life; it is stopped before returning, since a running one
+/// changes every list (a failed assertion ends the test, and its demo, anyway).
+async fn ab_experiments(client: &Client) {
+    let variant = |name: &str, model, share| VariantConfig { name: name.into(), model, share };
+    let mut config = ExperimentConfig {
+        variants: vec![
+            variant("control", VariantModel::Served, 1.0),
+            variant("popular", VariantModel::Popularity, 1.0),
+        ],
+        control: None,
+        holdout: 0.2,
+        salt: None,
+        window_days: 7.0,
+    };
+    let draft = client.put_ab_experiment("client-ab", &config).await.unwrap();
+    assert_eq!((draft.name.as_str(), draft.status), ("client-ab", ExperimentStatus::Draft));
+    config.window_days = 3.0;
+    let changed = client.put_ab_experiment("client-ab", &config).await.unwrap();
+    assert_eq!((changed.status, &changed.config), (ExperimentStatus::Draft, &config));
+    let listed = client.ab_experiments().await.unwrap();
+    assert_eq!(listed.experiments, [changed]);
+    assert_eq!(client.recommendations(1, &RecommendOptions::default()).await.unwrap().variant, None, "a draft");
+    let refused = client.put_ab_experiment("client-ab", &ExperimentConfig { holdout: 0.6, ..config.clone() }).await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest { status: 422, detail, .. }) if detail.contains("holdout")),
+        "{refused:?}"
+    );
+    assert!(matches!(client.ab_experiment("bad name!").await, Err(Error::InvalidRequest { status: 422, .. })));
+    assert!(matches!(client.ab_experiment("no-such").await, Err(Error::NotFound { .. })));
+    assert!(matches!(client.start_ab_experiment("no-such").await, Err(Error::NotFound { .. })));
+
+    assert_eq!(client.start_ab_experiment("client-ab").await.unwrap().status, ExperimentStatus::Running);
+    client.put_ab_experiment("client-ab-2", &config).await.unwrap();
+    let conflict = client.start_ab_experiment("client-ab-2").await;
+    assert!(matches!(&conflict, Err(Error::InvalidRequest { status: 409, .. })), "{conflict:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for user in 1..=60 {
+        let options = RecommendOptions { n: Some(5), ..Default::default() };
+        let list = client.recommendations(user, &options).await.unwrap();
+        assert_eq!(list.experiment.as_deref(), Some("client-ab"), "user {user}");
+        let expected = config.assign("client-ab", user).variant;
+        assert_eq!(list.variant.as_deref(), Some(expected), "user {user}");
+        let strategy = if expected == "popular" { Strategy::Trending } else { Strategy::Personal };
+        assert_eq!(list.strategy, strategy, "user {user} in {expected}");
+        seen.insert(expected);
+    }
+    assert_eq!(seen.len(), 3, "control, popular and {HOLDOUT} among 60 users: {seen:?}");
+    let report = client.ab_experiment("client-ab").await.unwrap();
+    assert_eq!((report.status, report.control.as_str()), (ExperimentStatus::Running, "control"));
+    let names: Vec<&str> = report.outcomes.iter().map(|o| o.variant.as_str()).collect();
+    assert_eq!(names, ["control", "popular", HOLDOUT]);
+    assert_eq!(client.stop_ab_experiment("client-ab").await.unwrap().status, ExperimentStatus::Stopped);
+    assert_eq!(client.recommendations(1, &RecommendOptions::default()).await.unwrap().experiment, None);
+    let report = client.ab_experiment("client-ab").await.unwrap();
+    let actions: Vec<&str> = report.history.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(actions, ["created", "changed", "started", "stopped"]);
+    assert_eq!(report.config, config);
 }
 
 /// The lines between the markers are the README's "From Rust" example, word for word, with

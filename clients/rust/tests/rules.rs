@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use cinedata_client::types::ab::{ExperimentConfig, VariantConfig, VariantModel};
 use cinedata_client::types::events::NewRating;
 use cinedata_client::{Client, Error, MovieFilter, Retry};
 use futures::TryStreamExt;
@@ -173,5 +174,52 @@ async fn the_api_key_is_sent_and_query_options_are_encoded() {
     assert_eq!(
         seen[2], r#"s3cret [("title", "a & b"), ("skip", "2000"), ("limit", "1000")]"#,
         "the key on every request, the title percent-encoded and decoded intact"
+    );
+}
+
+#[tokio::test]
+async fn experiment_changes_are_sent_once_with_the_config_and_the_name_as_one_segment() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let busy = |State(seen): State<Arc<std::sync::Mutex<Vec<String>>>>,
+                method: Method,
+                uri: Uri,
+                headers: HeaderMap,
+                body: String| async move {
+        let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        seen.lock().unwrap().push(format!("{method} {} {key} {body}", uri.path()));
+        (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "application/json")], r#"{"detail":"store busy"}"#)
+    };
+    let base = serve(Router::new().fallback(busy).with_state(seen.clone())).await;
+    let client = Client::builder(&base).api_key("s3cret").retry(QUICK).build().unwrap();
+    let config = ExperimentConfig {
+        variants: vec![VariantConfig { name: "a".into(), model: VariantModel::OnlineMf, share: 1.0 }],
+        control: None,
+        holdout: 0.0,
+        salt: None,
+        window_days: 7.0,
+    };
+    let error = client.put_ab_experiment("a/b c", &config).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Unavailable { url, detail } if detail == "store busy" && url == &format!("{base}/experiments/a%2Fb%20c")),
+        "{error:?}"
+    );
+    assert!(matches!(client.start_ab_experiment("exp").await, Err(Error::Unavailable { .. })));
+    assert!(matches!(client.stop_ab_experiment("exp").await, Err(Error::Unavailable { .. })));
+    assert!(matches!(client.ab_experiment("exp").await, Err(Error::Unavailable { .. })));
+    let seen = seen.lock().unwrap().clone();
+    let body = r#"{"variants":[{"name":"a","model":"online-mf","share":1.0}],"holdout":0.0,"windowDays":7.0}"#;
+    assert_eq!(
+        seen[..3],
+        [
+            format!("PUT /experiments/a%2Fb%20c s3cret {body}"),
+            "POST /experiments/exp/start s3cret ".to_owned(),
+            "POST /experiments/exp/stop s3cret ".to_owned(),
+        ],
+        "each change sent once, with the key; the name one path segment"
+    );
+    assert_eq!(
+        seen[3..],
+        vec!["GET /experiments/exp s3cret ".to_owned(); 4],
+        "a read: the first attempt and three retries"
     );
 }

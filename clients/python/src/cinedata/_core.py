@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
@@ -18,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, Required, TypedDict
 
 from . import errors
-from .models import NewRating, Rows, frame_of
+from .models import ExperimentConfig, NewRating, Rows, VariantConfig, frame_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -481,3 +481,64 @@ def attaching(accepted: list[Any]) -> Iterator[None]:
 
 def rate(rating: NewRating) -> Call:
     return Call("POST", "/ratings", body=rating.model_dump(by_alias=True, exclude_none=True), write=True)
+
+
+# --- A/B experiments ----------------------------------------------------------------------------
+
+ConfigLike = ExperimentConfig | Mapping[str, Any]
+
+
+def _name(value: str) -> str:
+    """An experiment's name as one path segment (percent-encoded; the server checks the rest).
+    A name of dots only is encoded entirely, so it is not read as ``.``/``..`` of the path."""
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str, got {value!r}")
+    if not value:
+        raise ValueError("an experiment name must not be empty")
+    segment = quote(value, safe="")
+    return segment.replace(".", "%2E") if set(value) == {"."} else segment
+
+
+def _known(kind: type[BaseModel], data: Mapping[str, Any]) -> None:
+    """Refuses keys ``kind`` does not have (the models ignore unknown keys in answers; in a
+    request they would be dropped silently, so a misspelt ``windowDays`` would go unnoticed)."""
+    known = {name for name in kind.model_fields} | {f.alias for f in kind.model_fields.values() if f.alias}
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        fields = ", ".join(f.alias or n for n, f in kind.model_fields.items())
+        raise ValueError(f"unknown {kind.__name__} field(s) {', '.join(unknown)}; expected {fields}")
+
+
+def experiment_config(config: ConfigLike) -> ExperimentConfig:
+    """``put_ab_experiment``'s configuration: an :class:`ExperimentConfig`, or a mapping with
+    its fields (wire or snake_case names; variants as mappings or :class:`VariantConfig`)."""
+    if isinstance(config, ExperimentConfig):
+        return config
+    if not isinstance(config, Mapping):
+        raise TypeError(f"an experiment configuration is an ExperimentConfig or a dict, got {config!r}")
+    _known(ExperimentConfig, config)
+    for variant in config.get("variants") or ():
+        if isinstance(variant, Mapping):
+            _known(VariantConfig, variant)
+    return ExperimentConfig.model_validate(config)
+
+
+def ab_experiments() -> Call:
+    return Call("GET", "/experiments")
+
+
+def ab_experiment(name: str) -> Call:
+    return Call("GET", f"/experiments/{_name(name)}")
+
+
+def put_ab_experiment(name: str, config: ConfigLike) -> Call:
+    body = experiment_config(config).model_dump(by_alias=True, exclude_none=True)
+    return Call("PUT", f"/experiments/{_name(name)}", body=body, write=True)
+
+
+def start_ab_experiment(name: str) -> Call:
+    return Call("POST", f"/experiments/{_name(name)}/start", write=True)
+
+
+def stop_ab_experiment(name: str) -> Call:
+    return Call("POST", f"/experiments/{_name(name)}/stop", write=True)

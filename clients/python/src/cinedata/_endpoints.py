@@ -38,7 +38,10 @@ from ._core import M
 from .models import (
     Analytics,
     ExperimentKind,
+    ExperimentList,
     ExperimentRecord,
+    ExperimentReport,
+    ExperimentSummary,
     GenreCharts,
     Health,
     Link,
@@ -545,6 +548,76 @@ class BaseClient:
         newest first; ``to_pandas()`` flattens ``metrics``, ``params`` and ``data`` into
         dotted columns."""
         return core.experiments(protocol, model, kind, limit)
+
+    # --- A/B experiments -----------------------------------------------------------------------
+
+    @one(ExperimentList)
+    def ab_experiments(self) -> core.Call:
+        """``GET /experiments``: every A/B experiment with its status and configuration
+        (``to_pandas()``: one row each, ``config`` in dotted columns).
+
+        Not to be confused with :meth:`experiments`, the offline evaluation and retrain records.
+        """
+        return core.ab_experiments()
+
+    @one(ExperimentReport)
+    def ab_experiment(self, name: str) -> core.Call:
+        """``GET /experiments/{name}``: an A/B experiment's configuration, status, change
+        history and outcomes per variant: users shown lists, users who liked a shown movie
+        within the window (hit rate), position-weighted gain, and the difference to the control
+        with its 95% interval and p-value (``report.to_pandas()``: one row per variant).
+
+        Raises:
+            NotFound: No such experiment.
+            InvalidRequest: Not a valid experiment name.
+        """
+        return core.ab_experiment(name)
+
+    @one(ExperimentSummary)
+    def put_ab_experiment(self, name: str, config: core.ConfigLike) -> core.Call:
+        """``PUT /experiments/{name}``: creates the experiment as a draft, or changes its
+        configuration (a running one goes on with the new shares and models at once). Needs
+        the API key when the service has one; recorded in the experiment's history.
+
+        Not retried (except when the connection could not be made at all), like every write.
+
+        Args:
+            name: 1 to 64 letters, digits, ``-``, ``_`` or ``.``.
+            config: An :class:`~cinedata.ExperimentConfig`, or a dict of its fields
+                (``{"variants": [{"name": "a", "model": "ease", "share": 1}], "holdout": 0.1}``;
+                wire or snake_case names). Unknown keys raise ValueError before anything is sent.
+
+        Raises:
+            InvalidRequest: An invalid name or configuration (``detail`` says what).
+            Unauthorized: The service has an API key and it was not given.
+        """
+        return core.put_ab_experiment(name, config)
+
+    @one(ExperimentSummary)
+    def start_ab_experiment(self, name: str) -> core.Call:
+        """``POST /experiments/{name}/start``: starts (or resumes) the experiment: from now on
+        each user's lists come from their variant's model, and say so (``experiment`` and
+        ``variant`` of :meth:`recommendations`). One experiment runs at a time. Needs the API
+        key when the service has one; not retried once sent.
+
+        Raises:
+            NotFound: No such experiment.
+            Conflict: Another experiment is running (stop it first).
+            Unauthorized: The service has an API key and it was not given.
+        """
+        return core.start_ab_experiment(name)
+
+    @one(ExperimentSummary)
+    def stop_ab_experiment(self, name: str) -> core.Call:
+        """``POST /experiments/{name}/stop``: stops the experiment: lists come from the served
+        model again; its outcomes stay readable. Needs the API key when the service has one;
+        not retried once sent.
+
+        Raises:
+            NotFound: No such experiment.
+            Unauthorized: The service has an API key and it was not given.
+        """
+        return core.stop_ab_experiment(name)
 
     # --- writes --------------------------------------------------------------------------------
 

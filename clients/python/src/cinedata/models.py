@@ -11,7 +11,8 @@ Unknown fields are ignored, so a newer server does not break an older SDK.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, get_args
+import types
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic.alias_generators import to_camel
@@ -24,8 +25,15 @@ __all__ = [
     "Analytics",
     "Because",
     "DataSnapshot",
+    "Difference",
+    "ExperimentChange",
+    "ExperimentConfig",
     "ExperimentKind",
+    "ExperimentList",
     "ExperimentRecord",
+    "ExperimentReport",
+    "ExperimentStatus",
+    "ExperimentSummary",
     "GenreAffinity",
     "GenreCharts",
     "GenreStats",
@@ -57,6 +65,9 @@ __all__ = [
     "TopMovies",
     "UserProfile",
     "UserRecommendations",
+    "VariantConfig",
+    "VariantModel",
+    "VariantOutcome",
     "YearStats",
     "RESPONSE_MODELS",
 ]
@@ -69,6 +80,14 @@ Strategy = Literal["personal", "trending", "collaborative", "content"]
 
 ExperimentKind = Literal["evaluate", "retrain"]
 """What produced an experiment record: an offline ``evaluate`` run or a production retrain."""
+
+VariantModel = Literal["served", "ease", "online-mf", "popularity", "random"]
+"""The model an A/B variant's lists come from: ``served`` (what serving answers without an
+experiment), ``ease`` (EASE without the re-ranker), ``online-mf`` (the online factor model) or
+``popularity`` (the recency-weighted popularity list)."""
+
+ExperimentStatus = Literal["draft", "running", "stopped"]
+"""Where an A/B experiment is in its life: configured, splitting traffic, or stopped."""
 
 
 def _pandas() -> Any:
@@ -143,11 +162,26 @@ class Rows(list[M], Generic[M]):
 
 def frame_of(raw: list[dict[str, Any]], model: type[BaseModel] | None) -> pd.DataFrame:
     """JSON rows as a DataFrame with ``model``'s wire names as columns (see :meth:`Rows.to_pandas`);
-    optional integers become pandas' nullable ``Int64``."""
+    optional integers become pandas' nullable ``Int64``.
+
+    A model that flattens has one dotted column per field of each nested model (``vsControl.low``),
+    whether or not a row has it (NaN where it is absent or null)."""
     pd = _pandas()
-    columns = _columns(model)
-    if model is not None and getattr(model, "_flatten", False) and raw:
-        frame = pd.json_normalize(raw, max_level=1)
+    flatten = model is not None and getattr(model, "_flatten", False)
+    columns = _columns(model, flatten)
+    if flatten and raw:
+        nested = _nested(model)
+        # A null nested object is the same as an absent one: NaN in each of its columns.
+        rows = [{k: v for k, v in row.items() if v is not None or k not in nested} for row in raw]
+        frame = pd.json_normalize(rows, max_level=1)
+        # The model's order (json_normalize moves nested objects last); a free-form object
+        # (an experiment record's ``metrics``) keeps its own columns in its place.
+        order: list[str] = []
+        for column in columns or ():
+            found = [column] if column in frame.columns else [c for c in frame.columns if c.startswith(column + ".")]
+            order.extend(found or ([column] if "." in column else []))
+        order.extend(c for c in frame.columns if c not in order)
+        frame = frame.reindex(columns=order)
     else:
         frame = pd.DataFrame.from_records(raw, columns=columns) if raw else pd.DataFrame(columns=columns)
     if model is not None:
@@ -158,10 +192,30 @@ def frame_of(raw: list[dict[str, Any]], model: type[BaseModel] | None) -> pd.Dat
     return frame
 
 
-def _columns(model: type[BaseModel] | None) -> list[str] | None:
+def _columns(model: type[BaseModel] | None, flatten: bool = False) -> list[str] | None:
+    """``model``'s wire names; with ``flatten``, a nested model's field is its dotted columns."""
     if model is None:
         return None
-    return [field.alias or name for name, field in model.model_fields.items()]
+    nested = _nested(model) if flatten else {}
+    columns: list[str] = []
+    for name, field in model.model_fields.items():
+        column = field.alias or name
+        inner = nested.get(column)
+        columns.extend([f"{column}.{c}" for c in _columns(inner) or ()] if inner else [column])
+    return columns
+
+
+def _nested(model: type[BaseModel] | None) -> dict[str, type[BaseModel]]:
+    """The fields of ``model`` that hold one model (optional or not), by wire name."""
+    found: dict[str, type[BaseModel]] = {}
+    for name, field in (model.model_fields if model is not None else {}).items():
+        annotation = field.annotation
+        union = get_origin(annotation) in (Union, types.UnionType)
+        options = [a for a in get_args(annotation) if a is not type(None)] if union else [annotation]
+        kind = options[0] if len(options) == 1 else None
+        if isinstance(kind, type) and get_origin(kind) is None and issubclass(kind, BaseModel):
+            found[field.alias or name] = kind
+    return found
 
 
 def _optional_int(annotation: Any) -> bool:
@@ -360,12 +414,16 @@ class _Items(_Camel):
 
 
 class UserRecommendations(_Items):
-    """``GET /users/{userId}/recommendations``: best first, computed live."""
+    """``GET /users/{userId}/recommendations``: best first, computed live. While an A/B
+    experiment runs, ``experiment`` and ``variant`` say which arm (or ``holdout``) the user is
+    in, whose model made the list; both are None otherwise."""
 
     user_id: int
     strategy: Strategy
     model_version: int
     items: Rows[RecommendedMovie]
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class SimilarMovies(_Items):
@@ -499,6 +557,130 @@ class ExperimentRecord(_Wire):
     created_at: int
 
 
+# --- A/B experiments ---------------------------------------------------------------------------
+
+
+class VariantConfig(_Camel):
+    """One arm of an A/B experiment: its name, the model its users' lists come from, and its
+    relative share of the (non-holdout) users (shares need not sum to 1)."""
+
+    name: str
+    model: VariantModel
+    share: float
+
+
+class ExperimentConfig(_Camel):
+    """An A/B experiment's configuration: the body of ``PUT /experiments/{name}``, and what
+    summaries and reports answer.
+
+    ``control`` is the variant the others are compared with and that ``holdout`` users see
+    (default: the first); ``holdout`` is the share of all users set aside (0 to 0.5); ``salt``
+    is mixed into the assignment hash (default: the experiment's name; a new salt reshuffles
+    every user); a shown movie the user rates 4 or more within ``window_days`` of stream time is
+    a hit. Built with snake_case or wire names::
+
+        ExperimentConfig(variants=[VariantConfig(name="control", model="served", share=1),
+                                   VariantConfig(name="pop", model="popularity", share=1)],
+                         holdout=0.1)
+    """
+
+    variants: list[VariantConfig]
+    control: str | None = None
+    holdout: float = 0.0
+    salt: str | None = None
+    window_days: float = 7.0
+
+
+class ExperimentSummary(_Camel):
+    """An experiment as stored: name, status, configuration and the time of its last change;
+    ``to_pandas()`` of a list of them flattens ``config`` into dotted columns."""
+
+    _flatten: ClassVar[bool] = True
+
+    name: str
+    status: ExperimentStatus
+    config: ExperimentConfig
+    updated_at: int
+
+
+class ExperimentList(_Camel):
+    """``GET /experiments``: every A/B experiment, by name."""
+
+    experiments: Rows[ExperimentSummary]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """``experiments`` as a DataFrame, ``config`` flattened (``config.holdout``, ...)."""
+        return self.experiments.to_pandas()
+
+
+class ExperimentChange(_Camel):
+    """One recorded change of an experiment: Unix seconds, ``created``/``changed``/``started``/
+    ``stopped``, and the configuration from then on."""
+
+    _flatten: ClassVar[bool] = True
+
+    at: int
+    action: str
+    config: ExperimentConfig
+
+
+class Difference(_Camel):
+    """A variant's hit rate minus the control's, with its 95% confidence interval (``low`` to
+    ``high``) and the two-sided p-value of the two-proportion z-test."""
+
+    hit_rate: float
+    low: float
+    high: float
+    p_value: float
+
+
+class VariantOutcome(_Camel):
+    """What one variant's (or the ``holdout``'s) users did with the lists they were shown.
+
+    ``hit_users`` liked (rated 4 or more) a movie within the window after it was shown in their
+    top 10; ``hit_rate`` is ``hit_users / users`` and ``gain`` the mean position-weighted gain
+    (both None without users); ``vs_control`` compares with the control (None for the control
+    itself and without users)."""
+
+    _flatten: ClassVar[bool] = True
+
+    variant: str
+    model: VariantModel
+    impressions: int
+    users: int
+    hit_users: int
+    hit_rate: float | None = None
+    gain: float | None = None
+    vs_control: Difference | None = None
+
+
+class ExperimentReport(_Camel):
+    """``GET /experiments/{name}``: configuration, status, every change (oldest first) and the
+    outcomes per variant (configuration order, then ``holdout`` if any), recomputed every few
+    seconds (``computed_at``)."""
+
+    name: str
+    status: ExperimentStatus
+    config: ExperimentConfig
+    control: str
+    history: Rows[ExperimentChange]
+    outcomes: Rows[VariantOutcome]
+    computed_at: int
+
+    def outcome(self, variant: str) -> VariantOutcome:
+        """The outcome of ``variant`` (or ``"holdout"``); KeyError when there is none."""
+        for outcome in self.outcomes:
+            if outcome.variant == variant:
+                return outcome
+        raise KeyError(f"experiment {self.name!r} has no variant {variant!r}")
+
+    def to_pandas(self) -> pd.DataFrame:
+        """``outcomes`` as a DataFrame, one row per variant: ``variant``, ``model``,
+        ``impressions``, ``users``, ``hitUsers``, ``hitRate``, ``gain`` and
+        ``vsControl.hitRate``/``.low``/``.high``/``.pValue`` (NaN for the control)."""
+        return self.outcomes.to_pandas()
+
+
 # --- ingest ------------------------------------------------------------------------------------
 
 
@@ -551,5 +733,13 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     DataSnapshot,
     ExperimentRecord,
     RatingAccepted,
+    VariantConfig,
+    ExperimentConfig,
+    ExperimentSummary,
+    ExperimentList,
+    ExperimentChange,
+    Difference,
+    VariantOutcome,
+    ExperimentReport,
 )
 """Every model the SDK reads from the API; each has the name of its ``/openapi.json`` schema."""
