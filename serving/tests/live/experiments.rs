@@ -81,6 +81,14 @@ async fn an_experiment_splits_users_stickily_and_scores_hits_from_persisted_impr
         seen.insert(expected.variant.to_owned());
     }
     assert_eq!(seen.len(), 3, "control, popular and holdout among 60 users: {seen:?}");
+    // Another replica on the same store (started after the experiment) answers with the same
+    // variants: the assignment is a hash, the running experiment is read from the store.
+    let replica = world.start_with(|_| {}).await;
+    for user in [1, 2, 3, 4, 5] {
+        let list: UserRecommendations = replica.get_ok(&format!("/users/{user}/recommendations")).await;
+        assert_eq!(list.variant.as_deref(), Some(parsed.assign("exp-1", user).variant), "replica, user {user}");
+    }
+    replica.stop().await;
     let metrics = app.get_text_metrics().await;
     assert!(metrics.contains("cinedata_experiment_lists_total{experiment=\"exp-1\",variant=\"control\"}"), "{metrics}");
 
