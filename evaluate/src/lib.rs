@@ -7,6 +7,8 @@
 //! - [`metrics`]: RMSE, MAE, Precision/Recall/NDCG/MAP/HitRate@K and coverage.
 //! - [`models`]: the models selectable by name and their per-protocol hyper-parameters.
 //! - [`protocols`]: cross-validation, prequential and top-N runs, each giving a [`Report`].
+//! - [`stream_topn`]: streaming top-N, the offline twin of an A/B test: the release replayed
+//!   in time order, each liked next movie scored against the list serving would have shown.
 //! - [`record`]: reports as [`schemas::ExperimentRecord`]s for the store, and the `--compare`
 //!   table of past records.
 //!
@@ -20,6 +22,7 @@ pub mod models;
 pub mod protocols;
 pub mod record;
 pub mod splits;
+pub mod stream_topn;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ use serde_json::{Value, json};
 pub use models::ModelName;
 pub use protocols::Level;
 pub use splits::Part;
+pub use stream_topn::StreamSettings;
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +77,8 @@ pub enum EvalError {
     },
 }
 
-/// The evaluation protocols of `EVALUATION.md`.
+/// The evaluation protocols: A–C of `EVALUATION.md`, and D, streaming top-N
+/// (`evaluate/STREAM-TOPN.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Protocol {
     /// A: 5-fold cross-validation of rating prediction.
@@ -83,6 +88,10 @@ pub enum Protocol {
     /// C: per-user temporal 80/20 split, top-10 ranking.
     #[value(name = "topn")]
     TopN,
+    /// D: the stream replayed in time order, each liked next movie scored against the top-10
+    /// the model would have shown just before.
+    #[value(name = "stream-topn")]
+    StreamTopN,
 }
 
 impl Protocol {
@@ -92,6 +101,7 @@ impl Protocol {
             Protocol::Cv => "cv",
             Protocol::Prequential => "prequential",
             Protocol::TopN => "topn",
+            Protocol::StreamTopN => "stream-topn",
         }
     }
 }
@@ -113,11 +123,13 @@ pub struct Report {
     pub params: Value,
     /// Metric name to value (means over folds for cv, with `_std` the population std).
     pub metrics: Value,
-    /// One object per fold (cv only).
+    /// One object per fold (cv) or per time window (stream-topn).
     pub folds: Vec<Value>,
-    /// Seconds to fit (mean per fold for cv; 0 for prequential).
+    /// Seconds to fit (mean per fold for cv; 0 for prequential; the refits summed for
+    /// stream-topn, where they run beside the replay).
     pub fit_seconds: f64,
-    /// Seconds to predict (mean per fold for cv; the whole predict+learn loop for prequential).
+    /// Seconds to predict (mean per fold for cv; the whole predict+learn loop for prequential;
+    /// the whole replay's wall time for stream-topn).
     pub predict_seconds: f64,
 }
 
@@ -150,7 +162,8 @@ impl Report {
     }
 }
 
-/// A Markdown table of reports of one protocol (cv adds a per-fold RMSE table).
+/// A Markdown table of reports of one protocol (cv adds a per-fold RMSE table, stream-topn
+/// its hit rate and MRR per window).
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::new();
     let Some(first) = reports.first() else { return out };
@@ -173,7 +186,29 @@ pub fn table(reports: &[Report]) -> String {
             }
         }
     }
+    if first.protocol == Protocol::StreamTopN {
+        for (key, title) in [("hit_rate@10", "HR@10"), ("mrr@10", "MRR@10")] {
+            out.push('\n');
+            window_table(&mut out, reports, key, title);
+        }
+    }
     out
+}
+
+/// One stream-topn metric per window (rows) and model (columns). Every model of one run is
+/// scored on the same events, so the first report's windows label them all.
+fn window_table(out: &mut String, reports: &[Report], key: &str, title: &str) {
+    let names: Vec<String> = reports.iter().map(|r| format!("{title} {}", r.model)).collect();
+    markdown::header(out, ["window", "from", "to", "events"].into_iter().chain(names.iter().map(String::as_str)));
+    for (j, w) in reports[0].folds.iter().enumerate() {
+        let text =
+            |k: &str| w.get(k).map_or_else(String::new, |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+        let cells = [(j + 1).to_string(), text("from"), text("to"), text("events")];
+        let values = reports.iter().map(|r| {
+            r.folds.get(j).and_then(|f| f.get(key)).and_then(Value::as_f64).map_or_else(|| "-".to_owned(), f4)
+        });
+        markdown::row(out, cells.into_iter().chain(values));
+    }
 }
 
 /// What a column of [`table`] shows of a report.
@@ -217,6 +252,15 @@ impl Column {
                 ("coverage", Metric("coverage", 4)),
                 ("fit s", Fit),
                 ("predict s", Predict),
+            ],
+            Protocol::StreamTopN => &[
+                ("HR@10", Metric("hit_rate@10", 4)),
+                ("MRR@10", Metric("mrr@10", 4)),
+                ("scored events", Metric("scored", 0)),
+                ("personal lists", Metric("personal_share", 3)),
+                ("refits", Metric("refits", 0)),
+                ("fit s", Fit),
+                ("replay wall s", Predict),
             ],
         }
     }
@@ -272,6 +316,8 @@ pub struct Settings {
     pub split: Option<PathBuf>,
     /// Top-N only: evaluate on the inner split (tuning) instead of the test part.
     pub level: Level,
+    /// Stream-topn only: refit cadence and windows.
+    pub stream: StreamSettings,
 }
 
 /// The reports of one `evaluate` invocation and the data they ran on.
@@ -333,6 +379,10 @@ fn run_on(rows: &[RatingRow], settings: &Settings) -> Result<Vec<Report>, EvalEr
                 None => splits::temporal_split(rows),
             };
             models.into_iter().map(|m| protocols::top_n(rows, &parts, settings.level, m)).collect()
+        }
+        Protocol::StreamTopN => {
+            let stream = protocols::stream_ratings(rows);
+            models.into_iter().map(|m| stream_topn::stream_topn_on(&stream, m, &settings.stream)).collect()
         }
     }
 }

@@ -1,6 +1,7 @@
-//! `evaluate --data DIR --protocol cv|prequential|topn [--model NAME]... [--folds FILE]
-//! [--split FILE] [--inner] [--json]`: runs the protocols of `EVALUATION.md` and prints a
-//! Markdown table, or with `--json` a JSON array with one object per model. Each model's result
+//! `evaluate --data DIR --protocol cv|prequential|topn|stream-topn [--model NAME]... [--folds FILE]
+//! [--split FILE] [--inner] [--refit-every N] [--windows N] [--json]`: runs the protocols of
+//! `EVALUATION.md` and streaming top-N (`evaluate/STREAM-TOPN.md`) and prints a Markdown
+//! table, or with `--json` a JSON array with one object per model. Each model's result
 //! is then recorded in the store (`--no-record` skips it) and, with `--mlflow-uri`, logged to
 //! MLflow.
 //!
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use evaluate::record::{RunInfo, compare_table};
-use evaluate::{Level, ModelName, Protocol, Settings};
+use evaluate::{Level, ModelName, Protocol, Settings, StreamSettings};
 use mlflow::MlflowClient;
 use schemas::ExperimentRecord;
 use schemas::experiments::unix_now;
@@ -28,7 +29,8 @@ struct Args {
     /// ratings, by fingerprint).
     #[arg(long, required_unless_present = "compare")]
     data: Option<PathBuf>,
-    /// cv (5-fold rating prediction), prequential (test-then-train) or topn (temporal top-10).
+    /// cv (5-fold rating prediction), prequential (test-then-train), topn (temporal top-10) or
+    /// stream-topn (each liked next movie against the top-10 shown just before it).
     #[arg(long, value_enum, required_unless_present = "compare")]
     protocol: Option<Protocol>,
     /// Model to run (repeatable); default every model that applies to the protocol. With
@@ -44,6 +46,13 @@ struct Args {
     /// topn: train on the inner train part and score the validation part (for tuning).
     #[arg(long, conflicts_with = "compare")]
     inner: bool,
+    /// stream-topn: refit the batch models on every rating streamed so far each time this many
+    /// more have streamed (the demo retrains every 25,000).
+    #[arg(long, default_value_t = evaluate::stream_topn::REFIT_EVERY, value_parser = at_least_one, conflicts_with = "compare")]
+    refit_every: usize,
+    /// stream-topn: report the scored events in this many consecutive windows of equal size.
+    #[arg(long, default_value_t = evaluate::stream_topn::WINDOWS, value_parser = at_least_one, conflicts_with = "compare")]
+    windows: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -65,6 +74,13 @@ struct Args {
     /// MLflow experiment name; default cinedata-<protocol>.
     #[arg(long, env = "CINEDATA_MLFLOW_EXPERIMENT", conflicts_with = "compare")]
     mlflow_experiment: Option<String>,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -159,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         folds: args.folds.clone(),
         split: args.split.clone(),
         level: if args.inner { Level::Inner } else { Level::Outer },
+        stream: StreamSettings { refit_every: args.refit_every, windows: args.windows },
     };
     let started_at = unix_now();
     let evaluation = evaluate::evaluate(&settings)

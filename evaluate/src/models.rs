@@ -45,6 +45,10 @@ pub enum ModelName {
     EaseRerank,
     /// Most-liked movies ([`model::Popularity`]).
     Popularity,
+    /// Most recently liked movies ([`model::PopularityModel::trending`], likes halving every 60
+    /// days): what serving shows a user without history; stream-topn only, since a fixed
+    /// "now" (the last training rating) is all it can mean on a static split.
+    Trending,
     /// What serving answers with: the production pipeline ([`model::Recompute::run`]: fit on
     /// all but a holdout, check, publish) and its [`model::Engine`], whose lists come from the
     /// top-N model over each user's live history; top-N only.
@@ -53,7 +57,7 @@ pub enum ModelName {
 
 impl ModelName {
     /// Every model, in report order.
-    pub const ALL: [ModelName; 14] = [
+    pub const ALL: [ModelName; 15] = [
         ModelName::GlobalMean,
         ModelName::Baseline,
         ModelName::Mf,
@@ -67,6 +71,7 @@ impl ModelName {
         ModelName::EasePlain,
         ModelName::EaseRerank,
         ModelName::Popularity,
+        ModelName::Trending,
         ModelName::Served,
     ];
 
@@ -86,6 +91,7 @@ impl ModelName {
             ModelName::EasePlain => "ease-plain",
             ModelName::EaseRerank => "ease-rerank",
             ModelName::Popularity => "popularity",
+            ModelName::Trending => "trending",
             ModelName::Served => "served",
         }
     }
@@ -95,19 +101,25 @@ impl ModelName {
     /// neighbourhood model and the blend predict ratings: ranking a whole catalogue with them
     /// costs a list merge per movie and rating predictors rank poorly anyway, so cv only. EASE
     /// ranks but predicts no rating (its predictions are movie means), so top-N only.
+    ///
+    /// Stream-topn takes the models whose lists follow a user's live history as serving's do:
+    /// the rankers that fold a history in (PureSVD, EASE, the re-ranker, `served`), the
+    /// non-personal lists and the live factor models; `mf` and `baseline` keep a user's factors
+    /// or bias fixed until the next refit, so serving never answers from them, and River's
+    /// settings are there to reproduce its prequential anchor only.
     pub fn applies_to(self, protocol: Protocol) -> bool {
+        use ModelName::{Ease, EasePlain, EaseRerank, Online, OnlineServing, Popularity, PureSvd, Served, Trending};
         match protocol {
-            Protocol::Cv => {
-                !self.is_online()
-                    && !matches!(
-                        self,
-                        ModelName::Ease | ModelName::EasePlain | ModelName::EaseRerank | ModelName::Served
-                    )
-            }
+            Protocol::Cv => !self.is_online() && !matches!(self, Ease | EasePlain | EaseRerank | Served | Trending),
             Protocol::Prequential => self == ModelName::GlobalMean || self.is_online(),
             Protocol::TopN => {
-                !matches!(self, ModelName::GlobalMean | ModelName::KnnBaseline | ModelName::Blend) && !self.is_online()
+                !matches!(self, ModelName::GlobalMean | ModelName::KnnBaseline | ModelName::Blend | Trending)
+                    && !self.is_online()
             }
+            Protocol::StreamTopN => matches!(
+                self,
+                Online | OnlineServing | PureSvd | Ease | EasePlain | EaseRerank | Popularity | Trending | Served
+            ),
         }
     }
 
@@ -158,63 +170,37 @@ impl ModelName {
                 (Box::new(model), params)
             }
             ModelName::PureSvd => {
-                // Raw stars rank best for top-N (see `Centring::None`); centred ratings predict.
-                let (rank, centring) = match protocol {
-                    Protocol::TopN => (16, Centring::None),
-                    _ => (32, Centring::Global),
-                };
-                let svd = TruncatedSvd::builder().rank(rank).centring(centring).build()?;
-                let params = json!({"rank": rank, "centring": format!("{centring:?}"), "oversample": 16,
-                    "power_iters": 3, "seed": 42});
+                let (svd, params) = pure_svd(protocol)?;
                 (Box::new(svd.fit(train)?), params)
             }
             ModelName::Ease | ModelName::EasePlain => {
-                // λ = 100 and the query weighting were chosen on the inner split (see `model::ease`).
-                let mut ease = Ease::default();
-                if self == ModelName::EasePlain {
-                    ease.query_offset = None;
-                }
-                let params = json!({"lambda": ease.lambda, "positive": ease.positive_threshold,
-                    "max_items": ease.max_items, "query_offset": ease.query_offset});
+                let (ease, params) = self.ease();
                 (Box::new(ease.fit(train)?), params)
             }
             ModelName::EaseRerank => {
                 // Chosen on the inner split (see `model::rerank` and BENCHMARKS.md).
                 let r = Rerank::default();
                 let model = r.fit(train)?;
-                let importance: serde_json::Map<String, Value> = model::rerank::FEATURE_NAMES
-                    .iter()
-                    .zip(model.feature_importance())
-                    .map(|(n, g)| ((*n).to_owned(), json!((g * 10.0).round() / 10.0)))
-                    .collect();
-                let params = json!({
-                    "ease": {"lambda": r.ease.lambda, "positive": r.ease.positive_threshold,
-                        "query_offset": r.ease.query_offset},
-                    "candidates": r.candidates, "holdout": r.holdout, "trees": r.trees,
-                    "learning_rate": r.learning_rate, "max_leaves": r.max_leaves,
-                    "min_leaf_weight": r.min_leaf_weight, "subsample": r.subsample, "colsample": r.colsample,
-                    "ensembles": model.ensembles(), "window_days": r.window_seconds / 86_400, "seed": r.seed,
-                    "feature_gain": importance,
-                });
+                let params = rerank_params(&r, &model);
                 (Box::new(model), params)
             }
             ModelName::Served => {
                 let pipeline = model::Recompute::builder().build()?;
                 let published = pipeline.run(train.iter().collect())?;
-                let holdout = published.holdout;
+                let params = served_params(&pipeline, published.holdout.as_ref());
                 let engine = published
                     .engine(OnlineModel::builder().build()?, std::sync::Arc::new(model::ContentIndex::default()))?;
-                let h = pipeline.holdout();
-                let params = json!({
-                    "holdout_users": h.users, "holdout_fraction": h.fraction,
-                    "holdout_ndcg@10": holdout.and_then(|h| h.ndcg_at_10),
-                    "holdout_rmse": holdout.map(|h| h.rmse),
-                });
                 (Box::new(engine), params)
             }
             ModelName::Popularity => {
-                let p = Popularity::builder().positive_threshold(4.0).build()?;
-                (Box::new(p.fit(train)?), json!({"positive": 4.0}))
+                let (p, params) = popularity()?;
+                (Box::new(p.fit(train)?), params)
+            }
+            ModelName::Trending => {
+                return Err(ModelError::InvalidParameter {
+                    name: "model",
+                    reason: "trending is evaluated by stream-topn only".into(),
+                });
             }
             ModelName::Online | ModelName::OnlineRiver | ModelName::OnlineServing => {
                 return Err(ModelError::InvalidParameter {
@@ -228,7 +214,7 @@ impl ModelName {
     /// The online model's settings under each name. `online`'s were chosen on the first 20% of
     /// the prequential stream (BENCHMARKS.md lists the grid); River's are its BiasedMF anchor's
     /// (its squared loss' gradient is 2·error, so its rates 0.025 / 0.05 are 0.05 / 0.1 here).
-    fn online_config(self) -> Result<OnlineConfig, ModelError> {
+    pub(crate) fn online_config(self) -> Result<OnlineConfig, ModelError> {
         let sgd = |lr_bias, lr_factor, reg_factor| SgdParams {
             lr_bias,
             lr_factor,
@@ -258,17 +244,80 @@ impl ModelName {
             ModelName::GlobalMean => Some((Box::new(RunningMean::default()), json!({}))),
             ModelName::Online | ModelName::OnlineRiver | ModelName::OnlineServing => {
                 let config = self.online_config()?;
-                let sgd = config.sgd();
-                let params = json!({
-                    "factors": config.factors(), "lr_bias": sgd.lr_bias, "lr_factor": sgd.lr_factor,
-                    "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "bias_warmup": config.bias_warmup(),
-                    "init_std": config.init_std(), "seed": 42,
-                });
+                let params = online_params(&config);
                 Some((Box::new(OnlineModel::new(config)), params))
             }
             _ => None,
         })
     }
+
+    /// `ease`'s or `ease-plain`'s settings and their parameters as JSON.
+    pub(crate) fn ease(self) -> (Ease, Value) {
+        // λ = 100 and the query weighting were chosen on the inner split (see `model::ease`).
+        let mut ease = Ease::default();
+        if self == ModelName::EasePlain {
+            ease.query_offset = None;
+        }
+        let params = json!({"lambda": ease.lambda, "positive": ease.positive_threshold,
+            "max_items": ease.max_items, "query_offset": ease.query_offset});
+        (ease, params)
+    }
+}
+
+/// `pure-svd`'s settings under `protocol` and their parameters as JSON.
+pub(crate) fn pure_svd(protocol: Protocol) -> Result<(TruncatedSvd, Value), ModelError> {
+    // Raw stars rank best for top-N (see `Centring::None`); centred ratings predict.
+    let (rank, centring) = match protocol {
+        Protocol::TopN | Protocol::StreamTopN => (16, Centring::None),
+        Protocol::Cv | Protocol::Prequential => (32, Centring::Global),
+    };
+    let svd = TruncatedSvd::builder().rank(rank).centring(centring).build()?;
+    let params =
+        json!({"rank": rank, "centring": format!("{centring:?}"), "oversample": 16, "power_iters": 3, "seed": 42});
+    Ok((svd, params))
+}
+
+/// `popularity`'s settings (likes are ratings ≥ 4.0) and their parameters as JSON.
+pub(crate) fn popularity() -> Result<(Popularity, Value), ModelError> {
+    Ok((Popularity::builder().positive_threshold(4.0).build()?, json!({"positive": 4.0})))
+}
+
+/// The parameters of a fitted `ease-rerank` as JSON, with each feature's share of the gain.
+pub(crate) fn rerank_params(r: &Rerank, model: &model::RerankModel) -> Value {
+    let importance: serde_json::Map<String, Value> = model::rerank::FEATURE_NAMES
+        .iter()
+        .zip(model.feature_importance())
+        .map(|(n, g)| ((*n).to_owned(), json!((g * 10.0).round() / 10.0)))
+        .collect();
+    json!({
+        "ease": {"lambda": r.ease.lambda, "positive": r.ease.positive_threshold,
+            "query_offset": r.ease.query_offset},
+        "candidates": r.candidates, "holdout": r.holdout, "trees": r.trees,
+        "learning_rate": r.learning_rate, "max_leaves": r.max_leaves,
+        "min_leaf_weight": r.min_leaf_weight, "subsample": r.subsample, "colsample": r.colsample,
+        "ensembles": model.ensembles(), "window_days": r.window_seconds / 86_400, "seed": r.seed,
+        "feature_gain": importance,
+    })
+}
+
+/// The parameters of a `served` pipeline run as JSON: its holdout and what it measured there.
+pub(crate) fn served_params(pipeline: &model::Recompute, holdout: Option<&model::HoldoutReport>) -> Value {
+    let h = pipeline.holdout();
+    json!({
+        "holdout_users": h.users, "holdout_fraction": h.fraction,
+        "holdout_ndcg@10": holdout.and_then(|h| h.ndcg_at_10),
+        "holdout_rmse": holdout.map(|h| h.rmse),
+    })
+}
+
+/// An online model's settings as JSON.
+pub(crate) fn online_params(config: &OnlineConfig) -> Value {
+    let sgd = config.sgd();
+    json!({
+        "factors": config.factors(), "lr_bias": sgd.lr_bias, "lr_factor": sgd.lr_factor,
+        "reg_bias": sgd.reg_bias, "reg_factor": sgd.reg_factor, "bias_warmup": config.bias_warmup(),
+        "init_std": config.init_std(), "seed": 42,
+    })
 }
 
 impl fmt::Display for ModelName {

@@ -1,4 +1,5 @@
-//! The three protocols of `EVALUATION.md`: 5-fold CV (A), prequential (B), temporal top-N (C).
+//! The three protocols of `EVALUATION.md`: 5-fold CV (A), prequential (B), temporal top-N (C);
+//! streaming top-N (D) is [`crate::stream_topn`].
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -73,6 +74,19 @@ pub fn stream_order(rows: &[RatingRow]) -> Vec<usize> {
     order
 }
 
+/// The release's ratings as the stream: in [`stream_order`].
+pub fn stream_ratings(rows: &[RatingRow]) -> Vec<Rating> {
+    stream_order(rows)
+        .into_iter()
+        .map(|r| Rating {
+            user: rows[r].user_id,
+            item: rows[r].movie_id,
+            value: rows[r].rating,
+            timestamp: rows[r].timestamp,
+        })
+        .collect()
+}
+
 /// Times each prequential run repeats (fresh model each time) so the throughput is a median:
 /// one pass over ml-latest-small takes tens of milliseconds, too short to time once on a
 /// shared machine. The errors are identical in every run (the models are seeded).
@@ -85,15 +99,7 @@ pub const PREQUENTIAL_RUNS: usize = 5;
 /// # Errors
 /// [`EvalError::NotApplicable`] for a batch-only model; a rating the model rejects.
 pub fn prequential(rows: &[RatingRow], model: ModelName) -> Result<Report, EvalError> {
-    let stream: Vec<Rating> = stream_order(rows)
-        .into_iter()
-        .map(|r| Rating {
-            user: rows[r].user_id,
-            item: rows[r].movie_id,
-            value: rows[r].rating,
-            timestamp: rows[r].timestamp,
-        })
-        .collect();
+    let stream = stream_ratings(rows);
     let tail_start = stream.len() * 8 / 10;
     // The first 20% is where hyper-parameters are chosen (see BENCHMARKS.md): reported apart.
     let head_end = stream.len() / 5;
