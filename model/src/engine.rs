@@ -180,44 +180,23 @@ impl Engine {
     /// factors before the first recompute), or trending for a user with too few ratings or
     /// no liked movie the top-N model knows (still excluding whatever they did rate).
     pub fn recommend(&self, user: UserId, query: &Query<'_>) -> Recommendations {
-        let history = self.online.history(user);
-        if history.len() >= self.cold.min_user_ratings && !history.is_empty() {
-            let items = match &self.top_n {
-                Some(top_n) => top_n.recommend_for_history(&history, query),
-                None => self.online.recommend(user, query),
-            };
-            if !items.is_empty() {
-                return Recommendations { source: Source::Personal, items };
-            }
-        }
-        let mut q = query.clone();
-        if query.excludes_seen() {
-            q = q.exclude(history.iter().map(|h| h.0));
-        }
-        let items = match &self.popularity {
-            Some(p) => p.trending(&q),
-            None => self.online.most_rated(&q),
-        };
-        Recommendations { source: Source::Trending, items }
+        self.recommend_with(user, query, ListModel::Served)
     }
 
     /// A list from `model` (see [`ListModel`]): a user with too few ratings, or for whom the
     /// model finds nothing, gets the trending list without their rated movies, as in
     /// [`Self::recommend`].
     pub fn recommend_with(&self, user: UserId, query: &Query<'_>, model: ListModel) -> Recommendations {
-        let personal = match model {
-            ListModel::Served => return self.recommend(user, query),
-            ListModel::Ease if self.top_n.is_none() => return self.recommend(user, query),
-            ListModel::Ease | ListModel::OnlineMf => true,
-            ListModel::Popularity => false,
-            ListModel::Random => match &self.popularity {
-                Some(p) => return Recommendations { source: Source::Personal, items: self.random(user, p, query) },
-                None => false,
-            },
-        };
+        if model == ListModel::Random
+            && let Some(p) = &self.popularity
+        {
+            return Recommendations { source: Source::Personal, items: self.random(user, p, query) };
+        }
         let history = self.online.history(user);
+        let personal = !matches!(model, ListModel::Popularity | ListModel::Random);
         if personal && history.len() >= self.cold.min_user_ratings && !history.is_empty() {
             let items = match (&self.top_n, model) {
+                (Some(top_n), ListModel::Served) => top_n.recommend_for_history(&history, query),
                 (Some(top_n), ListModel::Ease) => {
                     let rated: Vec<(ItemId, f32)> = history.iter().map(|h| (h.0, h.1)).collect();
                     top_n.ease().recommend_for_ratings(&rated, query)
