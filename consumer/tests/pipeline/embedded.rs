@@ -20,7 +20,12 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Settings for a consumer of ratings only.
 fn ratings_only(db: &TestDb) -> Settings {
-    Settings { tags_topic: String::new(), batch_size: 5_000, ..Settings::new(None, db.url.clone()) }
+    Settings {
+        tags_topic: String::new(),
+        impressions_topic: String::new(),
+        batch_size: 5_000,
+        ..Settings::new(None, db.url.clone())
+    }
 }
 
 /// Settings pointing at the embedded broker.
@@ -62,7 +67,8 @@ pub(crate) async fn kill_a_consumer_process_mid_stream(db: &TestDb, brokers: &st
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
         .args(["--brokers", brokers, "--database-url", &db.url, "--group", &settings.group])
-        .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--batch-size", "1000", "--batch-ms", "20"])
+        .args(["--tags-topic", "", "--impressions-topic", "", "--session-timeout-ms", "6000"])
+        .args(["--batch-size", "1000", "--batch-ms", "20"])
         .args(["--partitions", &settings.partitions.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -637,16 +637,18 @@ class Difference(_Camel):
 class VariantOutcome(_Camel):
     """What one variant's (or the ``holdout``'s) users did with the lists they were shown.
 
-    ``hit_users`` liked (rated 4 or more) a movie within the window after it was shown in their
-    top 10; ``hit_rate`` is ``hit_users / users`` and ``gain`` the mean position-weighted gain
-    (both None without users); ``vs_control`` compares with the control (None for the control
-    itself and without users)."""
+    A list is a hit when its user liked (rated 4 or more) one of its top 10 within the window
+    after it was shown: ``hit_impressions`` of ``impressions``; ``hit_users`` had at least one.
+    ``hit_rate`` is ``hit_impressions / impressions`` (hit rate@10) and ``gain`` the mean
+    position-weighted gain per list (both None without lists); ``vs_control`` compares with the
+    control, users as clusters (None for the control itself and without two users)."""
 
     _flatten: ClassVar[bool] = True
 
     variant: str
     model: VariantModel
     impressions: int
+    hit_impressions: int
     users: int
     hit_users: int
     hit_rate: float | None = None
