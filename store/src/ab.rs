@@ -7,6 +7,7 @@
 use schemas::ab::{ExperimentChange, ExperimentConfig, ExperimentStatus, ExperimentSummary};
 use schemas::events::ListShown;
 
+use crate::experiments::{BadValue, decode_error, json};
 use crate::pool::{Pool, with_pool};
 use crate::{Store, StoreError};
 
@@ -26,16 +27,8 @@ pub struct Impression {
     pub stream_time: i64,
 }
 
-fn decode_error(column: &str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Database(sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(source) })
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Invalid(String);
-
 fn config(text: &str) -> Result<ExperimentConfig, StoreError> {
-    serde_json::from_str(text).map_err(|e| decode_error("config", e))
+    json("config", text)
 }
 
 fn ids_text(ids: &[i64]) -> String {
@@ -62,7 +55,7 @@ impl Store {
         })?;
         rows.into_iter()
             .map(|(name, status, text, updated_at)| {
-                let status = status.parse::<ExperimentStatus>().map_err(|e| decode_error("status", Invalid(e)))?;
+                let status = status.parse::<ExperimentStatus>().map_err(|e| decode_error("status", BadValue(e)))?;
                 Ok(ExperimentSummary { name, status, config: config(&text)?, updated_at })
             })
             .collect()

@@ -50,11 +50,11 @@ struct Row {
     created_at: i64,
 }
 
-fn decode_error(column: &str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+pub(crate) fn decode_error(column: &str, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Database(sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(source) })
 }
 
-fn json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| decode_error(column, e))
 }
 
@@ -66,7 +66,7 @@ impl TryFrom<Row> for ExperimentRecord {
     type Error = StoreError;
 
     fn try_from(row: Row) -> Result<Self, StoreError> {
-        let kind = row.kind.parse::<ExperimentKind>().map_err(|reason| decode_error("kind", KindError(reason)))?;
+        let kind = row.kind.parse::<ExperimentKind>().map_err(|reason| decode_error("kind", BadValue(reason)))?;
         Ok(ExperimentRecord {
             id: Some(row.id),
             kind,
@@ -94,7 +94,7 @@ impl TryFrom<Row> for ExperimentRecord {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct KindError(String);
+pub(crate) struct BadValue(pub(crate) String);
 
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
