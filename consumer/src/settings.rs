@@ -36,6 +36,9 @@ pub struct Settings {
     /// Partitions of topics this consumer creates (existing topics are left alone).
     #[arg(long, env = "CINEDATA_PARTITIONS", default_value_t = topics::PARTITIONS)]
     pub partitions: i32,
+    /// Partitions of the impressions topic when this consumer creates it.
+    #[arg(long, env = "CINEDATA_IMPRESSION_PARTITIONS", default_value_t = topics::IMPRESSION_PARTITIONS)]
+    pub impression_partitions: i32,
     /// Most events per batch (one database transaction per batch).
     #[arg(long, env = "CINEDATA_CONSUMER_BATCH_SIZE", default_value_t = 100_000)]
     pub batch_size: usize,
@@ -74,6 +77,7 @@ impl Settings {
             impressions_topic: topics::IMPRESSIONS.into(),
             dlq_topic: topics::DEAD_LETTERS.into(),
             partitions: topics::PARTITIONS,
+            impression_partitions: topics::IMPRESSION_PARTITIONS,
             batch_size: 100_000,
             batch_ms: 100,
             session_timeout_ms: None,
@@ -118,8 +122,14 @@ impl Settings {
 
     /// Every topic the pipeline uses, dead letters included, to create them.
     pub fn topic_specs(&self) -> Vec<topics::TopicSpec> {
-        let mut specs: Vec<topics::TopicSpec> =
-            self.topics().into_iter().map(|t| topics::TopicSpec::new(t, self.partitions)).collect();
+        let mut specs: Vec<topics::TopicSpec> = self
+            .topics()
+            .into_iter()
+            .map(|t| {
+                let partitions = if t == self.impressions_topic { self.impression_partitions } else { self.partitions };
+                topics::TopicSpec::new(t, partitions)
+            })
+            .collect();
         specs.push(topics::TopicSpec::new(&self.dlq_topic, self.partitions.min(4)));
         specs
     }
@@ -133,6 +143,23 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_impressions_topic_gets_its_own_partition_count() {
+        let specs = |s: &Settings| -> Vec<(String, i32)> {
+            s.topic_specs().into_iter().map(|t| (t.name, t.partitions)).collect()
+        };
+        let mut settings = Settings::new(None, "sqlite://x.db");
+        assert_eq!(
+            specs(&settings),
+            [("ratings".into(), 32), ("tags".into(), 32), ("impressions".into(), 8), ("ratings.dlq".into(), 4)]
+        );
+        settings.impression_partitions = 2;
+        settings.impressions_topic = "shown".into();
+        assert_eq!(specs(&settings)[2], ("shown".into(), 2));
+        settings.impressions_topic = String::new();
+        assert_eq!(specs(&settings).len(), 3, "no impressions topic when they are not persisted");
+    }
 
     #[test]
     fn debug_hides_the_database_password() {

@@ -21,6 +21,13 @@ pub const DEAD_LETTERS: &str = "ratings.dlq";
 /// Default partitions per topic: room for 32 consumers, and on the embedded broker (whose log
 /// keeps ~5 MiB per partition) room for a lagging consumer.
 pub const PARTITIONS: i32 = 32;
+/// Default partitions of the impressions topic. Every list served is an impression, so its
+/// traffic is the request rate; serving batches them for 100 ms, and fewer partitions make
+/// fewer, larger message sets: less work per impression for the producer, the broker and the
+/// consumer group (the embedded broker scans a partition's message sets on every fetch). Eight
+/// still leave the embedded broker 40 MiB of log for a lagging consumer, and room for eight
+/// consumers to share them.
+pub const IMPRESSION_PARTITIONS: i32 = 8;
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]

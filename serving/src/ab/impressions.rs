@@ -68,7 +68,7 @@ impl ImpressionLog {
     pub fn shown(&self, list: &UserRecommendations, stream_time: i64, now: i64) {
         let event = ListShown {
             schema_version: SCHEMA_VERSION,
-            event_id: EventId::random(),
+            event_id: EventId::time_ordered(),
             user_id: list.user_id,
             movie_ids: list.items.iter().map(|m| m.movie_id).collect(),
             strategy: match list.strategy {
