@@ -68,26 +68,17 @@ echo "streaming $rate ratings/s into $brokers"
 "$bin/examples/rating_load" "$brokers" "sqlite://$work/cinedata.db" "$rate" $((secs + ${IDLE_SECS:-10} + 10)) &
 load=$!
 sleep 2
-ticks() { awk '{print $14 + $15}' "/proc/$serve/stat"; }
-hz=$(getconf CLK_TCK)
-idle_secs=${IDLE_SECS:-10}
+source scripts/cpu-time.sh
 idle_cores=0
-if [ "$idle_secs" -gt 0 ]; then
-  t0=$(ticks) s0=$(date +%s.%N)
-  sleep "$idle_secs"
-  t1=$(ticks) s1=$(date +%s.%N)
-  idle_cores=$(python3 -c "print(($t1 - $t0) / $hz / ($s1 - $s0))")
+if [ "${IDLE_SECS:-10}" -gt 0 ]; then
+  idle_cores=$(cpu_cores "$serve" "${IDLE_SECS:-10}")
 fi
 # Unmeasured: every user's list is asked for once first.
 wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${WARMUP_SECS:-3}s" -s scripts/wrk-random-users.lua "http://127.0.0.1:$port" >/dev/null
-start=$(date +%s.%N) t0=$(ticks)
+start=$(date +%s.%N) t0=$(cpu_ticks "$serve")
 WRK_CONNECTIONS="$conns" wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port" | tee "$work/wrk.log"
-end=$(date +%s.%N) t1=$(ticks)
-served=$(awk '/requests in/ {print $1}' "$work/wrk.log")
-python3 -c "
-busy = ($t1 - $t0) / $hz / ($end - $start)
-print(f'serve CPU: {$idle_cores:.3f} cores with ratings only, {busy:.3f} under requests; '
-      f'serve CPU per request: {(busy - $idle_cores) * ($end - $start) / $served * 1e6:.1f} us')"
+end=$(date +%s.%N) t1=$(cpu_ticks "$serve")
+cpu_per_request serve "$idle_cores" "$t0" "$t1" "$start" "$end" "$(awk '/requests in/ {print $1}' "$work/wrk.log")"
 curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^cinedata_impressions_total' || true
 curl -sf "http://127.0.0.1:$demo_port/metrics" | grep -E '^cinedata_consumer_events_persisted_total' || true
 wait $load || true

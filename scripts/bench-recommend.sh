@@ -51,15 +51,10 @@ ${LOAD_NICE:+nice -n "$LOAD_NICE"} "$bin/examples/rating_load" "$brokers" "sqlit
 load=$!
 loaded=$(date +%s.%N)
 sleep 2
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-hz=$(getconf CLK_TCK)
-idle_secs=${IDLE_SECS:-10}
+source scripts/cpu-time.sh
 idle_cores=0
-if [ "$idle_secs" -gt 0 ]; then
-  t0=$(ticks) s0=$(date +%s.%N)
-  sleep "$idle_secs"
-  t1=$(ticks) s1=$(date +%s.%N)
-  idle_cores=$(python3 -c "print(($t1 - $t0) / $hz / ($s1 - $s0))")
+if [ "${IDLE_SECS:-10}" -gt 0 ]; then
+  idle_cores=$(cpu_cores "$pid" "${IDLE_SECS:-10}")
 fi
 # Unmeasured: every user's list is asked for once first (wrk measures the steady state, not the
 # service's first list per user, ~2 ms of CPU each with the top-N model).
@@ -72,14 +67,10 @@ if [ "$probe_samples" -gt 0 ]; then
     >"$work/probe.log" 2>&1 &
   probe=$!
 fi
-start=$(date +%s.%N) t0=$(ticks)
+start=$(date +%s.%N) t0=$(cpu_ticks "$pid")
 WRK_CONNECTIONS="$conns" ${LOAD_NICE:+nice -n "$LOAD_NICE"} wrk -t"${WRK_THREADS:-2}" -c"$conns" -d"${secs}s" --latency -s scripts/wrk-random-users.lua "http://127.0.0.1:$port" | tee "$work/wrk.log"
-end=$(date +%s.%N) t1=$(ticks)
-served=$(awk '/requests in/ {print $1}' "$work/wrk.log")
-python3 -c "
-busy = ($t1 - $t0) / $hz / ($end - $start)
-print(f'demo CPU: {$idle_cores:.3f} cores with ratings only, {busy:.3f} under requests; '
-      f'demo CPU per request: {(busy - $idle_cores) * ($end - $start) / $served * 1e6:.1f} us')"
+end=$(date +%s.%N) t1=$(cpu_ticks "$pid")
+cpu_per_request demo "$idle_cores" "$t0" "$t1" "$start" "$end" "$(awk '/requests in/ {print $1}' "$work/wrk.log")"
 after=$(model | python3 -c 'import json,sys; print(json.load(sys.stdin)["eventsApplied"])')
 python3 -c "print(f'events applied to the live model since the load started: {($after - $before):.0f} in {($end - $loaded):.1f} s = {($after - $before) / ($end - $loaded):.0f}/s')"
 curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^cinedata_(online_updates_total|recommendation_duration_seconds_(sum|count)|http_cache_lookups_total|impressions_total|consumer_events_persisted_total)'
