@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use schemas::events::{EventError, RatingSubmitted, TagAdded, decode_at, encode_at};
+use schemas::events::{EventError, ListsShownWriter, RatingSubmitted, TagAdded, decode_at, decode_lists_at, encode_at};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -21,6 +21,21 @@ fuzz_target!(|data: &[u8]| {
             Ok(again) => assert_eq!(decode_at::<TagAdded>(&again, NOW).expect("re-decodes"), event),
             Err(EventError::TooLarge { .. }) => {}
             Err(e) => panic!("a decoded tag does not re-encode: {e}"),
+        }
+    }
+    if let Ok(lists) = decode_lists_at(data, NOW) {
+        let mut writer = ListsShownWriter::new();
+        let good: Vec<_> = lists.into_iter().filter_map(Result::ok).collect();
+        for list in &good {
+            match writer.push(list, NOW) {
+                Ok(true) | Err(EventError::TooLarge { .. }) => {}
+                Ok(false) => return, // re-encoded numbers may grow past the batch limit
+                Err(e) => panic!("a decoded list does not re-encode: {e}"),
+            }
+        }
+        let again: Vec<_> = decode_lists_at(&writer.take(), NOW).expect("re-decodes").into_iter().filter_map(Result::ok).collect();
+        if again.len() == good.len() {
+            assert_eq!(again, good);
         }
     }
 });

@@ -8,6 +8,8 @@
 //!
 //! - [`RatingSubmitted`] goes to the ratings topic, [`TagAdded`] to the tags topic; both are keyed
 //!   by `userId` so one user's events stay in order.
+//! - [`ListShown`]s (impressions) travel in batches on the impressions topic, written by
+//!   [`ListsShownWriter`] and read by [`decode_lists_at`], which checks each list alone.
 //! - [`decode`] is the only way in: it bounds the size, parses, checks the version and the value
 //!   ranges. Producers call [`encode`], which runs the same checks, so nothing invalid is sent.
 //!   Whether the movie is in the catalogue is checked by the consumer against the store
@@ -498,6 +500,144 @@ impl Validate for ListShown {
     }
 }
 
+/// Largest impressions batch accepted, in bytes: well under Kafka's default message limit
+/// (1 MB), room for about 2,000 lists of ten movies.
+pub const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+/// Builds an impressions batch: the lists one serving replica showed over a moment (its
+/// linger, 100 ms), as one Kafka message on the impressions topic:
+///
+/// ```json
+/// {"schemaVersion":1,"lists":[{"schemaVersion":1,"eventId":"…","userId":3,…},{…}]}
+/// ```
+///
+/// At the request rate, one message per list costs more than the list: each goes through the
+/// producer's queue, batching and delivery report, the broker and the consumer's fetch. A
+/// batch pays that once. Each list keeps its own event id and checks: [`decode_lists_at`]
+/// gives them back one by one, and a bad list is dead-lettered alone, with its own bytes.
+#[derive(Debug)]
+pub struct ListsShownWriter {
+    buf: Vec<u8>,
+    lists: usize,
+}
+
+impl ListsShownWriter {
+    /// An empty batch.
+    pub fn new() -> Self {
+        let mut writer = Self { buf: Vec::with_capacity(64 * 1024), lists: 0 };
+        writer.start();
+        writer
+    }
+
+    fn start(&mut self) {
+        use std::io::Write as _;
+        self.buf.clear();
+        self.lists = 0;
+        let _ = write!(self.buf, "{{\"schemaVersion\":{SCHEMA_VERSION},\"lists\":[");
+    }
+
+    /// Appends `list` if it passes the checks [`decode_at`] applies (with `now` as the present)
+    /// and the batch has room: `Ok(false)` means it is full, [`take`](Self::take) it and push
+    /// again.
+    ///
+    /// # Errors
+    /// The list is out of range or encodes larger than [`MAX_EVENT_BYTES`]; the batch is as
+    /// it was.
+    pub fn push(&mut self, list: &ListShown, now: i64) -> Result<bool, EventError> {
+        list.check_event(now)?;
+        let mark = self.buf.len();
+        if self.lists > 0 {
+            self.buf.push(b',');
+        }
+        let start = self.buf.len();
+        if let Err(e) = serde_json::to_writer(&mut self.buf, list) {
+            self.buf.truncate(mark);
+            return Err(EventError::Malformed(e.to_string()));
+        }
+        let size = self.buf.len() - start;
+        if size > MAX_EVENT_BYTES {
+            self.buf.truncate(mark);
+            return Err(EventError::TooLarge { size, max: MAX_EVENT_BYTES });
+        }
+        if self.buf.len() + 2 > MAX_BATCH_BYTES {
+            self.buf.truncate(mark);
+            return Ok(false);
+        }
+        self.lists += 1;
+        Ok(true)
+    }
+
+    /// How many lists the batch holds.
+    pub fn len(&self) -> usize {
+        self.lists
+    }
+
+    /// Whether the batch holds no list.
+    pub fn is_empty(&self) -> bool {
+        self.lists == 0
+    }
+
+    /// The batch's bytes; the writer starts a new, empty one.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(b"]}");
+        let bytes = self.buf.clone();
+        self.start();
+        bytes
+    }
+}
+
+impl Default for ListsShownWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A list of an impressions batch that is not a valid [`ListShown`]: where it was, its own
+/// bytes (what the dead-letter topic gets) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadList {
+    /// Its position in the batch's `lists`, from 0.
+    pub index: usize,
+    /// The list's JSON as it was in the batch.
+    pub payload: Vec<u8>,
+    /// Why it is not valid.
+    pub error: EventError,
+}
+
+/// Decodes an impressions batch (see [`ListsShownWriter`]) with `now` (Unix seconds) as the
+/// present: its lists in order, each decoded and checked alone, as [`decode_at`] would. Never
+/// panics, for any input.
+///
+/// # Errors
+/// The batch itself is larger than [`MAX_BATCH_BYTES`], not an object with `schemaVersion`
+/// and a `lists` array of objects, or of another `schemaVersion`.
+pub fn decode_lists_at(bytes: &[u8], now: i64) -> Result<Vec<Result<ListShown, BadList>>, EventError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Batch<'a> {
+        schema_version: u64,
+        #[serde(borrow)]
+        lists: Vec<&'a serde_json::value::RawValue>,
+    }
+    if bytes.len() > MAX_BATCH_BYTES {
+        return Err(EventError::TooLarge { size: bytes.len(), max: MAX_BATCH_BYTES });
+    }
+    let batch: Batch<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| version_error(bytes).unwrap_or_else(|| EventError::Malformed(e.to_string())))?;
+    if batch.schema_version != u64::from(SCHEMA_VERSION) {
+        return Err(EventError::UnsupportedVersion { found: batch.schema_version });
+    }
+    Ok(batch
+        .lists
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let payload = raw.get().as_bytes();
+            decode_at::<ListShown>(payload, now).map_err(|error| BadList { index, payload: payload.to_vec(), error })
+        })
+        .collect())
+}
+
 /// The current time in Unix seconds.
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -798,6 +938,92 @@ mod tests {
         e.variant = None;
         assert!(!String::from_utf8(encode_at(&e, NOW).unwrap()).unwrap().contains("variant"));
         assert!(matches!(decode_at::<ListShown>(b"{}", NOW), Err(EventError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_batch_of_lists_round_trips_in_order() {
+        let mut writer = ListsShownWriter::new();
+        let lists: Vec<ListShown> =
+            (1..=3).map(|i| ListShown { event_id: EventId::from_u128(i), user_id: i as i64, ..shown() }).collect();
+        for list in &lists {
+            assert_eq!(writer.push(list, NOW), Ok(true));
+        }
+        assert_eq!(writer.len(), 3);
+        let bytes = writer.take();
+        assert!(writer.is_empty());
+        let decoded: Vec<ListShown> = decode_lists_at(&bytes, NOW).unwrap().into_iter().map(Result::unwrap).collect();
+        assert_eq!(decoded, lists);
+        // Each list is the very bytes a single event would be.
+        let text = String::from_utf8(bytes).unwrap();
+        let single = String::from_utf8(encode_at(&lists[0], NOW).unwrap()).unwrap();
+        assert!(text.starts_with(&format!("{{\"schemaVersion\":1,\"lists\":[{single},")), "{text}");
+        // The writer starts afresh after take.
+        writer.push(&lists[2], NOW).unwrap();
+        let again = decode_lists_at(&writer.take(), NOW).unwrap();
+        assert_eq!(again, vec![Ok(lists[2].clone())]);
+        assert_eq!(decode_lists_at(&ListsShownWriter::new().take(), NOW).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_bad_list_in_a_batch_is_rejected_alone_with_its_own_bytes() {
+        let good = serde_json::to_string(&shown()).unwrap();
+        let mut long = shown();
+        long.movie_ids = (1..=101).collect();
+        let long = serde_json::to_string(&long).unwrap();
+        let batch = format!(r#"{{"schemaVersion":1,"lists":[{good}, {long},{{"userId":"one"}},7,{good}]}}"#);
+        let lists = decode_lists_at(batch.as_bytes(), NOW).unwrap();
+        assert_eq!(lists.len(), 5);
+        assert_eq!(lists[0], Ok(shown()));
+        assert_eq!(lists[4], Ok(shown()));
+        let bad: Vec<(usize, &str, &[u8])> =
+            lists.iter().filter_map(|l| l.as_ref().err()).map(|b| (b.index, b.error.kind(), &b.payload[..])).collect();
+        assert_eq!(
+            bad,
+            vec![
+                (1, "invalid", long.as_bytes()),
+                (2, "malformed", &br#"{"userId":"one"}"#[..]),
+                (3, "malformed", &b"7"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_batch_is_rejected_whole() {
+        let kind = |bytes: &[u8]| decode_lists_at(bytes, NOW).unwrap_err().kind();
+        assert_eq!(kind(b"not json"), "malformed");
+        assert_eq!(kind(b"[]"), "malformed");
+        assert_eq!(kind(br#"{"schemaVersion":1}"#), "malformed");
+        assert_eq!(kind(br#"{"schemaVersion":1,"lists":{}}"#), "malformed");
+        assert_eq!(kind(br#"{"schemaVersion":1,"lists":[],"extra":0}"#), "malformed");
+        assert_eq!(kind(br#"{"schemaVersion":2,"lists":[]}"#), "unsupported-version");
+        assert_eq!(kind(br#"{"schemaVersion":2,"other":[]}"#), "unsupported-version");
+        // A single list is not a batch.
+        assert_eq!(kind(&encode_at(&shown(), NOW).unwrap()), "malformed");
+        let mut big = br#"{"schemaVersion":1,"lists":["#.to_vec();
+        big.resize(MAX_BATCH_BYTES + 1, b' ');
+        assert_eq!(kind(&big), "too-large");
+    }
+
+    #[test]
+    fn the_writer_keeps_a_batch_under_the_limit_and_refuses_bad_lists() {
+        let mut writer = ListsShownWriter::new();
+        let mut bad = shown();
+        bad.strategy = "content".into();
+        assert!(matches!(writer.push(&bad, NOW), Err(EventError::Invalid { field: "strategy", .. })));
+        assert!(writer.is_empty());
+        let mut full = shown();
+        full.movie_ids = (1_000_000..1_000_100).collect();
+        let mut pushed = 0;
+        while writer.push(&full, NOW).unwrap() {
+            pushed += 1;
+        }
+        assert!(pushed > 100, "{pushed}");
+        // Refusing one changes nothing: the batch holds what was pushed, and fits.
+        assert_eq!(writer.push(&full, NOW), Ok(false));
+        let bytes = writer.take();
+        assert!(bytes.len() <= MAX_BATCH_BYTES && bytes.len() > MAX_BATCH_BYTES - MAX_EVENT_BYTES, "{}", bytes.len());
+        assert_eq!(decode_lists_at(&bytes, NOW).unwrap().len(), pushed);
+        assert_eq!(writer.push(&full, NOW), Ok(true));
     }
 }
 

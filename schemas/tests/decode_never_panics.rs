@@ -1,10 +1,11 @@
 //! The stable twin of `fuzz/fuzz_targets/decode.rs`: many random and mutated byte strings go
-//! through the decoder, which must answer `Ok` or `Err` and never panic. Seeded, so a failure
+//! through the decoders (events and impression batches), which must answer `Ok` or `Err` and
+//! never panic. Seeded, so a failure
 //! reproduces.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use schemas::events::{MAX_EVENT_BYTES, RatingSubmitted, TagAdded, decode_at};
+use schemas::events::{MAX_EVENT_BYTES, RatingSubmitted, TagAdded, decode_at, decode_lists_at};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -13,6 +14,7 @@ const SEEDS: &[&[u8]] = &[
     br#"{"schemaVersion":1,"eventId":"5f0c2a9e-8b7d-4c3f-9a1e-2d3c4b5a6978","userId":1,"movieId":2,"tag":"funny \u00e9","timestamp":964982703}"#,
     br#"{"schemaVersion":2,"userId":-1,"rating":1e400,"timestamp":"x","tag":null}"#,
     br#"[{"a":[[[[[[[[[[]]]]]]]]]]}]"#,
+    br#"{"schemaVersion":1,"lists":[{"schemaVersion":1,"eventId":"5f0c2a9e8b7d4c3f9a1e2d3c4b5a6978","userId":3,"movieIds":[10,20],"strategy":"personal","modelVersion":2,"experiment":"e","variant":"a","streamTime":1000000000,"timestamp":1700000000},{"schemaVersion":1,"eventId":"5f0c2a9e8b7d4c3f9a1e2d3c4b5a6979","userId":4,"movieIds":[],"strategy":"trending","modelVersion":2,"streamTime":1000000000,"timestamp":1700000000}]}"#,
 ];
 
 /// Interesting bytes to splice in: JSON structure, escapes, multi-byte UTF-8, invalid UTF-8.
@@ -88,6 +90,18 @@ fn decoding_never_panics_on_random_or_mutated_input() {
         let r = decode_at::<RatingSubmitted>(&bytes, NOW);
         let t = decode_at::<TagAdded>(&bytes, NOW);
         accepted += usize::from(r.is_ok()) + usize::from(t.is_ok());
+        if let Ok(lists) = decode_lists_at(&bytes, NOW) {
+            for list in lists {
+                match list {
+                    Ok(list) => {
+                        accepted += 1;
+                        assert!(list.user_id > 0 && list.movie_ids.iter().all(|&m| m > 0));
+                    }
+                    // A bad list keeps its own bytes, which are part of the batch.
+                    Err(bad) => assert!(bytes.windows(bad.payload.len().max(1)).any(|w| w == bad.payload)),
+                }
+            }
+        }
         if let Ok(e) = r {
             assert!(schemas::events::valid_rating(e.rating) && e.user_id > 0 && e.movie_id > 0);
         }
