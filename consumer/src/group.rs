@@ -30,7 +30,7 @@ use store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::{Catalogue, Decoded, Incoming, Kind, decode, persist};
+use crate::ingest::{Catalogue, Decoded, Incoming, Kind, Outcome, decode, persist};
 use crate::metrics::partition_lag;
 use crate::{Metrics, Settings};
 
@@ -48,6 +48,9 @@ pub const DLQ_TOPIC: &str = "x-dlq-topic";
 pub const DLQ_PARTITION: &str = "x-dlq-partition";
 /// See [`DLQ_TOPIC`].
 pub const DLQ_OFFSET: &str = "x-dlq-offset";
+/// For a bad list of an impressions batch (dead-lettered alone, its own JSON as payload): its
+/// position in the batch's `lists`, from 0.
+pub const DLQ_LIST: &str = "x-dlq-list";
 
 /// Logs rebalances, tracks the assignment and commits stored offsets before a revocation, so
 /// the next owner of a partition starts right after what this consumer persisted.
@@ -386,6 +389,28 @@ impl Work {
     }
 }
 
+/// One dead letter: a whole message, or one bad list of an impressions batch.
+struct DeadLetter<'a> {
+    /// Index of the message in the batch.
+    message: usize,
+    /// The bad list's position in its batch and its bytes.
+    list: Option<(usize, &'a [u8])>,
+    reason: &'a EventError,
+}
+
+/// Every dead letter of a persisted batch, in message order.
+fn dead_letters(outcome: &Outcome) -> Vec<DeadLetter<'_>> {
+    let whole = outcome.rejected.iter().map(|(message, reason)| DeadLetter { message: *message, list: None, reason });
+    let lists = outcome.rejected_lists.iter().map(|(message, bad)| DeadLetter {
+        message: *message,
+        list: Some((bad.index, bad.payload.as_slice())),
+        reason: &bad.error,
+    });
+    let mut letters: Vec<DeadLetter<'_>> = whole.chain(lists).collect();
+    letters.sort_by_key(|l| (l.message, l.list.map(|(i, _)| i)));
+    letters
+}
+
 /// The second stage: persists batches, dead-letters poison, stores offsets.
 struct Writer {
     consumer: Arc<StreamConsumer<GroupContext>>,
@@ -433,10 +458,11 @@ impl Writer {
             follow(&outcome.persisted_ratings);
         }
 
-        if !outcome.rejected.is_empty() {
+        if !outcome.rejected.is_empty() || !outcome.rejected_lists.is_empty() {
+            let letters = dead_letters(&outcome);
             let mut backoff = Backoff::new();
             loop {
-                match self.dead_letter(&work.messages, &outcome.rejected).await {
+                match self.dead_letter(&work.messages, &letters).await {
                     Ok(()) => break,
                     Err(error) => {
                         self.metrics.dlq_retry();
@@ -447,10 +473,10 @@ impl Writer {
                     }
                 }
             }
-            for (i, reason) in &outcome.rejected {
-                self.metrics.dead_lettered(reason.kind());
-                let m = &work.messages[*i];
-                tracing::debug!(topic = self.topic(m.topic), offset = m.offset, %reason, "dead-lettered");
+            for letter in &letters {
+                self.metrics.dead_lettered(letter.reason.kind());
+                let m = &work.messages[letter.message];
+                tracing::debug!(topic = self.topic(m.topic), offset = m.offset, reason = %letter.reason, "dead-lettered");
             }
         }
 
@@ -473,30 +499,37 @@ impl Writer {
         true
     }
 
-    /// Publishes the rejected messages unchanged (key, payload, headers) to the dead-letter
-    /// topic, with the reason in headers, and waits for every acknowledgement.
-    async fn dead_letter(&self, messages: &[Held], rejected: &[(usize, EventError)]) -> Result<(), KafkaError> {
-        let mut pending = Vec::with_capacity(rejected.len());
-        for (i, reason) in rejected {
-            let m = &messages[*i];
+    /// Publishes the rejected messages unchanged (key, payload, headers) and the bad lists of
+    /// impression batches (the message's key and headers, the list's own bytes) to the
+    /// dead-letter topic, with the reason in headers, and waits for every acknowledgement.
+    async fn dead_letter(&self, messages: &[Held], letters: &[DeadLetter<'_>]) -> Result<(), KafkaError> {
+        let mut pending = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let m = &messages[letter.message];
             let mut headers = m.headers.clone().unwrap_or_default();
-            let text = reason.to_string();
+            let text = letter.reason.to_string();
             let partition = m.partition.to_string();
             let offset = m.offset.to_string();
             for (key, value) in [
                 (DLQ_REASON, text.as_str()),
-                (DLQ_KIND, reason.kind()),
+                (DLQ_KIND, letter.reason.kind()),
                 (DLQ_TOPIC, self.topic(m.topic)),
                 (DLQ_PARTITION, partition.as_str()),
                 (DLQ_OFFSET, offset.as_str()),
             ] {
                 headers = headers.insert(Header { key, value: Some(value) });
             }
+            if let Some((index, _)) = letter.list {
+                let index = index.to_string();
+                headers = headers.insert(Header { key: DLQ_LIST, value: Some(index.as_str()) });
+            }
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.settings.dlq_topic).headers(headers);
             if let Some(key) = &m.key {
                 record = record.key(key.as_slice());
             }
-            if let Some(payload) = &m.payload {
+            if let Some((_, list)) = letter.list {
+                record = record.payload(list);
+            } else if let Some(payload) = &m.payload {
                 record = record.payload(payload.as_slice());
             }
             pending.push(self.dlq.send_result(record).map_err(|(e, _)| e)?);

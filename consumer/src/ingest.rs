@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use movielens::{RatingRow, TagRow};
-use schemas::events::{Event, EventError, ListShown, RatingSubmitted, TagAdded, decode_at};
+use schemas::events::{BadList, Event, EventError, ListShown, RatingSubmitted, TagAdded, decode_at, decode_lists_at};
 use store::{Store, StoreError};
 
 /// Which event a payload should hold (from the topic it came from).
@@ -13,7 +13,7 @@ pub enum Kind {
     Rating,
     /// A [`TagAdded`].
     Tag,
-    /// A [`ListShown`] (an impression).
+    /// A batch of [`ListShown`]s (impressions; see [`schemas::events::ListsShownWriter`]).
     Impression,
 }
 
@@ -37,6 +37,9 @@ pub struct Outcome {
     pub impressions: usize,
     /// The poison messages, by index in the batch, with the reason.
     pub rejected: Vec<(usize, EventError)>,
+    /// The bad lists of otherwise valid impression batches, by index of their message: each
+    /// is dead-lettered alone, the batch's other lists are persisted.
+    pub rejected_lists: Vec<(usize, BadList)>,
     /// The ratings written, in batch order (for followers such as an online model).
     pub persisted_ratings: Vec<RatingSubmitted>,
 }
@@ -97,6 +100,7 @@ pub struct Decoded {
     tags: Vec<(usize, TagAdded)>,
     impressions: Vec<(usize, ListShown)>,
     rejected: Vec<(usize, EventError)>,
+    rejected_lists: Vec<(usize, BadList)>,
 }
 
 /// Decodes and validates every message of a batch (no I/O). `now` (Unix seconds) bounds
@@ -113,8 +117,15 @@ pub fn decode(batch: &[Incoming<'_>], now: i64) -> Decoded {
                 Ok(e) => decoded.tags.push((i, e)),
                 Err(e) => decoded.rejected.push((i, e)),
             },
-            Kind::Impression => match decode_at::<ListShown>(message.payload, now) {
-                Ok(e) => decoded.impressions.push((i, e)),
+            Kind::Impression => match decode_lists_at(message.payload, now) {
+                Ok(lists) => {
+                    for list in lists {
+                        match list {
+                            Ok(e) => decoded.impressions.push((i, e)),
+                            Err(bad) => decoded.rejected_lists.push((i, bad)),
+                        }
+                    }
+                }
                 Err(e) => decoded.rejected.push((i, e)),
             },
         }
@@ -166,6 +177,7 @@ pub async fn persist(store: &Store, catalogue: &mut Catalogue, decoded: &Decoded
         tags: tags.len(),
         impressions: impressions.len(),
         rejected,
+        rejected_lists: decoded.rejected_lists.clone(),
         persisted_ratings: ratings.into_iter().map(|(_, e)| *e).collect(),
     })
 }
@@ -302,6 +314,50 @@ mod tests {
         let tags = store.tags(&TagQuery::default(), page).await.unwrap();
         assert_eq!(tags.len(), 1);
         assert_eq!(tags[0].tag, "funny");
+    }
+
+    #[tokio::test]
+    async fn an_impression_batch_persists_its_good_lists_and_rejects_its_bad_ones_alone() {
+        use schemas::events::{ListsShownWriter, SCHEMA_VERSION};
+        let (store, _dir) = store_with_movies(&[1]).await;
+        let list = |id: u128| ListShown {
+            schema_version: SCHEMA_VERSION,
+            event_id: EventId::from_u128(id),
+            user_id: 5,
+            movie_ids: vec![1, 2],
+            strategy: "personal".into(),
+            model_version: 1,
+            experiment: None,
+            variant: None,
+            stream_time: 1_000_000_000,
+            timestamp: NOW,
+        };
+        let mut writer = ListsShownWriter::new();
+        writer.push(&list(1), NOW).unwrap();
+        writer.push(&list(2), NOW).unwrap();
+        let batch = writer.take();
+        let good = String::from_utf8(encode_at(&list(3), NOW).unwrap()).unwrap();
+        let mixed = format!(r#"{{"schemaVersion":1,"lists":[{good},{{"strategy":1}}]}}"#);
+        let messages = [
+            Incoming { kind: Kind::Impression, payload: &batch },
+            Incoming { kind: Kind::Impression, payload: b"{}" },
+            Incoming { kind: Kind::Impression, payload: mixed.as_bytes() },
+        ];
+        let mut catalogue = Catalogue::new();
+        let outcome = handle(&store, &mut catalogue, &messages, NOW).await.unwrap();
+        assert_eq!(outcome.impressions, 3);
+        let whole: Vec<(usize, &str)> = outcome.rejected.iter().map(|(i, e)| (*i, e.kind())).collect();
+        assert_eq!(whole, vec![(1, "malformed")]);
+        let lists: Vec<(usize, usize, &[u8])> =
+            outcome.rejected_lists.iter().map(|(i, bad)| (*i, bad.index, &bad.payload[..])).collect();
+        assert_eq!(lists, vec![(2, 1, &br#"{"strategy":1}"#[..])]);
+        let mut stored = store.impression_ids().await.unwrap();
+        stored.sort_unstable();
+        let expected: Vec<String> = (1..=3).map(|i| EventId::from_u128(i).to_string()).collect();
+        assert_eq!(stored, expected);
+        // Delivered again, nothing is stored twice.
+        handle(&store, &mut catalogue, &messages, NOW).await.unwrap();
+        assert_eq!(store.impression_ids().await.unwrap().len(), 3);
     }
 
     #[tokio::test]

@@ -1,14 +1,18 @@
-//! Impressions (`ListShown` events, the lists serving showed) through the consumer group:
-//! every one persisted exactly once across a consumer killed mid-stream, poison ones
-//! dead-lettered with a reason.
+//! Impressions (`ListShown` events in batches, the lists serving showed) through the consumer
+//! group: every one persisted exactly once across a consumer killed mid-stream, a bad batch
+//! dead-lettered whole and a bad list alone, each with its reason.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use consumer::group::{DLQ_KIND, DLQ_LIST};
 use consumer::{Embedded, Metrics, Settings};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use schemas::events::{EventId, ListShown, SCHEMA_VERSION, encode, unix_now};
+use schemas::events::{EventId, ListShown, ListsShownWriter, SCHEMA_VERSION, unix_now};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
@@ -47,17 +51,26 @@ async fn every_impression_is_persisted_exactly_once_through_a_consumer_killed_mi
     let events: Vec<ListShown> = (0..SHOWN).map(shown).collect();
     let producer: FutureProducer = producer::producer_config(&brokers).create().expect("producer");
     let mut pending = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        let payload = encode(e).expect("valid impression");
-        let key = producer::send::key(e.user_id);
+    let now = unix_now();
+    let mut too_long = serde_json::to_value(&events[0]).unwrap();
+    too_long["movieIds"] = (1..=101).collect::<Vec<i64>>().into();
+    let too_long = too_long.to_string();
+    // As serving sends them: batches of lists, here 50 per message.
+    for (i, chunk) in events.chunks(50).enumerate() {
+        let mut writer = ListsShownWriter::new();
+        for e in chunk {
+            assert!(writer.push(e, now).expect("valid impression"));
+        }
+        let payload = writer.take();
         pending
-            .push(producer.send_result(FutureRecord::to("impressions").key(&key).payload(&payload)).expect("queued"));
-        if i == SHOWN / 2 {
-            // Two poison impressions among them: malformed, and a list of 101 movies.
-            let mut too_long = serde_json::to_value(&events[0]).unwrap();
-            too_long["movieIds"] = (1..=101).collect::<Vec<i64>>().into();
-            for bad in [b"{\"schemaVersion\":1}".to_vec(), serde_json::to_vec(&too_long).unwrap()] {
-                pending.push(producer.send_result(FutureRecord::to("impressions").key("1").payload(&bad)).unwrap());
+            .push(producer.send_result(FutureRecord::to("impressions").key("r1").payload(&payload)).expect("queued"));
+        if i == SHOWN / 100 {
+            // Two poison impressions among them: a malformed batch, and a list of 101 movies
+            // beside a good one (sent again: stored once).
+            let again = serde_json::to_string(&events[0]).unwrap();
+            let mixed = format!(r#"{{"schemaVersion":1,"lists":[{again},{too_long}]}}"#);
+            for (key, bad) in [("bad-1", b"{\"schemaVersion\":1}".to_vec()), ("bad-2", mixed.into_bytes())] {
+                pending.push(producer.send_result(FutureRecord::to("impressions").key(key).payload(&bad)).unwrap());
             }
         }
     }
@@ -115,4 +128,27 @@ async fn every_impression_is_persisted_exactly_once_through_a_consumer_killed_mi
     let first = &of[0];
     assert_eq!((first.user_id, first.variant.as_str(), first.stream_time), (1, "a", 1_000_000_000));
     assert_eq!(first.movie_ids, events[0].movie_ids);
+
+    // The bad batch is dead-lettered whole; the bad list alone, as its own bytes, with its place.
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", testkit::unique_name("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("DLQ reader");
+    reader.subscribe(&[&settings.dlq_topic]).expect("subscribe");
+    let mut dead = BTreeMap::new();
+    while dead.len() < 2 {
+        let m = tokio::time::timeout(TIMEOUT, reader.recv()).await.expect("dead letters arrive").expect("a message");
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+        };
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+        dead.insert(key, (payload, header(DLQ_KIND), header(DLQ_LIST)));
+    }
+    assert_eq!(dead["bad-1"], ("{\"schemaVersion\":1}".to_owned(), Some("malformed".to_owned()), None));
+    assert_eq!(dead["bad-2"], (too_long, Some("invalid".to_owned()), Some("1".to_owned())));
 }
