@@ -79,7 +79,7 @@ rated_since (a list from before the user's latest ratings, those movies left out
             .counter_vec(
                 "impressions_total",
                 "Shown lists logged to the impressions topic, by result: delivered, failed (not acknowledged), \
-dropped (the producer's queue was full), invalid.",
+dropped (the pending lists or the producer's queue were full), invalid.",
                 &["result"],
             )
             .expect("valid metric");
