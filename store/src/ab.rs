@@ -128,23 +128,24 @@ impl Store {
                      ON CONFLICT (event_id) DO NOTHING";
                 let mut tx = pool.begin().await?;
                 for chunk in events.chunks(CHUNK) {
-                    let rows: Vec<serde_json::Value> = chunk
+                    // Tuples encode as JSON arrays, written straight into one text.
+                    let rows: Vec<_> = chunk
                         .iter()
                         .map(|e| {
-                            serde_json::json!([
+                            (
                                 e.event_id.to_string(),
                                 e.user_id,
-                                e.experiment,
-                                e.variant,
+                                &e.experiment,
+                                &e.variant,
                                 e.model_version,
-                                e.strategy,
+                                &e.strategy,
                                 ids_text(&e.movie_ids),
                                 e.stream_time,
-                                e.timestamp
-                            ])
+                                e.timestamp,
+                            )
                         })
                         .collect();
-                    let json = serde_json::Value::from(rows).to_string();
+                    let json = serde_json::to_string(&rows).expect("strings and numbers always encode");
                     sqlx::query(sql).bind(json).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
