@@ -43,8 +43,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use model::{
-    ContentIndex, EaseModel, Engine, HoldoutReport, ItemId, ModelError, OnlineConfig, OnlineModel, Popularity,
-    PopularityModel, Published, PureSvd, Query, Rating, Ratings, Recompute, Rerank, RerankModel, Source, UserId,
+    ContentIndex, EaseModel, Engine, ItemId, ModelError, OnlineConfig, OnlineModel, Popularity, PopularityModel,
+    Published, PureSvd, Query, Rating, Ratings, Recompute, Rerank, RerankModel, Source, UserId, Verdict,
 };
 use movielens::RatingRow;
 use serde_json::{Value, json};
@@ -383,41 +383,12 @@ struct Retrain {
     swapped_in: bool,
 }
 
-/// What serving's retrain gate decides about a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gate {
-    /// Swap it in.
-    Accept,
-    /// Swap it in with personal lists off (popularity lists for everyone).
-    ListsLose,
-    /// Keep serving the current model.
-    KeepOut,
-}
-
-impl Gate {
-    /// Serving's `verdict` (`serving/src/live/retrain.rs`), which `evaluate` cannot link: a
-    /// candidate whose MF does not beat the training mean on its own holdout is kept out;
-    /// one whose lists lose to the popularity list there is kept out too, unless nothing
-    /// trained serves yet, when it is swapped in with personal lists off.
-    fn of(holdout: Option<&HoldoutReport>, serving_nothing: bool) -> Self {
-        let Some(h) = holdout else { return Gate::Accept };
-        if h.rmse >= h.mean_rmse {
-            return Gate::KeepOut;
-        }
-        if let (Some(lists), Some(popular)) = (h.ndcg_at_10, h.popularity_ndcg_at_10)
-            && lists < popular
-        {
-            return if serving_nothing { Gate::ListsLose } else { Gate::KeepOut };
-        }
-        Gate::Accept
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Gate::Accept => "accepted",
-            Gate::ListsLose => "accepted without personal lists",
-            Gate::KeepOut => "kept out",
-        }
+/// How a refit's log names the gate's decision.
+fn gate_name(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Accept => "accepted",
+        Verdict::ListsLose(_) => "accepted without personal lists",
+        Verdict::KeepOut(_) => "kept out",
     }
 }
 
@@ -504,17 +475,18 @@ impl Lister {
             (Lister::Batch { fitted, .. }, Fit::Batch(f)) => *fitted = Some(f),
             (Lister::Live { engine, retrain: Some(retrain) }, Fit::Served(published)) => {
                 let holdout = published.holdout;
-                let gate = Gate::of(holdout.as_ref(), !retrain.swapped_in);
+                // Serving's gate (`HoldoutReport::verdict`); nothing held out, nothing to judge by.
+                let gate = holdout.map_or(Verdict::Accept, |h| h.verdict(!retrain.swapped_in));
                 let content = Arc::new(ContentIndex::default());
                 match gate {
-                    Gate::Accept => *engine = published.engine(retrain.online.clone(), content)?,
-                    Gate::ListsLose => {
+                    Verdict::Accept => *engine = published.engine(retrain.online.clone(), content)?,
+                    Verdict::ListsLose(_) => {
                         *engine = published.engine(retrain.online.clone(), content)?.without_personal_lists();
                     }
-                    Gate::KeepOut => {}
+                    Verdict::KeepOut(_) => {}
                 }
-                retrain.swapped_in |= gate != Gate::KeepOut;
-                log.insert("gate".into(), json!(gate.as_str()));
+                retrain.swapped_in |= !matches!(gate, Verdict::KeepOut(_));
+                log.insert("gate".into(), json!(gate_name(&gate)));
                 if let Some(h) = holdout {
                     log.insert("holdout_rmse".into(), json!(h.rmse));
                     log.insert("holdout_mean_rmse".into(), json!(h.mean_rmse));
@@ -810,25 +782,6 @@ mod tests {
             personal += usize::from(is_personal);
         }
         assert!(personal >= 25, "{personal} of 30 known users got personal lists");
-    }
-
-    #[test]
-    fn the_gate_decides_as_serving_s() {
-        let report = |rmse, ndcg| HoldoutReport {
-            rmse,
-            mae: 0.7,
-            mean_rmse: 1.0,
-            ratings: 100,
-            ndcg_at_10: Some(ndcg),
-            hit_rate_at_10: Some(0.3),
-            popularity_ndcg_at_10: Some(0.05),
-            ranking_users: 10,
-        };
-        assert_eq!(Gate::of(None, false), Gate::Accept);
-        assert_eq!(Gate::of(Some(&report(0.9, 0.1)), false), Gate::Accept);
-        assert_eq!(Gate::of(Some(&report(1.0, 0.1)), true), Gate::KeepOut, "RMSE no better than the mean");
-        assert_eq!(Gate::of(Some(&report(0.9, 0.04)), false), Gate::KeepOut, "lists below popularity");
-        assert_eq!(Gate::of(Some(&report(0.9, 0.04)), true), Gate::ListsLose, "... with nothing served yet");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub mod svd;
 pub mod topn;
 
 pub use baseline::{Baseline, BaselineModel};
-pub use batch::{BatchModels, Holdout, HoldoutReport, Published, Recompute, RecomputeBuilder};
+pub use batch::{BatchModels, Holdout, HoldoutReport, Published, Recompute, RecomputeBuilder, Verdict};
 pub use blend::{BlendModel, LinearBlend, Member};
 pub use content::ContentIndex;
 pub use ease::{Ease, EaseModel};

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use model::{Engine, Rating, Recompute};
+use model::{Engine, Rating, Recompute, Verdict};
 use schemas::events::unix_now;
 use schemas::experiments::{DataFingerprint, ExperimentKind, ExperimentRecord};
 use schemas::recommend::{HoldoutMetrics, RetrainReport};
@@ -83,6 +83,8 @@ struct Candidate {
     engine: Engine,
     movies: Movies,
     holdout: Option<HoldoutMetrics>,
+    /// The holdout as the gate reads it.
+    report: Option<model::HoldoutReport>,
     training_ratings: u64,
     data: DataFingerprint,
     fit_seconds: f64,
@@ -114,47 +116,11 @@ fn train(
     }
     let training_ratings = rows.len() as u64;
     let published = s.pipeline.run(rows.into_iter().map(Rating::from).collect())?;
-    let holdout = published.holdout.map(holdout_metrics);
+    let report = published.holdout;
+    let holdout = report.map(holdout_metrics);
     let engine = published.engine(config.clone(), Arc::new(movies.content().clone()))?;
-    Ok(Candidate { engine, movies, holdout, training_ratings, data, fit_seconds: started.elapsed().as_secs_f64() })
-}
-
-/// What the gate decides about a candidate.
-#[derive(Debug, Clone, PartialEq)]
-enum Verdict {
-    /// Swap it in.
-    Accept,
-    /// Swap it in with personal lists off: they lose to the popularity list, otherwise sound.
-    ListsLose(String),
-    /// Keep it out, for this reason.
-    KeepOut(String),
-}
-
-/// The gate. Both checks compare on the candidate's own holdout: its MF against the training
-/// mean, its lists against the popularity list for the same users. (Comparing with the serving
-/// model's figures compares two holdouts: as users rate, their held-out latest ratings move,
-/// and on the demo's replay the same model's RMSE moved 2–6% and its NDCG@10 0.148 → 0.128
-/// between retrains; a tolerance on that comparison kept good models out.)
-///
-/// A candidate whose lists lose to the popularity list is kept out, except while
-/// nothing trained serves yet: the empty start-up model knows no stored rating, so keeping it
-/// out on a store whose personal lists lose to popularity (the synthetic 25 M release) would
-/// leave every user unknown (their pages 404, their lists repeat movies they rated). Then it is
-/// swapped in with personal lists off, which is what the holdout says serves them best.
-fn verdict(new: Option<HoldoutMetrics>, serving_nothing: bool) -> Verdict {
-    let Some(new) = new else { return Verdict::Accept };
-    if let Some(mean) = new.mean_rmse
-        && new.rmse >= mean
-    {
-        return Verdict::KeepOut(format!("holdout RMSE {:.4} does not beat the training mean's {mean:.4}", new.rmse));
-    }
-    if let (Some(n), Some(p)) = (new.ndcg_at_10, new.popularity_ndcg_at_10)
-        && n < p
-    {
-        let reason = format!("holdout NDCG@10 {n:.4} is below the popularity list's {p:.4} on the same users");
-        return if serving_nothing { Verdict::ListsLose(reason) } else { Verdict::KeepOut(reason) };
-    }
-    Verdict::Accept
+    let fit_seconds = started.elapsed().as_secs_f64();
+    Ok(Candidate { engine, movies, holdout, report, training_ratings, data, fit_seconds })
 }
 
 impl Retrainer {
@@ -218,7 +184,9 @@ impl Retrainer {
             Ok(Some(mut c)) => {
                 report.training_ratings = c.training_ratings;
                 report.holdout = c.holdout;
-                let verdict = verdict(c.holdout, self.live.lineage().version == 0);
+                // Nothing held out: nothing to judge by.
+                let serving_nothing = self.live.lineage().version == 0;
+                let verdict = c.report.map_or(Verdict::Accept, |h| h.verdict(serving_nothing));
                 // Only retrains swap models, one at a time: an accepted candidate becomes the
                 // next version, and its record says so before the swap makes it visible.
                 let kept_out = matches!(verdict, Verdict::KeepOut(_));
@@ -379,49 +347,5 @@ impl Retrainer {
             };
             self.retrain(trigger).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn h(rmse: f64, ndcg: Option<f64>) -> Option<HoldoutMetrics> {
-        Some(HoldoutMetrics {
-            rmse,
-            mae: 0.7,
-            mean_rmse: Some(1.0),
-            ratings: 100,
-            ndcg_at_10: ndcg,
-            hit_rate_at_10: None,
-            popularity_ndcg_at_10: Some(0.05),
-            ranking_users: 50,
-        })
-    }
-
-    fn kept_out(v: &Verdict) -> &str {
-        match v {
-            Verdict::KeepOut(reason) => reason,
-            other => panic!("kept out expected, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_candidate_that_loses_to_a_baseline_on_its_own_holdout_is_kept_out() {
-        assert_eq!(verdict(h(0.90, Some(0.15)), false), Verdict::Accept);
-        assert_eq!(verdict(h(0.99, Some(0.06)), false), Verdict::Accept, "beats both baselines, if narrowly");
-        assert!(kept_out(&verdict(h(1.0, Some(0.20)), false)).contains("training mean"));
-        assert!(kept_out(&verdict(h(0.85, Some(0.04)), false)).contains("popularity"));
-        assert_eq!(verdict(h(0.85, None), false), Verdict::Accept, "no ranking figure to compare");
-        assert_eq!(verdict(None, false), Verdict::Accept, "nothing held out");
-    }
-
-    #[test]
-    fn with_nothing_served_yet_lists_below_popularity_still_bring_the_users_in() {
-        let Verdict::ListsLose(reason) = verdict(h(0.85, Some(0.04)), true) else { panic!("swapped in, lists off") };
-        assert!(reason.contains("popularity"), "{reason}");
-        // A bad rating model stays out even then.
-        assert!(kept_out(&verdict(h(1.0, Some(0.04)), true)).contains("training mean"));
-        assert_eq!(verdict(h(0.85, Some(0.15)), true), Verdict::Accept);
     }
 }
