@@ -5,11 +5,10 @@
 //! batch) and hands them to librdkafka. At 10,000 lists a second, one message per list cost
 //! serving 2.5 µs of CPU per request and the one-process demo 21 µs; batched, 0.6 and 7 µs
 //! (BENCHMARKS.md): a batch pays the producer's queue, delivery report, broker and consumer
-//! fetch once for a thousand lists. The idempotent
-//! producer keeps each batch once per partition; the consumer group persists each list keyed
-//! by its own event id. An impression that cannot be queued (the pending vector or
-//! librdkafka's queue full, broker long gone) is counted, not retried: showing the list matters
-//! more than recording it.
+//! fetch once for a thousand lists. The idempotent producer keeps each batch once per
+//! partition; the consumer group persists each list keyed by its own event id. An impression
+//! that cannot be queued (the pending vector or librdkafka's queue full, broker long gone) is
+//! counted, not retried: showing the list matters more than recording it.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
