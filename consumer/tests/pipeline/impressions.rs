@@ -55,8 +55,9 @@ async fn every_impression_is_persisted_exactly_once_through_a_consumer_killed_mi
     let mut too_long = serde_json::to_value(&events[0]).unwrap();
     too_long["movieIds"] = (1..=101).collect::<Vec<i64>>().into();
     let too_long = too_long.to_string();
-    // As serving sends them: batches of lists, here 50 per message.
-    for (i, chunk) in events.chunks(50).enumerate() {
+    // As serving sends them: batches of lists, here 5 per message (4,000 messages, so the
+    // consumer below, 50 messages a batch, is still at it when it is killed).
+    for (i, chunk) in events.chunks(5).enumerate() {
         let mut writer = ListsShownWriter::new();
         for e in chunk {
             assert!(writer.push(e, now).expect("valid impression"));
@@ -64,7 +65,7 @@ async fn every_impression_is_persisted_exactly_once_through_a_consumer_killed_mi
         let payload = writer.take();
         pending
             .push(producer.send_result(FutureRecord::to("impressions").key("r1").payload(&payload)).expect("queued"));
-        if i == SHOWN / 100 {
+        if i == SHOWN / 10 {
             // Two poison impressions among them: a malformed batch, and a list of 101 movies
             // beside a good one (sent again: stored once).
             let again = serde_json::to_string(&events[0]).unwrap();
@@ -81,7 +82,7 @@ async fn every_impression_is_persisted_exactly_once_through_a_consumer_killed_mi
     // A consumer process in small batches, killed once part of the stream is in.
     let mut child = Command::new(env!("CARGO_BIN_EXE_consumer"))
         .args(["--brokers", &brokers, "--database-url", &db.url, "--group", &settings.group])
-        .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--batch-size", "500", "--batch-ms", "5"])
+        .args(["--tags-topic", "", "--session-timeout-ms", "6000", "--batch-size", "50", "--batch-ms", "5"])
         .args(["--partitions", &settings.partitions.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
